@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds doumi-gateway, doumi-bot and doumi-catalog images from the release binaries in
+# target/release/ (deploy/docker/Dockerfile), plus the local base and Redis images when the
+# default offline runtime base is used. Needs no registry.
+#
+# Usage: deploy/docker/build-images.sh
+# Env:   DOUMI_IMAGE_TAG     tag of the three images (default 0.1.0, the tag deploy/k8s expects)
+#        DOUMI_RUNTIME_BASE  runtime base image (default doumi-runtime:bookworm, made by
+#                            base-image.sh when missing; e.g. gcr.io/distroless/cc-debian12 online)
+#        DOUMI_CARGO_BUILD=1 run `cargo build --release` for the three binaries first
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$here/../.." && pwd)
+tag=${DOUMI_IMAGE_TAG:-0.1.0}
+runtime_base=${DOUMI_RUNTIME_BASE:-doumi-runtime:bookworm}
+services=(doumi-gateway doumi-bot doumi-catalog)
+
+die() { printf 'build-images: %s\n' "$*" >&2; exit 1; }
+command -v docker >/dev/null || die "docker is not installed"
+
+cd "$repo_root"
+if [[ ${DOUMI_CARGO_BUILD:-0} == 1 ]]; then
+  cargo build --release --locked -p doumi-gateway -p doumi-bot -p doumi-catalog
+fi
+for svc in "${services[@]}"; do
+  [[ -x target/release/$svc ]] ||
+    die "target/release/$svc is missing: run 'cargo build --release --locked -p doumi-gateway -p doumi-bot -p doumi-catalog' (or set DOUMI_CARGO_BUILD=1)"
+done
+
+if [[ $runtime_base == doumi-runtime:bookworm ]]; then
+  "$here/base-image.sh" # reuses the images it finds
+fi
+
+for svc in "${services[@]}"; do
+  printf '==> %s:%s\n' "$svc" "$tag" >&2
+  docker build --quiet -f deploy/docker/Dockerfile --target "$svc" \
+    --build-arg "RUNTIME_BASE=$runtime_base" --build-arg "VERSION=$tag" \
+    -t "$svc:$tag" . >/dev/null
+done
+docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
+  grep -E "^(doumi-(gateway|bot|catalog):$tag|doumi-redis:7\.0)\b" >&2

@@ -1,0 +1,22 @@
+//! doumi's gRPC contracts. The `.proto` files under `doumi/` are the source of
+//! truth; everything here is generated from them at build time.
+#![forbid(unsafe_code)]
+
+/// `doumi.catalog.v1`: the book catalog API other teams build on.
+pub mod catalog {
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("doumi.catalog.v1");
+    }
+}
+
+/// `doumi.bot.v1`: the conversation API between the gateway and the bot.
+pub mod bot {
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("doumi.bot.v1");
+    }
+}
+
+/// Encoded descriptors of every doumi proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/doumi_descriptor.bin"));

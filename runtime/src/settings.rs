@@ -1,0 +1,132 @@
+//! Turning raw settings (flags and `DOUMI_*` variables, already read by clap)
+//! into typed values, collecting every problem so an operator fixes them all
+//! in one go instead of one restart per typo.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+/// Exit code for a bad configuration (`EX_USAGE` from sysexits.h).
+pub const EXIT_BAD_SETTINGS: i32 = 64;
+
+/// Every setting that was missing or malformed, by its environment variable.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a problem with the setting `name`.
+    pub fn add(&mut self, name: &str, what: impl fmt::Display) {
+        self.0.push(format!("{name}: {what}"));
+    }
+
+    /// Parses a listen or connect address like `0.0.0.0:8080`.
+    pub fn socket_addr(&mut self, name: &str, value: &str) -> Option<SocketAddr> {
+        value
+            .trim()
+            .parse()
+            .map_err(|_| self.add(name, format!("{value:?} is not an address like 0.0.0.0:8080")))
+            .ok()
+    }
+
+    /// Parses a duration like `4.5s` or `300ms`.
+    pub fn duration(&mut self, name: &str, value: &str) -> Option<Duration> {
+        parse_duration(value)
+            .map_err(|()| self.add(name, format!("{value:?} is not a duration like 4.5s or 300ms")))
+            .ok()
+    }
+
+    /// Parses an `http://` or `https://` URL, the only schemes doumi dials.
+    pub fn http_url(&mut self, name: &str, value: &str) -> Option<String> {
+        let value = value.trim();
+        let valid = (value.starts_with("http://") || value.starts_with("https://"))
+            && value.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+        if valid {
+            Some(value.trim_end_matches('/').to_owned())
+        } else {
+            self.add(name, format!("{value:?} is not an http(s):// URL"));
+            None
+        }
+    }
+
+    /// The validated value when nothing was wrong, every problem otherwise.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, SettingsError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ if !self.0.is_empty() => Err(SettingsError(self.0)),
+            _ => Err(SettingsError(vec!["settings: incomplete without a reported cause".to_owned()])),
+        }
+    }
+}
+
+/// The settings a service refused to start with.
+#[derive(Debug, thiserror::Error)]
+pub struct SettingsError(Vec<String>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid settings: {}", self.0.join("; "))
+    }
+}
+
+impl SettingsError {
+    /// Prints one line per bad setting and exits with [`EXIT_BAD_SETTINGS`].
+    pub fn exit(&self) -> ! {
+        for problem in &self.0 {
+            eprintln!("error: invalid setting {problem}");
+        }
+        std::process::exit(EXIT_BAD_SETTINGS)
+    }
+}
+
+/// Parses `4.5s`, `300ms`, `2m` and friends; a bare number means seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, ()> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| ());
+    }
+    let split = value
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or(())?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.trim().parse().map_err(|_| ())?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return humantime::parse_duration(value).map_err(|_| ()),
+    };
+    Duration::try_from_secs_f64(number * scale).map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_forms_operators_write() {
+        assert_eq!(parse_duration("4.5s"), Ok(Duration::from_millis(4500)));
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut problems = Problems::new();
+        assert!(problems.socket_addr("DOUMI_A", "nope").is_none());
+        assert!(problems.http_url("DOUMI_B", "ftp://x").is_none());
+        assert_eq!(
+            problems.http_url("DOUMI_C", "http://bot:50051/"),
+            Some("http://bot:50051".to_owned())
+        );
+        let message = problems.finish(Some(())).unwrap_err().to_string();
+        assert!(message.contains("DOUMI_A") && message.contains("DOUMI_B"));
+        assert!(!message.contains("DOUMI_C"));
+    }
+}

@@ -1,0 +1,45 @@
+//! doumi's bot: what a reader's message means and what to answer, served as
+//! the `doumi.bot.v1.Bot` gRPC API. It knows books only through the catalog.
+#![forbid(unsafe_code)]
+
+pub mod answer;
+pub mod config;
+pub mod intent;
+mod reply;
+pub mod service;
+
+use std::{future::Future, time::Duration};
+
+use doumi_proto::{bot::v1::bot_server::BotServer, catalog::v1::book_catalog_client::BookCatalogClient};
+use tokio::net::TcpListener;
+use tonic::transport::Endpoint;
+
+pub use config::{BotArgs, BotConfig};
+
+/// Why the bot could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("invalid catalog URL")]
+    CatalogUrl(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] doumi_runtime::grpc::ServeError),
+}
+
+/// Runs the bot on a pre-bound `listener` until `shutdown` resolves.
+pub async fn run(
+    config: BotConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), BotError> {
+    // Lazy: the bot starts (and answers with an apology) even while the
+    // catalog is still starting or down.
+    let channel = Endpoint::from_shared(config.catalog_url.clone())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(config.catalog_timeout)
+        .connect_lazy();
+    let service = service::BotService::new(BookCatalogClient::new(channel));
+    tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
+    doumi_runtime::grpc::serve(BotServer::new(service), doumi_proto::FILE_DESCRIPTOR_SET, listener, shutdown)
+        .await?;
+    Ok(())
+}

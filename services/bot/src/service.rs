@@ -1,0 +1,85 @@
+//! The `doumi.bot.v1.Bot` gRPC service: classify the message, ask the catalog
+//! when a book is wanted, and always produce something to say.
+
+use doumi_proto::{
+    bot::v1::{ReplyRequest, ReplyResponse, bot_server::Bot},
+    catalog::v1::{GetBookByIsbnRequest, SearchBooksRequest, book_catalog_client::BookCatalogClient},
+};
+use tonic::{Code, Request, Response, Status, transport::Channel};
+
+use crate::{answer, intent::{self, Intent}, reply};
+
+/// How many search results fit in one chat message.
+const SEARCH_RESULTS: i32 = 5;
+
+/// The conversation, backed by the catalog.
+pub struct BotService {
+    catalog: BookCatalogClient<Channel>,
+}
+
+impl BotService {
+    pub fn new(catalog: BookCatalogClient<Channel>) -> Self {
+        Self { catalog }
+    }
+
+    async fn lookup(&self, isbn: String) -> String {
+        let request = GetBookByIsbnRequest { isbn: isbn.clone() };
+        match self.catalog.clone().get_book_by_isbn(request).await {
+            Ok(response) => match response.into_inner().book {
+                Some(book) => answer::book(&book),
+                None => answer::isbn_not_found(&isbn),
+            },
+            Err(status) => match status.code() {
+                Code::NotFound => answer::isbn_not_found(&isbn),
+                Code::InvalidArgument => answer::invalid_isbn(&isbn),
+                _ => failure(&status),
+            },
+        }
+    }
+
+    async fn search(&self, query: String) -> String {
+        let request = SearchBooksRequest { query: query.clone(), page_size: SEARCH_RESULTS, page_token: String::new() };
+        match self.catalog.clone().search_books(request).await {
+            Ok(response) => {
+                let page = response.into_inner();
+                if page.books.is_empty() {
+                    answer::search_not_found(&query)
+                } else {
+                    answer::search_results(&query, &page.books, page.total_size)
+                }
+            }
+            Err(status) if status.code() == Code::NotFound => answer::search_not_found(&query),
+            Err(status) => failure(&status),
+        }
+    }
+}
+
+/// A catalog failure as the reader hears it; the cause goes to the log.
+fn failure(status: &Status) -> String {
+    tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
+    match status.code() {
+        Code::ResourceExhausted => answer::busy(),
+        _ => answer::apology(),
+    }
+}
+
+#[tonic::async_trait]
+impl Bot for BotService {
+    async fn reply(&self, request: Request<ReplyRequest>) -> Result<Response<ReplyResponse>, Status> {
+        let message = request
+            .into_inner()
+            .message
+            .ok_or_else(|| Status::invalid_argument("message is missing"))?;
+        let intent = intent::classify(&message);
+        tracing::info!(intent = ?intent, "replying");
+        let reply = match intent {
+            Intent::Welcome => reply::text(answer::welcome()),
+            Intent::Help => reply::text(answer::help()),
+            Intent::Unsupported => reply::text(answer::unsupported()),
+            Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn).await),
+            Intent::Search(query) => reply::text(self.search(query).await),
+            Intent::Ignore => reply::none(),
+        };
+        Ok(Response::new(ReplyResponse { reply: Some(reply) }))
+    }
+}
