@@ -1,0 +1,28 @@
+//! The `doumi-gateway` binary: settings, telemetry, listener, run.
+
+use clap::Parser;
+use doumi_runtime::{settings::Problems, telemetry};
+
+/// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    gateway: doumi_gateway::GatewayArgs,
+    #[command(flatten)]
+    log: telemetry::LogArgs,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    telemetry::init(cli.log.format);
+    let mut problems = Problems::new();
+    let config = cli.gateway.config(&mut problems);
+    let config = problems.finish(config).unwrap_or_else(|e| e.exit());
+    let listener = doumi_runtime::bind_or_exit(config.listen).await;
+    if let Err(error) = doumi_gateway::run(config, listener, doumi_runtime::shutdown::signal()).await {
+        tracing::error!(error = %error, "gateway stopped");
+        std::process::exit(1);
+    }
+}
