@@ -1,1 +1,45 @@
-fn main() {}
+//! `doumi`: the operator's tool. `doumi up` runs the whole stack locally,
+//! `doumi chat` talks to a gateway as a WeChat reader would.
+#![forbid(unsafe_code)]
+
+mod chat;
+mod state;
+mod up;
+
+use clap::{Parser, Subcommand};
+use doumi_runtime::telemetry;
+
+/// doumi (豆米查书): a WeChat Official Account bot for books.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    log: telemetry::LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run gateway, bot and catalog on this machine (offline defaults: the
+    /// bundled sample catalog and an in-process cache).
+    Up(Box<up::UpArgs>),
+    /// Send messages to a gateway as a WeChat reader and print the replies.
+    Chat(chat::ChatArgs),
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => {
+            telemetry::init(cli.log.format);
+            up::run(*args).await
+        }
+        Command::Chat(args) => chat::run(args).await,
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

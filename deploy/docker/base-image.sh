@@ -181,7 +181,7 @@ if [[ $rebuild -eq 1 ]] || ! image_exists "$RUNTIME_IMAGE"; then
     cat "$work/runtime-files"
     printf '%s\n' ./etc/ssl/certs/ca-certificates.crt ./etc/ld.so.cache ./etc/ld.so.conf \
       ./etc/ld.so.conf.d ./etc/os-release ./usr/lib/os-release ./etc/debian_version
-  } | (cd "$rootfs" && cp -a --parents --no-dereference -t "$runtime_rootfs" $(cat))
+  } | (cd "$rootfs" && xargs -d '\n' cp -a --parents --no-dereference -t "$runtime_rootfs")
 
   rt=$runtime_rootfs
   mkdir -p "$rt/tmp" "$rt/etc" "$rt/proc" "$rt/sys" "$rt/dev" "$rt/var/lib/dpkg/status.d"

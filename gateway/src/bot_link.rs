@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use doumi_proto::bot::v1::{InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply};
+use doumi_proto::bot::v1::{
+    InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply,
+};
 use tonic::transport::Channel;
 
 /// What the reader sees when the bot is down or too slow.
@@ -19,12 +21,17 @@ pub struct BotLink {
 
 impl BotLink {
     pub fn new(channel: Channel, budget: Duration) -> Self {
-        Self { client: BotClient::new(channel), budget }
+        Self {
+            client: BotClient::new(channel),
+            budget,
+        }
     }
 
     /// The bot's reply to `message`, or an apology when it fails or is late.
     pub async fn reply(&self, message: InboundMessage) -> Reply {
-        let mut request = tonic::Request::new(ReplyRequest { message: Some(message) });
+        let mut request = tonic::Request::new(ReplyRequest {
+            message: Some(message),
+        });
         // The deadline travels with the call (grpc-timeout), and is enforced here too.
         request.set_timeout(self.budget);
         match tokio::time::timeout(self.budget, self.client.clone().reply(request)).await {
@@ -42,5 +49,9 @@ impl BotLink {
 }
 
 fn apology() -> Reply {
-    Reply { kind: Some(reply::Kind::Text(TextReply { content: BOT_UNAVAILABLE.to_owned() })) }
+    Reply {
+        kind: Some(reply::Kind::Text(TextReply {
+            content: BOT_UNAVAILABLE.to_owned(),
+        })),
+    }
 }

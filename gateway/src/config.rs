@@ -79,18 +79,35 @@ impl GatewayArgs {
     pub fn config(&self, problems: &mut Problems) -> Option<GatewayConfig> {
         let listen = problems.socket_addr("DOUMI_GATEWAY_LISTEN", &self.gateway_listen);
         let bot_url = problems.http_url("DOUMI_BOT_URL", &self.bot_url);
-        let token = match self.wechat_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let token = match self
+            .wechat_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             None => {
-                problems.add("DOUMI_WECHAT_TOKEN", "is required (the Token from the official account's server settings)");
+                problems.add(
+                    "DOUMI_WECHAT_TOKEN",
+                    "is required (the Token from the official account's server settings)",
+                );
                 None
             }
-            Some(token) => WechatToken::parse(token).map_err(|e| problems.add("DOUMI_WECHAT_TOKEN", e)).ok(),
+            Some(token) => WechatToken::parse(token)
+                .map_err(|e| problems.add("DOUMI_WECHAT_TOKEN", e))
+                .ok(),
         };
-        let reply_budget = problems.duration("DOUMI_WECHAT_REPLY_BUDGET", &self.wechat_reply_budget);
+        let reply_budget =
+            problems.duration("DOUMI_WECHAT_REPLY_BUDGET", &self.wechat_reply_budget);
         if reply_budget.is_some_and(|b| b.is_zero() || b.as_secs_f64() >= 5.0) {
-            problems.add("DOUMI_WECHAT_REPLY_BUDGET", "must be above 0 and under WeChat's 5 s");
+            problems.add(
+                "DOUMI_WECHAT_REPLY_BUDGET",
+                "must be above 0 and under WeChat's 5 s",
+            );
         }
-        let timestamp_tolerance = problems.duration("DOUMI_WECHAT_TIMESTAMP_TOLERANCE", &self.wechat_timestamp_tolerance);
+        let timestamp_tolerance = problems.duration(
+            "DOUMI_WECHAT_TIMESTAMP_TOLERANCE",
+            &self.wechat_timestamp_tolerance,
+        );
         Some(GatewayConfig {
             listen: listen?,
             bot_url: bot_url?,

@@ -2,7 +2,10 @@
 //! statuses. Every refusal is a 4xx with a short reason and a log line; a
 //! slow or broken bot is never a refusal (it gets an apology reply instead).
 
-use axum::{http::StatusCode, response::{IntoResponse, Response}};
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 
 use crate::inbound::ParseError;
 

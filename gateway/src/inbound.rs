@@ -73,7 +73,8 @@ pub fn parse(body: &[u8]) -> Result<InboundMessage, ParseError> {
     if text.to_ascii_uppercase().contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(ParseError::Doctype);
     }
-    let raw: RawMessage = quick_xml::de::from_str(&text).map_err(|e| ParseError::Xml(e.to_string()))?;
+    let raw: RawMessage =
+        quick_xml::de::from_str(&text).map_err(|e| ParseError::Xml(e.to_string()))?;
     into_message(raw)
 }
 
@@ -88,19 +89,44 @@ pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
-    let from_user = raw.from_user_name.clone().filter(|s| !s.is_empty()).ok_or(ParseError::Missing("FromUserName"))?;
-    let to_account = raw.to_user_name.clone().filter(|s| !s.is_empty()).ok_or(ParseError::Missing("ToUserName"))?;
-    let msg_type = raw.msg_type.clone().filter(|s| !s.is_empty()).ok_or(ParseError::Missing("MsgType"))?;
+    let from_user = raw
+        .from_user_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(ParseError::Missing("FromUserName"))?;
+    let to_account = raw
+        .to_user_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(ParseError::Missing("ToUserName"))?;
+    let msg_type = raw
+        .msg_type
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(ParseError::Missing("MsgType"))?;
     let create_time = raw
         .create_time
         .as_deref()
         .and_then(|t| t.trim().parse().ok())
         .ok_or(ParseError::Missing("CreateTime"))?;
-    let msg_id = raw.msg_id.as_deref().and_then(|id| id.trim().parse().ok()).unwrap_or(0);
+    let msg_id = raw
+        .msg_id
+        .as_deref()
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or(0);
     let kind = match msg_type.as_str() {
-        "text" => Kind::Text(Text { content: raw.content }),
-        "image" => Kind::Image(Image { pic_url: raw.pic_url, media_id: raw.media_id }),
-        "voice" => Kind::Voice(Voice { media_id: raw.media_id, format: raw.format, recognition: raw.recognition }),
+        "text" => Kind::Text(Text {
+            content: raw.content,
+        }),
+        "image" => Kind::Image(Image {
+            pic_url: raw.pic_url,
+            media_id: raw.media_id,
+        }),
+        "voice" => Kind::Voice(Voice {
+            media_id: raw.media_id,
+            format: raw.format,
+            recognition: raw.recognition,
+        }),
         "video" | "shortvideo" => Kind::Video(Video {
             media_id: raw.media_id,
             thumb_media_id: raw.thumb_media_id,
@@ -112,11 +138,23 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
             scale: raw.scale.trim().parse().unwrap_or_default(),
             label: raw.label,
         }),
-        "link" => Kind::Link(Link { title: raw.title, description: raw.description, url: raw.url }),
+        "link" => Kind::Link(Link {
+            title: raw.title,
+            description: raw.description,
+            url: raw.url,
+        }),
         "event" => event_kind(raw.event, raw.event_key, raw.scan_code_info),
-        other => Kind::Unknown(Unknown { raw_type: other.to_owned() }),
+        other => Kind::Unknown(Unknown {
+            raw_type: other.to_owned(),
+        }),
     };
-    Ok(InboundMessage { from_user, to_account, create_time, msg_id, kind: Some(kind) })
+    Ok(InboundMessage {
+        from_user,
+        to_account,
+        create_time,
+        msg_id,
+        kind: Some(kind),
+    })
 }
 
 fn event_kind(name: String, key: String, scan: Option<RawScanCodeInfo>) -> Kind {
@@ -130,9 +168,17 @@ fn event_kind(name: String, key: String, scan: Option<RawScanCodeInfo>) -> Kind 
         "VIEW" => event::Kind::View(MenuView { url: key }),
         "scancode_push" | "scancode_waitmsg" => {
             let scan = scan.unwrap_or_default();
-            event::Kind::ScanCode(ScanCode { menu_key: key, scan_type: scan.scan_type, scan_result: scan.scan_result })
+            event::Kind::ScanCode(ScanCode {
+                menu_key: key,
+                scan_type: scan.scan_type,
+                scan_result: scan.scan_result,
+            })
         }
-        _ => return Kind::Unknown(Unknown { raw_type: format!("event:{name}") }),
+        _ => {
+            return Kind::Unknown(Unknown {
+                raw_type: format!("event:{name}"),
+            });
+        }
     };
     Kind::Event(Event { kind: Some(kind) })
 }
@@ -157,7 +203,12 @@ mod tests {
         assert_eq!(message.to_account, "gh_10f6c3c3ac5a");
         assert_eq!(message.create_time, 1409735668);
         assert_eq!(message.msg_id, 6054768590064713728);
-        assert_eq!(message.kind, Some(Kind::Text(Text { content: "abcdteT".to_owned() })));
+        assert_eq!(
+            message.kind,
+            Some(Kind::Text(Text {
+                content: "abcdteT".to_owned()
+            }))
+        );
     }
 
     #[test]
@@ -165,27 +216,42 @@ mod tests {
         let body = "<xml><ToUserName>gh_1</ToUserName><FromUserName>u1</FromUserName>\
                     <CreateTime>1</CreateTime><MsgType>text</MsgType><Content>三体 &amp; 球状闪电</Content></xml>";
         let message = parse(body.as_bytes()).unwrap();
-        assert_eq!(message.kind, Some(Kind::Text(Text { content: "三体 & 球状闪电".to_owned() })));
+        assert_eq!(
+            message.kind,
+            Some(Kind::Text(Text {
+                content: "三体 & 球状闪电".to_owned()
+            }))
+        );
     }
 
     #[test]
     fn control_characters_are_dropped_not_fatal() {
         let message = parse(text_message("浪潮\u{1d}之巅\u{2}").as_bytes()).unwrap();
-        assert_eq!(message.kind, Some(Kind::Text(Text { content: "浪潮之巅".to_owned() })));
+        assert_eq!(
+            message.kind,
+            Some(Kind::Text(Text {
+                content: "浪潮之巅".to_owned()
+            }))
+        );
     }
 
     #[test]
     fn subscribe_with_qr_scene_and_plain() {
         let body = "<xml><ToUserName>gh_1</ToUserName><FromUserName>u1</FromUserName><CreateTime>1</CreateTime>\
                     <MsgType>event</MsgType><Event>subscribe</Event><EventKey>qrscene_shelf42</EventKey><Ticket>T</Ticket></xml>";
-        let Some(Kind::Event(Event { kind: Some(event::Kind::Subscribe(sub)) })) = parse(body.as_bytes()).unwrap().kind else {
+        let Some(Kind::Event(Event {
+            kind: Some(event::Kind::Subscribe(sub)),
+        })) = parse(body.as_bytes()).unwrap().kind
+        else {
             panic!("not a subscribe event");
         };
         assert_eq!(sub.scene, "shelf42");
         let plain = body.replace("<EventKey>qrscene_shelf42</EventKey>", "");
         assert!(matches!(
             parse(plain.as_bytes()).unwrap().kind,
-            Some(Kind::Event(Event { kind: Some(event::Kind::Subscribe(_)) }))
+            Some(Kind::Event(Event {
+                kind: Some(event::Kind::Subscribe(_))
+            }))
         ));
     }
 
@@ -194,10 +260,16 @@ mod tests {
         let body = "<xml><ToUserName>gh_1</ToUserName><FromUserName>u1</FromUserName><CreateTime>1</CreateTime>\
                     <MsgType>event</MsgType><Event>scancode_waitmsg</Event><EventKey>scan</EventKey>\
                     <ScanCodeInfo><ScanType>barcode</ScanType><ScanResult>EAN_13,9787540438845</ScanResult></ScanCodeInfo></xml>";
-        let Some(Kind::Event(Event { kind: Some(event::Kind::ScanCode(scan)) })) = parse(body.as_bytes()).unwrap().kind else {
+        let Some(Kind::Event(Event {
+            kind: Some(event::Kind::ScanCode(scan)),
+        })) = parse(body.as_bytes()).unwrap().kind
+        else {
             panic!("not a scan event");
         };
-        assert_eq!((scan.scan_type.as_str(), scan.scan_result.as_str()), ("barcode", "EAN_13,9787540438845"));
+        assert_eq!(
+            (scan.scan_type.as_str(), scan.scan_result.as_str()),
+            ("barcode", "EAN_13,9787540438845")
+        );
     }
 
     #[test]
@@ -206,7 +278,9 @@ mod tests {
                     <MsgType>miniprogrampage</MsgType></xml>";
         assert_eq!(
             parse(body.as_bytes()).unwrap().kind,
-            Some(Kind::Unknown(Unknown { raw_type: "miniprogrampage".to_owned() }))
+            Some(Kind::Unknown(Unknown {
+                raw_type: "miniprogrampage".to_owned()
+            }))
         );
     }
 
@@ -214,8 +288,14 @@ mod tests {
     fn hostile_or_broken_bodies_are_refused() {
         assert_eq!(parse(b""), Err(ParseError::Empty));
         assert_eq!(parse(b"\xff\xfe"), Err(ParseError::NotUtf8));
-        assert!(matches!(parse(b"<xml><ToUserName>"), Err(ParseError::Xml(_) | ParseError::Missing(_))));
-        assert!(matches!(parse(b"not xml at all"), Err(ParseError::Xml(_) | ParseError::Missing(_))));
+        assert!(matches!(
+            parse(b"<xml><ToUserName>"),
+            Err(ParseError::Xml(_) | ParseError::Missing(_))
+        ));
+        assert!(matches!(
+            parse(b"not xml at all"),
+            Err(ParseError::Xml(_) | ParseError::Missing(_))
+        ));
         let dtd = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">]><xml><Content>&lol;</Content></xml>";
         assert_eq!(parse(dtd.as_bytes()), Err(ParseError::Doctype));
         assert_eq!(

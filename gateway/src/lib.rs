@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bot_link;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod inbound;
@@ -13,7 +14,10 @@ pub mod signature;
 
 use std::{
     future::Future,
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 

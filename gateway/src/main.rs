@@ -21,7 +21,9 @@ async fn main() {
     let config = cli.gateway.config(&mut problems);
     let config = problems.finish(config).unwrap_or_else(|e| e.exit());
     let listener = doumi_runtime::bind_or_exit(config.listen).await;
-    if let Err(error) = doumi_gateway::run(config, listener, doumi_runtime::shutdown::signal()).await {
+    if let Err(error) =
+        doumi_gateway::run(config, listener, doumi_runtime::shutdown::signal()).await
+    {
         tracing::error!(error = %error, "gateway stopped");
         std::process::exit(1);
     }

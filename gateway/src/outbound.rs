@@ -113,10 +113,21 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Result<Rendered, Re
             if content.trim().is_empty() {
                 return Ok(Rendered::Success);
             }
-            to_xml(&TextXml { to_user_name: reader, from_user_name: account, create_time: now, msg_type: "text", content: &content })?
+            to_xml(&TextXml {
+                to_user_name: reader,
+                from_user_name: account,
+                create_time: now,
+                msg_type: "text",
+                content: &content,
+            })?
         }
         Some(Kind::News(news)) => {
-            let articles: Vec<[String; 4]> = news.articles.iter().take(MAX_ARTICLES).map(clean_article).collect();
+            let articles: Vec<[String; 4]> = news
+                .articles
+                .iter()
+                .take(MAX_ARTICLES)
+                .map(clean_article)
+                .collect();
             if articles.is_empty() {
                 return Ok(Rendered::Success);
             }
@@ -129,7 +140,12 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Result<Rendered, Re
                 articles: ArticlesXml {
                     item: articles
                         .iter()
-                        .map(|[title, description, pic_url, url]| ArticleXml { title, description, pic_url, url })
+                        .map(|[title, description, pic_url, url]| ArticleXml {
+                            title,
+                            description,
+                            pic_url,
+                            url,
+                        })
                         .collect(),
                 },
             })?
@@ -139,7 +155,9 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Result<Rendered, Re
             from_user_name: account,
             create_time: now,
             msg_type: "image",
-            image: MediaXml { media_id: &clean(&image.media_id) },
+            image: MediaXml {
+                media_id: &clean(&image.media_id),
+            },
         })?,
     };
     Ok(Rendered::Xml(xml))
@@ -158,7 +176,12 @@ fn clean(text: &str) -> String {
 }
 
 fn clean_article(article: &Article) -> [String; 4] {
-    [clean(&article.title), clean(&article.description), clean(&article.pic_url), clean(&article.url)]
+    [
+        clean(&article.title),
+        clean(&article.description),
+        clean(&article.pic_url),
+        clean(&article.url),
+    ]
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
@@ -180,10 +203,18 @@ mod tests {
 
     use super::*;
 
-    const TO: Addressing<'static> = Addressing { reader: "reader-openid", account: "gh_account", now: 1_700_000_000 };
+    const TO: Addressing<'static> = Addressing {
+        reader: "reader-openid",
+        account: "gh_account",
+        now: 1_700_000_000,
+    };
 
     fn text(content: &str) -> Reply {
-        Reply { kind: Some(Kind::Text(TextReply { content: content.to_owned() })) }
+        Reply {
+            kind: Some(Kind::Text(TextReply {
+                content: content.to_owned(),
+            })),
+        }
     }
 
     fn xml(rendered: Rendered) -> String {
@@ -208,7 +239,9 @@ mod tests {
         let out = xml(render(Some(&text("a]]>b\u{1}c")), &TO).unwrap());
         assert!(!out.contains("a]]>b"), "{out}");
         let parsed = crate::inbound::parse(out.as_bytes()).unwrap();
-        let Some(doumi_proto::bot::v1::inbound_message::Kind::Text(t)) = parsed.kind else { panic!() };
+        let Some(doumi_proto::bot::v1::inbound_message::Kind::Text(t)) = parsed.kind else {
+            panic!()
+        };
         assert_eq!(t.content, "a]]>bc");
     }
 
@@ -216,17 +249,41 @@ mod tests {
     fn long_text_is_cut_on_a_character_boundary() {
         let long = "书".repeat(1000); // 3000 bytes
         let out = xml(render(Some(&text(&long)), &TO).unwrap());
-        let content = out.split("<Content><![CDATA[").nth(1).unwrap().split("]]>").next().unwrap();
-        assert!(content.len() <= MAX_TEXT_BYTES && content.ends_with('…'), "{} bytes", content.len());
+        let content = out
+            .split("<Content><![CDATA[")
+            .nth(1)
+            .unwrap()
+            .split("]]>")
+            .next()
+            .unwrap();
+        assert!(
+            content.len() <= MAX_TEXT_BYTES && content.ends_with('…'),
+            "{} bytes",
+            content.len()
+        );
     }
 
     #[test]
     fn only_one_article_and_none_means_success() {
-        let article = Article { title: "t".into(), description: "d".into(), pic_url: "p".into(), url: "u".into() };
-        let news = Reply { kind: Some(Kind::News(NewsReply { articles: vec![article.clone(), article] })) };
+        let article = Article {
+            title: "t".into(),
+            description: "d".into(),
+            pic_url: "p".into(),
+            url: "u".into(),
+        };
+        let news = Reply {
+            kind: Some(Kind::News(NewsReply {
+                articles: vec![article.clone(), article],
+            })),
+        };
         let out = xml(render(Some(&news), &TO).unwrap());
-        assert!(out.contains("<ArticleCount>1</ArticleCount>") && out.matches("<item>").count() == 1, "{out}");
-        let none = Reply { kind: Some(Kind::None(NoReply {})) };
+        assert!(
+            out.contains("<ArticleCount>1</ArticleCount>") && out.matches("<item>").count() == 1,
+            "{out}"
+        );
+        let none = Reply {
+            kind: Some(Kind::None(NoReply {})),
+        };
         assert_eq!(render(Some(&none), &TO).unwrap(), Rendered::Success);
         assert_eq!(render(None, &TO).unwrap(), Rendered::Success);
     }

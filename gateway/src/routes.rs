@@ -2,7 +2,10 @@
 //! POST messages), `/healthz`, `/readyz`.
 
 use std::{
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -57,7 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -66,13 +72,18 @@ impl AppState {
     /// Checks the plain signature over token, timestamp and nonce, and that
     /// the timestamp is recent. WeChat's retries reuse all three, and pass.
     fn check_signed(&self, query: &SignedQuery) -> Result<(), Refusal> {
-        let (Some(signature), Some(timestamp), Some(nonce)) = (&query.signature, &query.timestamp, &query.nonce) else {
+        let (Some(signature), Some(timestamp), Some(nonce)) =
+            (&query.signature, &query.timestamp, &query.nonce)
+        else {
             return Err(Refusal::Unsigned);
         };
         if !signature::verify(signature, &[self.token.expose(), timestamp, nonce]) {
             return Err(Refusal::BadSignature);
         }
-        let sent: i64 = timestamp.trim().parse().map_err(|_| Refusal::StaleTimestamp)?;
+        let sent: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| Refusal::StaleTimestamp)?;
         if (now_unix() - sent).unsigned_abs() > self.timestamp_tolerance.as_secs() {
             return Err(Refusal::StaleTimestamp);
         }
@@ -81,10 +92,16 @@ impl AppState {
 }
 
 /// WeChat's server verification: echo `echostr` when the signature holds.
-async fn verify_url(State(state): State<AppState>, Query(query): Query<SignedQuery>) -> Result<String, Refusal> {
-    let (Some(signature), Some(timestamp), Some(nonce), Some(echostr)) =
-        (&query.signature, &query.timestamp, &query.nonce, &query.echostr)
-    else {
+async fn verify_url(
+    State(state): State<AppState>,
+    Query(query): Query<SignedQuery>,
+) -> Result<String, Refusal> {
+    let (Some(signature), Some(timestamp), Some(nonce), Some(echostr)) = (
+        &query.signature,
+        &query.timestamp,
+        &query.nonce,
+        &query.echostr,
+    ) else {
         return Err(Refusal::Unsigned);
     };
     // Verification signs the same three parts in every encryption mode, and
@@ -97,18 +114,34 @@ async fn verify_url(State(state): State<AppState>, Query(query): Query<SignedQue
 }
 
 /// A message or event: verify, parse, ask the bot, render its reply.
-async fn receive(State(state): State<AppState>, Query(query): Query<SignedQuery>, body: Bytes) -> Result<Response, Refusal> {
+async fn receive(
+    State(state): State<AppState>,
+    Query(query): Query<SignedQuery>,
+    body: Bytes,
+) -> Result<Response, Refusal> {
     state.check_signed(&query)?;
     let message = inbound::parse(&body)?;
     let reply = state.bot.reply(message.clone()).await;
-    let to = Addressing { reader: &message.from_user, account: &message.to_account, now: now_unix() };
+    let to = Addressing {
+        reader: &message.from_user,
+        account: &message.to_account,
+        now: now_unix(),
+    };
     let rendered = outbound::render(Some(&reply), &to).unwrap_or_else(|error| {
         tracing::error!(%error, "reply dropped");
         Rendered::Success
     });
     Ok(match rendered {
-        Rendered::Xml(xml) => ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], xml).into_response(),
-        Rendered::Success => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "success").into_response(),
+        Rendered::Xml(xml) => (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            xml,
+        )
+            .into_response(),
+        Rendered::Success => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "success",
+        )
+            .into_response(),
     })
 }
 
@@ -121,5 +154,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

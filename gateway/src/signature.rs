@@ -31,18 +31,33 @@ mod tests {
     #[test]
     fn published_vectors() {
         // silenceper/wechat: Signature("a","b","c") = sha1("abc").
-        assert_eq!(compute(&["c", "a", "b"]), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            compute(&["c", "a", "b"]),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         // Tencent's sample: the plain signature for spamtest / 1409735669 / 1320562132.
-        assert!(verify("16120ec1b8dbb870f510d87ce6bc2463eae6ca1a", &["spamtest", "1409735669", "1320562132"]));
+        assert!(verify(
+            "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a",
+            &["spamtest", "1409735669", "1320562132"]
+        ));
         // wechatpy check_signature, and the one-character-off case that must fail.
-        assert!(verify("f21891de399b4e33a1a93c9a7b8a8fffb5a443ff", &["test", "1410685589", "test"]));
-        assert!(!verify("f21891de399b4e33a1a93c9a7b8a8fffb5a443fe", &["test", "1410685589", "test"]));
+        assert!(verify(
+            "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff",
+            &["test", "1410685589", "test"]
+        ));
+        assert!(!verify(
+            "f21891de399b4e33a1a93c9a7b8a8fffb5a443fe",
+            &["test", "1410685589", "test"]
+        ));
     }
 
     #[test]
     fn wrong_length_and_empty_never_verify() {
         assert!(!verify("", &["a", "b", "c"]));
         assert!(!verify("a9993e36", &["a", "b", "c"]));
-        assert!(verify("A9993E364706816ABA3E25717850C26C9CD0D89D", &["a", "b", "c"]));
+        assert!(verify(
+            "A9993E364706816ABA3E25717850C26C9CD0D89D",
+            &["a", "b", "c"]
+        ));
     }
 }

@@ -19,4 +19,5 @@ pub mod bot {
 }
 
 /// Encoded descriptors of every doumi proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/doumi_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/doumi_descriptor.bin"));

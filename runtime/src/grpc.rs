@@ -49,11 +49,15 @@ where
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let routes = Routes::new(service).add_service(health).add_service(reflection);
+    let routes = Routes::new(service)
+        .add_service(health)
+        .add_service(reflection);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = async move {
         shutdown.await;
-        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         reporter.set_not_serving::<S>().await;
     };
 

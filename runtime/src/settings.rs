@@ -26,22 +26,35 @@ impl Problems {
         value
             .trim()
             .parse()
-            .map_err(|_| self.add(name, format!("{value:?} is not an address like 0.0.0.0:8080")))
+            .map_err(|_| {
+                self.add(
+                    name,
+                    format!("{value:?} is not an address like 0.0.0.0:8080"),
+                )
+            })
             .ok()
     }
 
     /// Parses a duration like `4.5s` or `300ms`.
     pub fn duration(&mut self, name: &str, value: &str) -> Option<Duration> {
-        parse_duration(value)
-            .map_err(|()| self.add(name, format!("{value:?} is not a duration like 4.5s or 300ms")))
-            .ok()
+        let parsed = parse_duration(value);
+        if parsed.is_none() {
+            self.add(
+                name,
+                format!("{value:?} is not a duration like 4.5s or 300ms"),
+            );
+        }
+        parsed
     }
 
     /// Parses an `http://` or `https://` URL, the only schemes doumi dials.
     pub fn http_url(&mut self, name: &str, value: &str) -> Option<String> {
         let value = value.trim();
         let valid = (value.starts_with("http://") || value.starts_with("https://"))
-            && value.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+            && value
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty());
         if valid {
             Some(value.trim_end_matches('/').to_owned())
         } else {
@@ -55,7 +68,9 @@ impl Problems {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
             _ if !self.0.is_empty() => Err(SettingsError(self.0)),
-            _ => Err(SettingsError(vec!["settings: incomplete without a reported cause".to_owned()])),
+            _ => Err(SettingsError(vec![
+                "settings: incomplete without a reported cause".to_owned(),
+            ])),
         }
     }
 }
@@ -81,24 +96,22 @@ impl SettingsError {
 }
 
 /// Parses `4.5s`, `300ms`, `2m` and friends; a bare number means seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, ()> {
+pub fn parse_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| ());
+        return Duration::try_from_secs_f64(secs).ok();
     }
-    let split = value
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or(())?;
+    let split = value.find(|c: char| c.is_ascii_alphabetic())?;
     let (number, unit) = value.split_at(split);
-    let number: f64 = number.trim().parse().map_err(|_| ())?;
+    let number: f64 = number.trim().parse().ok()?;
     let scale = match unit {
         "ms" => 1e-3,
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return humantime::parse_duration(value).map_err(|_| ()),
+        _ => return humantime::parse_duration(value).ok(),
     };
-    Duration::try_from_secs_f64(number * scale).map_err(|_| ())
+    Duration::try_from_secs_f64(number * scale).ok()
 }
 
 #[cfg(test)]
@@ -107,13 +120,13 @@ mod tests {
 
     #[test]
     fn durations_in_the_forms_operators_write() {
-        assert_eq!(parse_duration("4.5s"), Ok(Duration::from_millis(4500)));
-        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("4.5s"), Some(Duration::from_millis(4500)));
+        assert_eq!(parse_duration("300ms"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
+        assert!(parse_duration("soon").is_none());
+        assert!(parse_duration("-1s").is_none());
     }
 
     #[test]

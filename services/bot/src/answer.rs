@@ -113,8 +113,16 @@ mod tests {
             title: "浪潮之巅".to_owned(),
             authors: vec!["吴军".to_owned()],
             publisher: "电子工业出版社".to_owned(),
-            pubdate: Some(PublicationDate { text: "2011-8".to_owned(), year: 2011, month: 8 }),
-            rating: Some(Rating { average: 9.1, count: 12345, rated: true }),
+            pubdate: Some(PublicationDate {
+                text: "2011-8".to_owned(),
+                year: 2011,
+                month: 8,
+            }),
+            rating: Some(Rating {
+                average: 9.1,
+                count: 12345,
+                rated: true,
+            }),
             isbn13: "9787121139512".to_owned(),
             web_url: "https://book.douban.com/subject/6709783/".to_owned(),
             ..Default::default()
@@ -124,7 +132,14 @@ mod tests {
     #[test]
     fn a_book_shows_what_a_reader_checks() {
         let text = book(&wave());
-        for part in ["《浪潮之巅》", "作者：吴军", "电子工业出版社（2011年）", "9.1（12345人评价）", "9787121139512", "https://book.douban.com/subject/6709783/"] {
+        for part in [
+            "《浪潮之巅》",
+            "作者：吴军",
+            "电子工业出版社（2011年）",
+            "9.1（12345人评价）",
+            "9787121139512",
+            "https://book.douban.com/subject/6709783/",
+        ] {
             assert!(text.contains(part), "{part} missing from {text}");
         }
     }
@@ -132,7 +147,11 @@ mod tests {
     #[test]
     fn an_unrated_book_says_so_instead_of_zero() {
         let mut unrated = wave();
-        unrated.rating = Some(Rating { average: 0.0, count: 1, rated: false });
+        unrated.rating = Some(Rating {
+            average: 0.0,
+            count: 1,
+            rated: false,
+        });
         assert!(book(&unrated).contains("评价人数不足"));
         assert!(!book(&unrated).contains("0.0"));
     }
@@ -140,7 +159,13 @@ mod tests {
     #[test]
     fn search_results_list_titles_and_isbns() {
         let text = search_results("吴军", &[wave()], 3);
-        assert!(text.starts_with("找到 3 本与“吴军”相关的书，前 1 本："), "{text}");
-        assert!(text.contains("1. 《浪潮之巅》 吴军 ★9.1\n   ISBN 9787121139512"), "{text}");
+        assert!(
+            text.starts_with("找到 3 本与“吴军”相关的书，前 1 本："),
+            "{text}"
+        );
+        assert!(
+            text.contains("1. 《浪潮之巅》 吴军 ★9.1\n   ISBN 9787121139512"),
+            "{text}"
+        );
     }
 }

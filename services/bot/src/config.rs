@@ -11,7 +11,11 @@ pub struct BotArgs {
     #[arg(long, env = "DOUMI_BOT_LISTEN", default_value = "0.0.0.0:50051")]
     pub bot_listen: String,
     /// The book catalog's gRPC address.
-    #[arg(long, env = "DOUMI_CATALOG_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "DOUMI_CATALOG_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub catalog_url: String,
     /// Time allowed for one catalog call.
     #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "10s")]
@@ -32,13 +36,21 @@ impl BotArgs {
         let listen = problems.socket_addr("DOUMI_BOT_LISTEN", &self.bot_listen);
         let catalog_url = problems.http_url("DOUMI_CATALOG_URL", &self.catalog_url);
         let catalog_timeout = problems.duration("DOUMI_CATALOG_TIMEOUT", &self.catalog_timeout);
-        Some(BotConfig { listen: listen?, catalog_url: catalog_url?, catalog_timeout: catalog_timeout? })
+        Some(BotConfig {
+            listen: listen?,
+            catalog_url: catalog_url?,
+            catalog_timeout: catalog_timeout?,
+        })
     }
 }
 
 impl BotConfig {
     /// Defaults pointed at a catalog; used by tests and `doumi up`.
     pub fn new(listen: SocketAddr, catalog_url: String) -> Self {
-        Self { listen, catalog_url, catalog_timeout: Duration::from_secs(10) }
+        Self {
+            listen,
+            catalog_url,
+            catalog_timeout: Duration::from_secs(10),
+        }
     }
 }

@@ -35,12 +35,14 @@ pub fn classify(message: &InboundMessage) -> Intent {
         Some(Kind::Event(event)) => match &event.kind {
             Some(event::Kind::Subscribe(_)) => Intent::Welcome,
             Some(event::Kind::ScanCode(scan)) => classify_scan(&scan.scan_result),
-            Some(event::Kind::Click(click)) if click.key.eq_ignore_ascii_case("help") => Intent::Help,
+            Some(event::Kind::Click(click)) if click.key.eq_ignore_ascii_case("help") => {
+                Intent::Help
+            }
             _ => Intent::Ignore,
         },
-        Some(Kind::Image(_) | Kind::Voice(_) | Kind::Video(_) | Kind::Location(_) | Kind::Link(_)) => {
-            Intent::Unsupported
-        }
+        Some(
+            Kind::Image(_) | Kind::Voice(_) | Kind::Video(_) | Kind::Location(_) | Kind::Link(_),
+        ) => Intent::Unsupported,
         Some(Kind::Unknown(_)) => Intent::Unsupported,
         None => Intent::Ignore,
     }
@@ -110,7 +112,9 @@ mod tests {
 
     fn text(content: &str) -> InboundMessage {
         InboundMessage {
-            kind: Some(inbound_message::Kind::Text(Text { content: content.to_owned() })),
+            kind: Some(inbound_message::Kind::Text(Text {
+                content: content.to_owned(),
+            })),
             ..Default::default()
         }
     }
@@ -124,20 +128,43 @@ mod tests {
 
     #[test]
     fn isbns_in_every_shape_readers_type() {
-        for isbn in ["9787121139512", "7121139510", "978-7-121-13951-2", "711528282x", " 978 7121139512 ", "ISBN 9787121139512"] {
-            assert_eq!(classify(&text(isbn)), Intent::LookupIsbn(isbn.trim().to_owned()), "{isbn}");
+        for isbn in [
+            "9787121139512",
+            "7121139510",
+            "978-7-121-13951-2",
+            "711528282x",
+            " 978 7121139512 ",
+            "ISBN 9787121139512",
+        ] {
+            assert_eq!(
+                classify(&text(isbn)),
+                Intent::LookupIsbn(isbn.trim().to_owned()),
+                "{isbn}"
+            );
         }
         // A wrong check digit is still an ISBN attempt: the catalog says what is wrong.
-        assert_eq!(classify(&text("9787121139513")), Intent::LookupIsbn("9787121139513".to_owned()));
+        assert_eq!(
+            classify(&text("9787121139513")),
+            Intent::LookupIsbn("9787121139513".to_owned())
+        );
     }
 
     #[test]
     fn everything_else_is_a_keyword_search() {
-        assert_eq!(classify(&text("浪潮之巅")), Intent::Search("浪潮之巅".to_owned()));
+        assert_eq!(
+            classify(&text("浪潮之巅")),
+            Intent::Search("浪潮之巅".to_owned())
+        );
         assert_eq!(classify(&text("1984")), Intent::Search("1984".to_owned()));
-        assert_eq!(classify(&text("  吴军 ")), Intent::Search("吴军".to_owned()));
+        assert_eq!(
+            classify(&text("  吴军 ")),
+            Intent::Search("吴军".to_owned())
+        );
         let long = "书".repeat(500);
-        assert_eq!(classify(&text(&long)), Intent::Search("书".repeat(MAX_QUERY_CHARS)));
+        assert_eq!(
+            classify(&text(&long)),
+            Intent::Search("书".repeat(MAX_QUERY_CHARS))
+        );
     }
 
     #[test]
@@ -145,9 +172,14 @@ mod tests {
         for word in ["help", "HELP", "帮助", "?", "？"] {
             assert_eq!(classify(&text(word)), Intent::Help, "{word}");
         }
-        assert_eq!(classify(&event(event::Kind::Subscribe(Subscribe::default()))), Intent::Welcome);
         assert_eq!(
-            classify(&event(event::Kind::Click(MenuClick { key: "HELP".to_owned() }))),
+            classify(&event(event::Kind::Subscribe(Subscribe::default()))),
+            Intent::Welcome
+        );
+        assert_eq!(
+            classify(&event(event::Kind::Click(MenuClick {
+                key: "HELP".to_owned()
+            }))),
             Intent::Help
         );
         assert_eq!(classify(&text("   ")), Intent::Ignore);
@@ -160,9 +192,15 @@ mod tests {
             scan_type: "barcode".to_owned(),
             ..Default::default()
         }));
-        assert_eq!(classify(&scan), Intent::LookupIsbn("9787540438845".to_owned()));
+        assert_eq!(
+            classify(&scan),
+            Intent::LookupIsbn("9787540438845".to_owned())
+        );
         let voice = InboundMessage {
-            kind: Some(inbound_message::Kind::Voice(Voice { recognition: "三体。".to_owned(), ..Default::default() })),
+            kind: Some(inbound_message::Kind::Voice(Voice {
+                recognition: "三体。".to_owned(),
+                ..Default::default()
+            })),
             ..Default::default()
         };
         assert_eq!(classify(&voice), Intent::Search("三体".to_owned()));

@@ -10,7 +10,9 @@ pub mod service;
 
 use std::{future::Future, time::Duration};
 
-use doumi_proto::{bot::v1::bot_server::BotServer, catalog::v1::book_catalog_client::BookCatalogClient};
+use doumi_proto::{
+    bot::v1::bot_server::BotServer, catalog::v1::book_catalog_client::BookCatalogClient,
+};
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
@@ -39,7 +41,12 @@ pub async fn run(
         .connect_lazy();
     let service = service::BotService::new(BookCatalogClient::new(channel));
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
-    doumi_runtime::grpc::serve(BotServer::new(service), doumi_proto::FILE_DESCRIPTOR_SET, listener, shutdown)
-        .await?;
+    doumi_runtime::grpc::serve(
+        BotServer::new(service),
+        doumi_proto::FILE_DESCRIPTOR_SET,
+        listener,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

@@ -3,9 +3,13 @@
 use doumi_proto::bot::v1::{NoReply, Reply, TextReply, reply};
 
 pub fn text(content: String) -> Reply {
-    Reply { kind: Some(reply::Kind::Text(TextReply { content })) }
+    Reply {
+        kind: Some(reply::Kind::Text(TextReply { content })),
+    }
 }
 
 pub fn none() -> Reply {
-    Reply { kind: Some(reply::Kind::None(NoReply {})) }
+    Reply {
+        kind: Some(reply::Kind::None(NoReply {})),
+    }
 }

@@ -3,11 +3,17 @@
 
 use doumi_proto::{
     bot::v1::{ReplyRequest, ReplyResponse, bot_server::Bot},
-    catalog::v1::{GetBookByIsbnRequest, SearchBooksRequest, book_catalog_client::BookCatalogClient},
+    catalog::v1::{
+        GetBookByIsbnRequest, SearchBooksRequest, book_catalog_client::BookCatalogClient,
+    },
 };
 use tonic::{Code, Request, Response, Status, transport::Channel};
 
-use crate::{answer, intent::{self, Intent}, reply};
+use crate::{
+    answer,
+    intent::{self, Intent},
+    reply,
+};
 
 /// How many search results fit in one chat message.
 const SEARCH_RESULTS: i32 = 5;
@@ -38,7 +44,11 @@ impl BotService {
     }
 
     async fn search(&self, query: String) -> String {
-        let request = SearchBooksRequest { query: query.clone(), page_size: SEARCH_RESULTS, page_token: String::new() };
+        let request = SearchBooksRequest {
+            query: query.clone(),
+            page_size: SEARCH_RESULTS,
+            page_token: String::new(),
+        };
         match self.catalog.clone().search_books(request).await {
             Ok(response) => {
                 let page = response.into_inner();
@@ -65,7 +75,10 @@ fn failure(status: &Status) -> String {
 
 #[tonic::async_trait]
 impl Bot for BotService {
-    async fn reply(&self, request: Request<ReplyRequest>) -> Result<Response<ReplyResponse>, Status> {
+    async fn reply(
+        &self,
+        request: Request<ReplyRequest>,
+    ) -> Result<Response<ReplyResponse>, Status> {
         let message = request
             .into_inner()
             .message

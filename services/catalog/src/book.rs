@@ -12,7 +12,11 @@ use crate::douban::model::DoubanBook;
 /// Builds a `Book` from Douban's JSON, noting which provider answered and when.
 pub fn from_douban(raw: DoubanBook, provider: &str, fetched_at: SystemTime) -> Book {
     let images = raw.images.unwrap_or_default();
-    let medium = if images.medium.is_empty() { raw.image } else { images.medium };
+    let medium = if images.medium.is_empty() {
+        raw.image
+    } else {
+        images.medium
+    };
     let web_url = if !raw.alt.is_empty() {
         raw.alt
     } else if !raw.id.is_empty() {
@@ -42,18 +46,34 @@ pub fn from_douban(raw: DoubanBook, provider: &str, fetched_at: SystemTime) -> B
             })
             .filter(|t| !t.name.is_empty())
             .collect(),
-        images: Some(Images { small: images.small, medium, large: images.large }),
-        series: raw
-            .series
-            .filter(|s| !s.title.is_empty())
-            .map(|s| Series { id: s.id, title: s.title }),
-        catalog: if raw.catalog.trim().is_empty() { String::new() } else { raw.catalog },
+        images: Some(Images {
+            small: images.small,
+            medium,
+            large: images.large,
+        }),
+        series: raw.series.filter(|s| !s.title.is_empty()).map(|s| Series {
+            id: s.id,
+            title: s.title,
+        }),
+        catalog: if raw.catalog.trim().is_empty() {
+            String::new()
+        } else {
+            raw.catalog
+        },
         title: unescape_html(&raw.title),
         subtitle: unescape_html(&raw.subtitle),
         origin_title: raw.origin_title,
         alt_title: raw.alt_title,
-        authors: raw.author.into_iter().map(|a| a.trim().to_owned()).collect(),
-        translators: raw.translator.into_iter().map(|a| a.trim().to_owned()).collect(),
+        authors: raw
+            .author
+            .into_iter()
+            .map(|a| a.trim().to_owned())
+            .collect(),
+        translators: raw
+            .translator
+            .into_iter()
+            .map(|a| a.trim().to_owned())
+            .collect(),
         publisher: raw.publisher,
         binding: raw.binding,
         summary: raw.summary,
@@ -105,7 +125,11 @@ const MONTHS: [&str; 12] = [
 /// `"45.00元"`, `"CNY 79.00"`, `"USD 26.95"`, `"$ 19.15"`, a bare `"19.8"`
 /// (Douban's prices are yuan unless marked). `"0.00"` and `""` stay unparsed.
 pub fn parse_price(text: &str) -> Price {
-    let unparsed = Price { text: text.to_owned(), amount_minor: 0, currency: String::new() };
+    let unparsed = Price {
+        text: text.to_owned(),
+        amount_minor: 0,
+        currency: String::new(),
+    };
     let trimmed = text.trim();
     let Some(start) = trimmed.find(|c: char| c.is_ascii_digit()) else {
         return unparsed;
@@ -149,7 +173,11 @@ const CURRENCIES: &[(&str, &[&str])] = &[
 ];
 
 fn leading_number(text: &str) -> Option<i32> {
-    let digits: String = text.trim().chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -172,7 +200,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> DoubanBook {
-        let path = format!("{}/../../tests/fixtures/douban/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/douban/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap()
     }
@@ -192,7 +223,11 @@ mod tests {
         ];
         for (text, amount, currency) in cases {
             let price = parse_price(text);
-            assert_eq!((price.amount_minor, price.currency.as_str()), (amount, currency), "{text}");
+            assert_eq!(
+                (price.amount_minor, price.currency.as_str()),
+                (amount, currency),
+                "{text}"
+            );
             assert_eq!(price.text, text);
         }
         for text in ["", "0.00", "暂无", "free"] {
@@ -221,7 +256,11 @@ mod tests {
 
     #[test]
     fn recorded_book_decodes_with_its_quirks() {
-        let book = from_douban(fixture("douban_book_2230208_raw.json"), "douban", SystemTime::UNIX_EPOCH);
+        let book = from_douban(
+            fixture("douban_book_2230208_raw.json"),
+            "douban",
+            SystemTime::UNIX_EPOCH,
+        );
         assert_eq!(book.title, "我的前半生");
         assert_eq!(book.authors, ["亦舒"]);
         assert_eq!(book.isbn13, "9787802283930");
@@ -229,13 +268,21 @@ mod tests {
         let rating = book.rating.unwrap();
         assert!(rating.rated && (rating.average - 7.9).abs() < 1e-9 && rating.count == 22156);
         assert_eq!(book.pubdate.unwrap().year, 2007);
-        assert!(book.tags.iter().any(|t| t.name == "亦舒" && t.count == 9937));
+        assert!(
+            book.tags
+                .iter()
+                .any(|t| t.name == "亦舒" && t.count == 9937)
+        );
         assert_eq!(book.provenance.unwrap().provider, "douban");
     }
 
     #[test]
     fn whitespace_only_catalog_and_missing_series_are_empty() {
-        let book = from_douban(fixture("douban_book_1220562_raw.json"), "douban", SystemTime::UNIX_EPOCH);
+        let book = from_douban(
+            fixture("douban_book_1220562_raw.json"),
+            "douban",
+            SystemTime::UNIX_EPOCH,
+        );
         assert_eq!(book.title, "满月之夜白鲸现");
         assert_eq!(book.catalog, "");
         assert!(book.series.is_none());

@@ -34,7 +34,12 @@ impl Books {
         Ok(book)
     }
 
-    pub async fn search(&self, query: &str, start: u32, count: u32) -> Result<SearchPage, ProviderError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        start: u32,
+        count: u32,
+    ) -> Result<SearchPage, ProviderError> {
         self.provider.search(query, start, count).await
     }
 }

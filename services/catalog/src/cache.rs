@@ -25,13 +25,21 @@ pub fn redis_key(isbn: &Isbn13) -> String {
 #[derive(Clone)]
 pub enum BookCache {
     Memory(moka::future::Cache<Isbn13, Book>),
-    Redis { connection: ConnectionManager, ttl: Duration },
+    Redis {
+        connection: ConnectionManager,
+        ttl: Duration,
+    },
 }
 
 impl BookCache {
     /// An in-process cache holding up to `capacity` books for `ttl`.
     pub fn memory(capacity: u64, ttl: Duration) -> Self {
-        Self::Memory(moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build())
+        Self::Memory(
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        )
     }
 
     /// A Redis cache; connects lazily and reconnects on its own, so the
@@ -61,7 +69,9 @@ impl BookCache {
                 };
                 let bytes = bytes?;
                 Book::decode(bytes.as_slice())
-                    .inspect_err(|error| tracing::warn!(%isbn, %error, "undecodable cache entry ignored"))
+                    .inspect_err(
+                        |error| tracing::warn!(%isbn, %error, "undecodable cache entry ignored"),
+                    )
                     .ok()
             }
         }

@@ -50,7 +50,12 @@ pub struct CatalogConfig {
 impl CatalogConfig {
     /// Offline defaults: sample catalog, in-process cache. Used by tests and `doumi up`.
     pub fn offline(listen: SocketAddr) -> Self {
-        Self { listen, source: Source::Sample, redis_url: None, cache_ttl: Duration::from_secs(24 * 3600) }
+        Self {
+            listen,
+            source: Source::Sample,
+            redis_url: None,
+            cache_ttl: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -83,7 +88,8 @@ impl CatalogArgs {
             Some(Some(base_url)) => timeout.map(|timeout| {
                 Source::Douban(DoubanSettings {
                     base_url,
-                    apikey: non_empty(&self.douban_apikey).map(|k| SecretString::from(k.to_owned())),
+                    apikey: non_empty(&self.douban_apikey)
+                        .map(|k| SecretString::from(k.to_owned())),
                     timeout,
                 })
             }),

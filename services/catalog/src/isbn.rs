@@ -162,7 +162,10 @@ mod tests {
     fn isbn10_and_isbn13_agree_both_ways() {
         for (thirteen, ten) in PAIRS {
             assert_eq!(Isbn13::parse(ten).unwrap().as_str(), *thirteen, "{ten}");
-            assert_eq!(Isbn13::parse(thirteen).unwrap().to_isbn10().as_deref(), Some(*ten));
+            assert_eq!(
+                Isbn13::parse(thirteen).unwrap().to_isbn10().as_deref(),
+                Some(*ten)
+            );
         }
     }
 
@@ -179,18 +182,39 @@ mod tests {
         ] {
             assert_eq!(Isbn13::parse(input).unwrap().as_str(), want, "{input}");
         }
-        assert_eq!(Isbn13::parse("711528282x").unwrap().as_str(), "9787115282828");
+        assert_eq!(
+            Isbn13::parse("711528282x").unwrap().as_str(),
+            "9787115282828"
+        );
     }
 
     #[test]
     fn bad_isbns_say_what_is_wrong() {
         assert_eq!(Isbn13::parse(""), Err(IsbnError::Empty));
-        assert_eq!(Isbn13::parse("97871210703898"), Err(IsbnError::WrongLength(14)));
-        assert!(matches!(Isbn13::parse("9787121139513"), Err(IsbnError::BadIsbn13Check(_))));
-        assert!(matches!(Isbn13::parse("7121139511"), Err(IsbnError::BadIsbn10Check(_))));
-        assert!(matches!(Isbn13::parse("1234567890123"), Err(IsbnError::NotBookland(_))));
-        assert_eq!(Isbn13::parse("71211X9510"), Err(IsbnError::BadCharacter('X')));
-        assert_eq!(Isbn13::parse("978a121139512"), Err(IsbnError::BadCharacter('a')));
+        assert_eq!(
+            Isbn13::parse("97871210703898"),
+            Err(IsbnError::WrongLength(14))
+        );
+        assert!(matches!(
+            Isbn13::parse("9787121139513"),
+            Err(IsbnError::BadIsbn13Check(_))
+        ));
+        assert!(matches!(
+            Isbn13::parse("7121139511"),
+            Err(IsbnError::BadIsbn10Check(_))
+        ));
+        assert!(matches!(
+            Isbn13::parse("1234567890123"),
+            Err(IsbnError::NotBookland(_))
+        ));
+        assert_eq!(
+            Isbn13::parse("71211X9510"),
+            Err(IsbnError::BadCharacter('X'))
+        );
+        assert_eq!(
+            Isbn13::parse("978a121139512"),
+            Err(IsbnError::BadCharacter('a'))
+        );
         assert!(Isbn13::parse("EAN_13,9787121139512").is_ok());
     }
 

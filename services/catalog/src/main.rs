@@ -21,7 +21,9 @@ async fn main() {
     let config = cli.catalog.config(&mut problems);
     let config = problems.finish(config).unwrap_or_else(|e| e.exit());
     let listener = doumi_runtime::bind_or_exit(config.listen).await;
-    if let Err(error) = doumi_catalog::run(config, listener, doumi_runtime::shutdown::signal()).await {
+    if let Err(error) =
+        doumi_catalog::run(config, listener, doumi_runtime::shutdown::signal()).await
+    {
         tracing::error!(error = %error, "catalog stopped");
         std::process::exit(1);
     }

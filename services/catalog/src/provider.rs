@@ -36,5 +36,10 @@ pub trait BookProvider: Send + Sync {
     async fn by_isbn(&self, isbn: &Isbn13) -> Result<Book, ProviderError>;
 
     /// Books whose title or author match `query`, skipping `start`, at most `count`.
-    async fn search(&self, query: &str, start: u32, count: u32) -> Result<SearchPage, ProviderError>;
+    async fn search(
+        &self,
+        query: &str,
+        start: u32,
+        count: u32,
+    ) -> Result<SearchPage, ProviderError>;
 }

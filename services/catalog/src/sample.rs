@@ -75,7 +75,12 @@ impl BookProvider for SampleCatalog {
             .ok_or(ProviderError::NotFound)
     }
 
-    async fn search(&self, query: &str, start: u32, count: u32) -> Result<SearchPage, ProviderError> {
+    async fn search(
+        &self,
+        query: &str,
+        start: u32,
+        count: u32,
+    ) -> Result<SearchPage, ProviderError> {
         let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let mut hits: Vec<&Book> = self.books.iter().filter(|b| matches(b, &terms)).collect();
         // Most-read first, as Douban's own search tends to rank.
@@ -102,33 +107,61 @@ mod tests {
         assert!(catalog.len() >= 30, "only {} books", catalog.len());
         let mut chinese = 0;
         for book in &catalog.books {
-            let isbn = Isbn13::parse(&book.isbn13).unwrap_or_else(|e| panic!("{}: {e}", book.title));
+            let isbn =
+                Isbn13::parse(&book.isbn13).unwrap_or_else(|e| panic!("{}: {e}", book.title));
             assert_eq!(isbn.as_str(), book.isbn13);
             if !book.isbn10.is_empty() {
-                assert_eq!(isbn.to_isbn10().as_deref(), Some(book.isbn10.as_str()), "{}", book.title);
+                assert_eq!(
+                    isbn.to_isbn10().as_deref(),
+                    Some(book.isbn10.as_str()),
+                    "{}",
+                    book.title
+                );
             }
-            assert!(!book.title.is_empty() && !book.authors.is_empty(), "{}", book.isbn13);
+            assert!(
+                !book.title.is_empty() && !book.authors.is_empty(),
+                "{}",
+                book.isbn13
+            );
             chinese += usize::from(book.isbn13.starts_with("9787"));
         }
-        assert!(chinese >= 15 && catalog.len() - chinese >= 5, "{chinese} Chinese books");
+        assert!(
+            chinese >= 15 && catalog.len() - chinese >= 5,
+            "{chinese} Chinese books"
+        );
         assert_eq!(catalog.by_isbn.len(), catalog.len(), "duplicate ISBNs");
     }
 
     #[tokio::test]
     async fn finds_by_isbn_and_by_title_or_author() {
         let catalog = SampleCatalog::load().unwrap();
-        let book = catalog.by_isbn(&Isbn13::parse("7121139510").unwrap()).await.unwrap();
-        assert_eq!((book.title.as_str(), book.authors[0].as_str()), ("浪潮之巅", "吴军"));
+        let book = catalog
+            .by_isbn(&Isbn13::parse("7121139510").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (book.title.as_str(), book.authors[0].as_str()),
+            ("浪潮之巅", "吴军")
+        );
 
         let by_author = catalog.search("吴军", 0, 10).await.unwrap();
         assert!(by_author.books.iter().any(|b| b.title == "数学之美"));
-        let by_title = catalog.search("introduction to algorithms", 0, 10).await.unwrap();
+        let by_title = catalog
+            .search("introduction to algorithms", 0, 10)
+            .await
+            .unwrap();
         // The English original and its Chinese translation (by its original title).
         let isbns: Vec<&str> = by_title.books.iter().map(|b| b.isbn13.as_str()).collect();
-        assert!(isbns.contains(&"9780262033848") && isbns.contains(&"9787111407010"), "{isbns:?}");
+        assert!(
+            isbns.contains(&"9780262033848") && isbns.contains(&"9787111407010"),
+            "{isbns:?}"
+        );
         let two_terms = catalog.search("东野圭吾 白夜", 0, 10).await.unwrap();
         assert_eq!(two_terms.total, 1);
-        let none = catalog.search("no such book anywhere", 0, 10).await.unwrap();
+        let none = catalog
+            .search("no such book anywhere", 0, 10)
+            .await
+            .unwrap();
         assert_eq!(none.total, 0);
     }
 }

@@ -54,7 +54,9 @@ impl BookCatalog for CatalogService {
             return Err(Status::invalid_argument("query is empty"));
         }
         if query.chars().count() > MAX_QUERY_CHARS {
-            return Err(Status::invalid_argument(format!("query is longer than {MAX_QUERY_CHARS} characters")));
+            return Err(Status::invalid_argument(format!(
+                "query is longer than {MAX_QUERY_CHARS} characters"
+            )));
         }
         let page_size = match request.page_size {
             n if n < 0 => return Err(Status::invalid_argument("page_size is negative")),
@@ -100,7 +102,9 @@ fn parse_page_token(token: &str) -> Result<u32, Status> {
 fn to_status(error: ProviderError, not_found: &str) -> Status {
     match error {
         ProviderError::NotFound => Status::not_found(not_found),
-        ProviderError::RateLimited(_) => Status::resource_exhausted("the book provider is rate-limiting us, try again later"),
+        ProviderError::RateLimited(_) => {
+            Status::resource_exhausted("the book provider is rate-limiting us, try again later")
+        }
         ProviderError::Rejected(_) | ProviderError::Unavailable(_) => {
             Status::unavailable("the book provider is unavailable and nothing is cached")
         }

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 use doumi_proto::catalog::v1::Book;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{classify_error, model::{DoubanBook, DoubanSearch}};
+use super::{
+    classify_error,
+    model::{DoubanBook, DoubanSearch},
+};
 use crate::{
     book,
     isbn::Isbn13,
@@ -58,7 +61,9 @@ impl DoubanClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ProviderError::Unavailable(format!("response from {path} exceeds {MAX_BODY_BYTES} bytes")));
+                return Err(ProviderError::Unavailable(format!(
+                    "response from {path} exceeds {MAX_BODY_BYTES} bytes"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -90,12 +95,19 @@ impl BookProvider for DoubanClient {
     async fn by_isbn(&self, isbn: &Isbn13) -> Result<Book, ProviderError> {
         let raw: DoubanBook = self.get_json(&format!("/v2/book/isbn/{isbn}"), &[]).await?;
         if raw.title.is_empty() {
-            return Err(ProviderError::Unavailable("douban answered a book without a title".to_owned()));
+            return Err(ProviderError::Unavailable(
+                "douban answered a book without a title".to_owned(),
+            ));
         }
         Ok(book::from_douban(raw, self.name(), SystemTime::now()))
     }
 
-    async fn search(&self, query: &str, start: u32, count: u32) -> Result<SearchPage, ProviderError> {
+    async fn search(
+        &self,
+        query: &str,
+        start: u32,
+        count: u32,
+    ) -> Result<SearchPage, ProviderError> {
         let params = [
             ("q", query.to_owned()),
             ("start", start.to_string()),

@@ -27,7 +27,9 @@ impl DoubanErrorBody {
 pub fn classify_error(status: u16, body: &[u8]) -> ProviderError {
     let Ok(error) = serde_json::from_slice::<DoubanErrorBody>(body) else {
         return match status {
-            403 => ProviderError::Rejected("HTTP 403 without a Douban error body (blocked at the edge)".to_owned()),
+            403 => ProviderError::Rejected(
+                "HTTP 403 without a Douban error body (blocked at the edge)".to_owned(),
+            ),
             429 => ProviderError::RateLimited("HTTP 429".to_owned()),
             _ => ProviderError::Unavailable(format!("HTTP {status} without a Douban error body")),
         };
@@ -46,19 +48,34 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../tests/fixtures/douban/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/douban/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     #[test]
     fn recorded_error_bodies_map_as_specified() {
         let cases = [
-            ("douban_error_6000_book_not_found_isbn.json", 404, "NotFound"),
+            (
+                "douban_error_6000_book_not_found_isbn.json",
+                404,
+                "NotFound",
+            ),
             ("douban_error_6000_book_not_found_id.json", 404, "NotFound"),
-            ("douban_error_112_rate_limit_exceeded2.json", 400, "RateLimited"),
+            (
+                "douban_error_112_rate_limit_exceeded2.json",
+                400,
+                "RateLimited",
+            ),
             ("douban_error_104_invalid_apikey.json", 403, "Rejected"),
             ("douban_error_105_apikey_is_blocked.json", 400, "Rejected"),
-            ("douban_error_100_invalid_request_scheme.json", 400, "Rejected"),
+            (
+                "douban_error_100_invalid_request_scheme.json",
+                400,
+                "Rejected",
+            ),
         ];
         for (file, status, want) in cases {
             let got = classify_error(status, &fixture(file));
@@ -76,8 +93,17 @@ mod tests {
     #[test]
     fn html_403_and_bare_5xx_are_provider_failures_not_not_found() {
         let html = b"<html><body><center>dae</center></body></html>";
-        assert!(matches!(classify_error(403, html), ProviderError::Rejected(_)));
-        assert!(matches!(classify_error(500, b"oops"), ProviderError::Unavailable(_)));
-        assert!(matches!(classify_error(404, b""), ProviderError::Unavailable(_)));
+        assert!(matches!(
+            classify_error(403, html),
+            ProviderError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify_error(500, b"oops"),
+            ProviderError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify_error(404, b""),
+            ProviderError::Unavailable(_)
+        ));
     }
 }

@@ -1,0 +1,146 @@
+//! WeChat's side of the protocol: the signed query and XML WeChat's servers
+//! send, and how they read our replies. `doumi chat` and the end-to-end tests
+//! use it to talk to the gateway exactly as WeChat does.
+
+use serde::Deserialize;
+
+use crate::signature;
+
+/// The query string WeChat signs a POST with.
+pub fn signed_query(token: &str, timestamp: i64, nonce: &str) -> String {
+    let timestamp = timestamp.to_string();
+    let signature = signature::compute(&[token, &timestamp, nonce]);
+    format!("signature={signature}&timestamp={timestamp}&nonce={nonce}")
+}
+
+/// A text message from `reader` to `account`, as WeChat posts it.
+pub fn text_message(
+    reader: &str,
+    account: &str,
+    create_time: i64,
+    msg_id: i64,
+    content: &str,
+) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{account}]]></ToUserName><FromUserName><![CDATA[{reader}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[{}]]></Content><MsgId>{msg_id}</MsgId></xml>",
+        content.replace("]]>", "]]]]><![CDATA[>")
+    )
+}
+
+/// An event (`subscribe`, `CLICK`, ...) from `reader`, as WeChat posts it.
+pub fn event_message(
+    reader: &str,
+    account: &str,
+    create_time: i64,
+    event: &str,
+    key: &str,
+) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{account}]]></ToUserName><FromUserName><![CDATA[{reader}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>"
+    )
+}
+
+/// A passive reply as WeChat reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedReply {
+    /// The body `success` (or empty): nothing is shown to the reader.
+    Nothing,
+    Text {
+        to: String,
+        from: String,
+        content: String,
+    },
+    News {
+        to: String,
+        from: String,
+        titles: Vec<String>,
+        urls: Vec<String>,
+    },
+    Other {
+        msg_type: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawReply {
+    to_user_name: String,
+    from_user_name: String,
+    msg_type: String,
+    content: String,
+    articles: RawArticles,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawArticles {
+    item: Vec<RawArticle>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawArticle {
+    title: String,
+    url: String,
+}
+
+/// Reads a reply body the way WeChat would; `None` when WeChat could not.
+pub fn parse_reply(body: &str) -> Option<ParsedReply> {
+    let body = body.trim();
+    if body.is_empty() || body == "success" {
+        return Some(ParsedReply::Nothing);
+    }
+    let raw: RawReply = quick_xml::de::from_str(body).ok()?;
+    let (to, from) = (raw.to_user_name, raw.from_user_name);
+    Some(match raw.msg_type.as_str() {
+        "text" => ParsedReply::Text {
+            to,
+            from,
+            content: raw.content,
+        },
+        "news" => ParsedReply::News {
+            to,
+            from,
+            titles: raw.articles.item.iter().map(|a| a.title.clone()).collect(),
+            urls: raw.articles.item.into_iter().map(|a| a.url).collect(),
+        },
+        other => ParsedReply::Other {
+            msg_type: other.to_owned(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound;
+
+    #[test]
+    fn what_the_client_sends_the_gateway_reads() {
+        let body = text_message("u1", "gh_1", 1_700_000_000, 42, "a]]>b");
+        let message = inbound::parse(body.as_bytes()).unwrap();
+        assert_eq!(message.msg_id, 42);
+        let Some(doumi_proto::bot::v1::inbound_message::Kind::Text(text)) = message.kind else {
+            panic!()
+        };
+        assert_eq!(text.content, "a]]>b");
+    }
+
+    #[test]
+    fn signed_query_verifies() {
+        let query = signed_query("tok123", 1409735669, "1320562132");
+        let signature = query
+            .split('&')
+            .next()
+            .unwrap()
+            .trim_start_matches("signature=");
+        assert!(signature::verify(
+            signature,
+            &["tok123", "1409735669", "1320562132"]
+        ));
+    }
+}

@@ -1,0 +1,230 @@
+//! A reader's messages through gateway → bot → catalog → (fake) Douban and
+//! Redis, driven exactly as WeChat drives the gateway.
+
+use doumi_tests::{FakeDouban, RedisServer, StackOptions, TestStack};
+use redis::AsyncCommands;
+
+/// Everything real: fake Douban upstream, real Redis cache.
+struct World {
+    douban: FakeDouban,
+    redis: RedisServer,
+    stack: TestStack,
+}
+
+async fn world() -> World {
+    let douban = FakeDouban::start().await.expect("fake douban");
+    let redis = RedisServer::start().await.expect("redis-server");
+    let stack = TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        redis_url: Some(redis.url()),
+    })
+    .await
+    .expect("stack");
+    World {
+        douban,
+        redis,
+        stack,
+    }
+}
+
+const WAVE: &str = "/v2/book/isbn/9787121139512";
+
+#[tokio::test]
+async fn isbn13_returns_the_book_with_what_a_reader_checks() {
+    let w = world().await;
+    let text = w.stack.wechat().send_text("9787121139512").await.text();
+    for part in [
+        "《浪潮之巅》",
+        "吴军",
+        "电子工业出版社",
+        "2011",
+        "豆瓣评分：9.1",
+        "https://book.douban.com/subject/6709783/",
+    ] {
+        assert!(text.contains(part), "{part:?} missing in {text}");
+    }
+}
+
+#[tokio::test]
+async fn isbn10_and_hyphenated_isbn_find_the_same_book() {
+    let w = world().await;
+    let wechat = w.stack.wechat();
+    for input in ["7121139510", "978-7-121-13951-2", "978 7 121 13951 2"] {
+        let text = wechat.send_text(input).await.text();
+        assert!(text.contains("《浪潮之巅》"), "{input}: {text}");
+    }
+    // All three normalise to one ISBN-13: the upstream was asked once.
+    assert_eq!(w.douban.calls(WAVE), 1);
+}
+
+#[tokio::test]
+async fn keywords_search_titles_and_authors() {
+    let w = world().await;
+    let text = w.stack.wechat().send_text("白夜行").await.text();
+    assert!(
+        text.contains("《白夜行》") && text.contains("东野圭吾"),
+        "{text}"
+    );
+    assert!(
+        text.contains("9787544242516"),
+        "search results carry the ISBN to ask for: {text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_isbn_says_not_found() {
+    let w = world().await;
+    let text = w.stack.wechat().send_text("9787540438845").await.text();
+    assert!(
+        text.contains("没有找到") && text.contains("9787540438845"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_check_digit_is_explained_not_searched() {
+    let w = world().await;
+    let text = w.stack.wechat().send_text("9787121139513").await.text();
+    assert!(text.contains("不是有效的 ISBN"), "{text}");
+    assert_eq!(
+        w.douban.total_calls(),
+        0,
+        "an invalid ISBN never reaches the upstream"
+    );
+}
+
+#[tokio::test]
+async fn subscribe_gets_a_welcome_with_usage() {
+    let w = world().await;
+    let text = w.stack.wechat().send_event("subscribe", "").await.text();
+    assert!(
+        text.contains("欢迎关注豆米查书") && text.contains("ISBN"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unsubscribe_gets_success_and_nothing_else() {
+    let w = world().await;
+    let answer = w.stack.wechat().send_event("unsubscribe", "").await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
+}
+
+#[tokio::test]
+async fn help_in_english_chinese_and_a_question_mark() {
+    let w = world().await;
+    let wechat = w.stack.wechat();
+    for word in ["help", "帮助", "?"] {
+        let text = wechat.send_text(word).await.text();
+        assert!(text.contains("使用说明"), "{word}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn second_lookup_is_served_from_redis() {
+    let w = world().await;
+    let wechat = w.stack.wechat();
+    let first = wechat.send_text("9787121139512").await.text();
+    let second = wechat.send_text("9787121139512").await.text();
+    assert_eq!(first, second);
+    assert_eq!(
+        w.douban.calls(WAVE),
+        1,
+        "the second lookup must not reach Douban"
+    );
+    let mut redis = w.redis.connection().await.expect("redis connection");
+    let ttl: i64 = redis
+        .ttl("doumi:catalog:v1:isbn:9787121139512")
+        .await
+        .expect("ttl");
+    assert!(
+        ttl > 0,
+        "the book is cached in Redis with a TTL (ttl = {ttl})"
+    );
+}
+
+#[tokio::test]
+async fn douban_failing_gets_an_apology_not_an_http_error() {
+    let w = world().await;
+    w.douban.fail_with(Some(500));
+    let text = w.stack.wechat().send_text("9787121139512").await.text();
+    assert!(text.contains("抱歉"), "{text}");
+    // Once Douban recovers, so does the answer.
+    w.douban.fail_with(None);
+    let text = w.stack.wechat().send_text("9787121139512").await.text();
+    assert!(text.contains("《浪潮之巅》"), "{text}");
+}
+
+#[tokio::test]
+async fn url_verification_echoes_only_with_the_right_signature() {
+    let w = world().await;
+    let wechat = w.stack.wechat();
+    let ok = wechat.verify(None, "5927782489442352469").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "5927782489442352469"));
+    let forged = wechat
+        .verify(
+            Some("a9993e364706816aba3e25717850c26c9cd0d89d"),
+            "5927782489442352469",
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!forged.body.contains("5927782489442352469"));
+}
+
+#[tokio::test]
+async fn hostile_requests_get_4xx_and_the_gateway_keeps_serving() {
+    let w = world().await;
+    let wechat = w.stack.wechat();
+    let body =
+        doumi_gateway::client::text_message("u", "gh", WechatClientNow::now(), 1, "9787121139512");
+
+    let forged = wechat
+        .post("signature=0000&timestamp=1&nonce=2", body.clone())
+        .await;
+    assert_eq!(forged.status, 403, "wrong signature");
+    let unsigned = wechat.post("", body.clone()).await;
+    assert_eq!(unsigned.status, 403, "no signature");
+    let stale = wechat
+        .post(
+            &doumi_gateway::client::signed_query(doumi_tests::stack::TOKEN, 1_409_735_669, "n"),
+            body,
+        )
+        .await;
+    assert_eq!(stale.status, 403, "a timestamp from 2014");
+    assert_eq!(
+        wechat.post_signed("<xml><ToUserName>").await.status,
+        400,
+        "broken XML"
+    );
+    assert_eq!(wechat.post_signed("").await.status, 400, "empty body");
+    let dtd =
+        "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><xml><Content>&a;</Content></xml>";
+    assert_eq!(wechat.post_signed(dtd).await.status, 400, "DTD");
+    let huge = vec![b'a'; 10 * 1024 * 1024];
+    assert_eq!(wechat.post_signed(huge).await.status, 413, "10 MB body");
+
+    let text = wechat.send_text("9787121139512").await.text();
+    assert!(
+        text.contains("《浪潮之巅》"),
+        "still serving after the abuse: {text}"
+    );
+    assert_eq!(
+        w.douban.total_calls(),
+        1,
+        "no refused request reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn offline_defaults_serve_the_sample_catalog() {
+    let stack = TestStack::start(StackOptions::default())
+        .await
+        .expect("stack");
+    let text = stack.wechat().send_text("9787121139512").await.text();
+    assert!(
+        text.contains("《浪潮之巅》") && text.contains("吴军"),
+        "{text}"
+    );
+}
+
+use doumi_tests::wechat::WechatClient as WechatClientNow;
