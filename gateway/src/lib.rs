@@ -5,6 +5,7 @@
 
 pub mod bot_link;
 pub mod client;
+pub mod crypto;
 pub mod config;
 pub mod error;
 pub mod inbound;
