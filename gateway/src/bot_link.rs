@@ -1,8 +1,8 @@
 //! The gateway's side of the gRPC hop to the bot: one call per message, cut
-//! off at the reply budget, and a reader-facing sentence whenever the bot
-//! cannot answer in time, so WeChat never shows its own error.
+//! off at a deadline, and a reader-facing sentence whenever the bot cannot
+//! answer in time, so WeChat never shows its own error.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use doumi_proto::bot::v1::{
     InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply,
@@ -16,32 +16,37 @@ pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再
 #[derive(Clone)]
 pub struct BotLink {
     client: BotClient<Channel>,
-    budget: Duration,
 }
 
 impl BotLink {
-    pub fn new(channel: Channel, budget: Duration) -> Self {
+    pub fn new(channel: Channel) -> Self {
         Self {
             client: BotClient::new(channel),
-            budget,
         }
     }
 
-    /// The bot's reply to `message`, or an apology when it fails or is late.
-    pub async fn reply(&self, message: InboundMessage) -> Reply {
+    /// The bot's reply to `message`, or an apology when it fails or misses `deadline`.
+    pub async fn reply(&self, message: InboundMessage, deadline: Duration) -> Reply {
+        let started = Instant::now();
         let mut request = tonic::Request::new(ReplyRequest {
             message: Some(message),
         });
-        // The deadline travels with the call (grpc-timeout), and is enforced here too.
-        request.set_timeout(self.budget);
-        match tokio::time::timeout(self.budget, self.client.clone().reply(request)).await {
+        // The deadline travels with the call (grpc-timeout) so the bot and the
+        // catalog behind it can plan for it, and is enforced here too.
+        request.set_timeout(deadline);
+        let result = tokio::time::timeout(deadline, self.client.clone().reply(request)).await;
+        metrics::histogram!("doumi_gateway_bot_latency_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
             Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),
             Ok(Err(status)) => {
+                metrics::counter!("doumi_gateway_bot_errors_total").increment(1);
                 tracing::warn!(code = ?status.code(), message = status.message(), "bot call failed");
                 apology()
             }
             Err(_elapsed) => {
-                tracing::warn!(budget = ?self.budget, "bot did not answer within the reply budget");
+                metrics::counter!("doumi_gateway_deadline_hits_total").increment(1);
+                tracing::warn!(?deadline, "bot did not answer in time");
                 apology()
             }
         }

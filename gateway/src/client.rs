@@ -4,13 +4,64 @@
 
 use serde::Deserialize;
 
-use crate::signature;
+use crate::{
+    crypto::{CryptoError, MessageCrypto},
+    signature,
+};
 
 /// The query string WeChat signs a POST with.
 pub fn signed_query(token: &str, timestamp: i64, nonce: &str) -> String {
     let timestamp = timestamp.to_string();
     let signature = signature::compute(&[token, &timestamp, nonce]);
     format!("signature={signature}&timestamp={timestamp}&nonce={nonce}")
+}
+
+/// A safe-mode request as WeChat sends it: the query (with `encrypt_type=aes`
+/// and `msg_signature`) and the envelope body around the encrypted `xml`.
+pub fn sealed_message(
+    crypto: &MessageCrypto,
+    token: &str,
+    timestamp: i64,
+    nonce: &str,
+    account: &str,
+    xml: &str,
+) -> (String, String) {
+    let encrypt = crypto.encrypt(xml);
+    let msg_signature = signature::compute(&[token, &timestamp.to_string(), nonce, &encrypt]);
+    let query = format!(
+        "{}&encrypt_type=aes&msg_signature={msg_signature}",
+        signed_query(token, timestamp, nonce)
+    );
+    let body = format!(
+        "<xml><ToUserName><![CDATA[{account}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    );
+    (query, body)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawEnvelope {
+    encrypt: String,
+    msg_signature: String,
+    time_stamp: String,
+    nonce: String,
+}
+
+/// Opens a safe-mode reply as WeChat does: checks its `MsgSignature`, then
+/// decrypts `Encrypt`. A plain `success` passes through unchanged.
+pub fn open_reply(crypto: &MessageCrypto, token: &str, body: &str) -> Result<String, CryptoError> {
+    if body.trim() == "success" || body.trim().is_empty() {
+        return Ok(body.to_owned());
+    }
+    let envelope: RawEnvelope = quick_xml::de::from_str(body).map_err(|_| CryptoError::ParseXml)?;
+    MessageCrypto::verify(
+        token,
+        &envelope.time_stamp,
+        &envelope.nonce,
+        &envelope.encrypt,
+        &envelope.msg_signature,
+    )?;
+    crypto.decrypt(&envelope.encrypt)
 }
 
 /// A text message from `reader` to `account`, as WeChat posts it.

@@ -2,8 +2,13 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use doumi_runtime::settings::Problems;
+use doumi_runtime::settings::{Problems, non_empty};
 use secrecy::SecretString;
+
+use crate::{
+    crypto::{AesKey, MessageCrypto},
+    window::{Interim, ReplyPolicy, WECHAT_WINDOW, WindowSettings},
+};
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,6 +29,25 @@ pub struct GatewayArgs {
     /// How far a request's timestamp may be from now (replay protection).
     #[arg(long, env = "DOUMI_WECHAT_TIMESTAMP_TOLERANCE", default_value = "300s")]
     pub wechat_timestamp_tolerance: String,
+    /// The official account's AppID (needed for safe and compatible mode).
+    #[arg(long, env = "DOUMI_WECHAT_APP_ID")]
+    pub wechat_app_id: Option<String>,
+    /// The 43-character EncodingAESKey; unset = plaintext mode only.
+    #[arg(long, env = "DOUMI_WECHAT_AES_KEY", hide_env_values = true)]
+    pub wechat_aes_key: Option<String>,
+    /// Refuse plaintext messages (for accounts in safe mode: no downgrade).
+    #[arg(long, env = "DOUMI_WECHAT_REQUIRE_ENCRYPTION", default_value = "false")]
+    pub wechat_require_encryption: String,
+    /// `hold`: early attempts wait for the real reply, the last is answered in
+    /// its budget; `immediate`: every attempt is answered in its budget.
+    #[arg(long, env = "DOUMI_WECHAT_REPLY_POLICY", default_value = "hold")]
+    pub wechat_reply_policy: String,
+    /// What an attempt answers when the real reply is not ready: `text` or `success`.
+    #[arg(long, env = "DOUMI_WECHAT_INTERIM", default_value = "text")]
+    pub wechat_interim: String,
+    /// Redis shared by gateway replicas so they agree on one answer per message; unset = in-process.
+    #[arg(long, env = "DOUMI_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// The Token shared with WeChat: 3 to 32 letters and digits, as WeChat's
@@ -57,8 +81,12 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub bot_url: String,
     pub token: WechatToken,
-    pub reply_budget: Duration,
+    pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
+    /// Safe-mode credentials; `None` = plaintext mode only.
+    pub crypto: Option<MessageCrypto>,
+    pub require_encryption: bool,
+    pub redis_url: Option<String>,
 }
 
 impl GatewayConfig {
@@ -68,8 +96,15 @@ impl GatewayConfig {
             listen,
             bot_url,
             token,
-            reply_budget: Duration::from_millis(4500),
+            window: WindowSettings {
+                policy: ReplyPolicy::Hold,
+                budget: Duration::from_millis(4500),
+                interim: Interim::Text,
+            },
             timestamp_tolerance: Duration::from_secs(300),
+            crypto: None,
+            require_encryption: false,
+            redis_url: None,
         }
     }
 }
@@ -79,12 +114,7 @@ impl GatewayArgs {
     pub fn config(&self, problems: &mut Problems) -> Option<GatewayConfig> {
         let listen = problems.socket_addr("DOUMI_GATEWAY_LISTEN", &self.gateway_listen);
         let bot_url = problems.http_url("DOUMI_BOT_URL", &self.bot_url);
-        let token = match self
-            .wechat_token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        let token = match non_empty(&self.wechat_token) {
             None => {
                 problems.add(
                     "DOUMI_WECHAT_TOKEN",
@@ -96,9 +126,8 @@ impl GatewayArgs {
                 .map_err(|e| problems.add("DOUMI_WECHAT_TOKEN", e))
                 .ok(),
         };
-        let reply_budget =
-            problems.duration("DOUMI_WECHAT_REPLY_BUDGET", &self.wechat_reply_budget);
-        if reply_budget.is_some_and(|b| b.is_zero() || b.as_secs_f64() >= 5.0) {
+        let budget = problems.duration("DOUMI_WECHAT_REPLY_BUDGET", &self.wechat_reply_budget);
+        if budget.is_some_and(|b| b.is_zero() || b >= WECHAT_WINDOW) {
             problems.add(
                 "DOUMI_WECHAT_REPLY_BUDGET",
                 "must be above 0 and under WeChat's 5 s",
@@ -108,12 +137,150 @@ impl GatewayArgs {
             "DOUMI_WECHAT_TIMESTAMP_TOLERANCE",
             &self.wechat_timestamp_tolerance,
         );
+        let policy = problems.choice("DOUMI_WECHAT_REPLY_POLICY", &self.wechat_reply_policy);
+        let interim = problems.choice("DOUMI_WECHAT_INTERIM", &self.wechat_interim);
+        let require_encryption = problems.flag(
+            "DOUMI_WECHAT_REQUIRE_ENCRYPTION",
+            &self.wechat_require_encryption,
+        );
+        let crypto = self.crypto(problems);
+        if require_encryption == Some(true) && matches!(crypto, Some(None)) {
+            problems.add(
+                "DOUMI_WECHAT_REQUIRE_ENCRYPTION",
+                "needs DOUMI_WECHAT_AES_KEY and DOUMI_WECHAT_APP_ID",
+            );
+        }
+        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         Some(GatewayConfig {
             listen: listen?,
             bot_url: bot_url?,
             token: token?,
-            reply_budget: reply_budget?,
+            window: WindowSettings {
+                policy: policy?,
+                budget: budget?,
+                interim: interim?,
+            },
             timestamp_tolerance: timestamp_tolerance?,
+            crypto: crypto?,
+            require_encryption: require_encryption?,
+            redis_url: redis_url?,
         })
+    }
+
+    /// Safe-mode credentials: both AppID and key, or neither.
+    fn crypto(&self, problems: &mut Problems) -> Option<Option<MessageCrypto>> {
+        match (
+            non_empty(&self.wechat_app_id),
+            non_empty(&self.wechat_aes_key),
+        ) {
+            (_, None) => Some(None),
+            (Some(app_id), Some(key)) => match AesKey::parse(key) {
+                Ok(key) => Some(Some(MessageCrypto::new(key, app_id.to_owned()))),
+                Err(_) => {
+                    problems.add(
+                        "DOUMI_WECHAT_AES_KEY",
+                        "must be the 43-character EncodingAESKey from WeChat's console",
+                    );
+                    None
+                }
+            },
+            (None, Some(_)) => {
+                problems.add(
+                    "DOUMI_WECHAT_APP_ID",
+                    "is required when DOUMI_WECHAT_AES_KEY is set",
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    fn check(args: &[&str]) -> Result<GatewayConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let mut problems = Problems::new();
+        let config = cli.gateway.config(&mut problems);
+        problems.finish(config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_need_only_a_token() {
+        let config = check(&["--wechat-token", "abc123"]).unwrap();
+        assert_eq!(config.window.policy, ReplyPolicy::Hold);
+        assert_eq!(config.window.budget, Duration::from_millis(4500));
+        assert!(
+            config.crypto.is_none() && !config.require_encryption && config.redis_url.is_none()
+        );
+    }
+
+    #[test]
+    fn every_bad_setting_is_named_at_once() {
+        let error = check(&[
+            "--wechat-reply-budget",
+            "6s",
+            "--wechat-reply-policy",
+            "later",
+            "--wechat-aes-key",
+            "tooshort",
+            "--wechat-app-id",
+            "wx1",
+            "--redis-url",
+            "http://nope",
+        ])
+        .unwrap_err();
+        for name in [
+            "DOUMI_WECHAT_TOKEN",
+            "DOUMI_WECHAT_REPLY_BUDGET",
+            "DOUMI_WECHAT_REPLY_POLICY",
+            "DOUMI_WECHAT_AES_KEY",
+            "DOUMI_REDIS_URL",
+        ] {
+            assert!(error.contains(name), "{name} missing from {error}");
+        }
+    }
+
+    #[test]
+    fn safe_mode_settings() {
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let config = check(&[
+            "--wechat-token",
+            "abc123",
+            "--wechat-app-id",
+            "wx2c2769f8efd9abc2",
+            "--wechat-aes-key",
+            key,
+            "--wechat-require-encryption",
+            "true",
+            "--wechat-reply-policy",
+            "immediate",
+            "--wechat-interim",
+            "success",
+        ])
+        .unwrap();
+        assert!(config.crypto.is_some() && config.require_encryption);
+        assert_eq!(
+            (config.window.policy, config.window.interim),
+            (ReplyPolicy::Immediate, Interim::Success)
+        );
+        let error = check(&[
+            "--wechat-token",
+            "abc123",
+            "--wechat-require-encryption",
+            "true",
+        ])
+        .unwrap_err();
+        assert!(error.contains("needs DOUMI_WECHAT_AES_KEY"), "{error}");
     }
 }

@@ -8,8 +8,7 @@
 
 use aes::Aes256;
 use base64::{
-    Engine,
-    alphabet,
+    Engine, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, block_padding::NoPadding};
@@ -76,8 +75,12 @@ impl AesKey {
         if text.len() != 43 || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(CryptoError::IllegalAesKey);
         }
-        let bytes = WECHAT_BASE64.decode(format!("{text}=")).map_err(|_| CryptoError::IllegalAesKey)?;
-        Ok(Self(bytes.try_into().map_err(|_| CryptoError::IllegalAesKey)?))
+        let bytes = WECHAT_BASE64
+            .decode(format!("{text}="))
+            .map_err(|_| CryptoError::IllegalAesKey)?;
+        Ok(Self(
+            bytes.try_into().map_err(|_| CryptoError::IllegalAesKey)?,
+        ))
     }
 
     fn iv(&self) -> &[u8] {
@@ -104,7 +107,13 @@ impl MessageCrypto {
     }
 
     /// Checks `msg_signature` over token, timestamp, nonce and the payload.
-    pub fn verify(token: &str, timestamp: &str, nonce: &str, encrypted: &str, msg_signature: &str) -> Result<(), CryptoError> {
+    pub fn verify(
+        token: &str,
+        timestamp: &str,
+        nonce: &str,
+        encrypted: &str,
+        msg_signature: &str,
+    ) -> Result<(), CryptoError> {
         if signature::verify(msg_signature, &[token, timestamp, nonce, encrypted]) {
             Ok(())
         } else {
@@ -119,16 +128,22 @@ impl MessageCrypto {
         if encrypted.len() > MAX_CIPHERTEXT * 4 / 3 + 4 {
             return Err(CryptoError::IllegalBuffer);
         }
-        let mut buf = WECHAT_BASE64.decode(encrypted).map_err(|_| CryptoError::DecodeBase64)?;
+        let mut buf = WECHAT_BASE64
+            .decode(encrypted)
+            .map_err(|_| CryptoError::DecodeBase64)?;
         if buf.is_empty() || buf.len() % PAD_BLOCK != 0 {
             return Err(CryptoError::DecryptAes);
         }
         let decryptor = cbc::Decryptor::<Aes256>::new_from_slices(&self.key.0, self.key.iv())
             .map_err(|_| CryptoError::IllegalAesKey)?;
-        let plain = decryptor.decrypt_padded::<NoPadding>(&mut buf).map_err(|_| CryptoError::DecryptAes)?;
+        let plain = decryptor
+            .decrypt_padded::<NoPadding>(&mut buf)
+            .map_err(|_| CryptoError::DecryptAes)?;
         let plain = unpad(plain)?;
         let rest = plain.get(RANDOM_LEN..).ok_or(CryptoError::IllegalBuffer)?;
-        let (len, rest) = rest.split_first_chunk::<4>().ok_or(CryptoError::IllegalBuffer)?;
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or(CryptoError::IllegalBuffer)?;
         let len = u32::from_be_bytes(*len) as usize;
         if len > rest.len() {
             return Err(CryptoError::IllegalBuffer);
@@ -151,7 +166,8 @@ impl MessageCrypto {
     /// the published test vectors).
     pub fn encrypt_with(&self, message: &str, random: &[u8; RANDOM_LEN]) -> String {
         let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
-        let mut plain = Vec::with_capacity(RANDOM_LEN + 4 + message.len() + self.app_id.len() + PAD_BLOCK);
+        let mut plain =
+            Vec::with_capacity(RANDOM_LEN + 4 + message.len() + self.app_id.len() + PAD_BLOCK);
         plain.extend_from_slice(random);
         plain.extend_from_slice(&len.to_be_bytes());
         plain.extend_from_slice(message.as_bytes());
@@ -161,7 +177,12 @@ impl MessageCrypto {
         let plain_len = plain.len();
         let encrypted = cbc::Encryptor::<Aes256>::new_from_slices(&self.key.0, self.key.iv())
             .ok()
-            .and_then(|encryptor| encryptor.encrypt_padded::<NoPadding>(&mut plain, plain_len).ok().map(<[u8]>::to_vec))
+            .and_then(|encryptor| {
+                encryptor
+                    .encrypt_padded::<NoPadding>(&mut plain, plain_len)
+                    .ok()
+                    .map(<[u8]>::to_vec)
+            })
             .unwrap_or_default();
         WECHAT_BASE64.encode(encrypted)
     }
@@ -196,15 +217,30 @@ mod tests {
 
     #[test]
     fn tencent_sample_verifies_and_decrypts() {
-        MessageCrypto::verify("spamtest", "1409735669", "1320562132", TENCENT_ENCRYPT, "5d197aaffba7e9b25a30732f161a50dee96bd5fa").unwrap();
-        let xml = crypto("wx2c2769f8efd9abc2").decrypt(TENCENT_ENCRYPT).unwrap();
-        assert!(xml.contains("<Content><![CDATA[abcdteT]]></Content>"), "{xml}");
+        MessageCrypto::verify(
+            "spamtest",
+            "1409735669",
+            "1320562132",
+            TENCENT_ENCRYPT,
+            "5d197aaffba7e9b25a30732f161a50dee96bd5fa",
+        )
+        .unwrap();
+        let xml = crypto("wx2c2769f8efd9abc2")
+            .decrypt(TENCENT_ENCRYPT)
+            .unwrap();
+        assert!(
+            xml.contains("<Content><![CDATA[abcdteT]]></Content>"),
+            "{xml}"
+        );
         assert!(xml.contains("<MsgId>6054768590064713728</MsgId>"));
     }
 
     #[test]
     fn someone_elses_app_id_is_refused() {
-        assert_eq!(crypto("wx0000000000000000").decrypt(TENCENT_ENCRYPT), Err(CryptoError::ValidateAppId));
+        assert_eq!(
+            crypto("wx0000000000000000").decrypt(TENCENT_ENCRYPT),
+            Err(CryptoError::ValidateAppId)
+        );
     }
 
     // §7.2: WxJava's deterministic vectors, including the pad = 32 edge case.
@@ -221,7 +257,14 @@ mod tests {
         let pad32 = "jn1L23DB+6ELqJ+6bruv24kfnRA9CJ8qXRQfcTjuspbcu/BSVDHix6RSI3nK3z+fMd03dqZ5HIPCrQNNDa2xYd47apRHAo9FEf57/GQVWffqnF3WzheksoIGmk00BgBc";
         assert_eq!(c.encrypt_with("abcdefghijklmnopqrstuvwxyz", RANDOM), pad32);
         assert_eq!(c.decrypt(pad32).unwrap(), "abcdefghijklmnopqrstuvwxyz");
-        MessageCrypto::verify("pamtest", "1409304348", "xxxxxx", pad32, "2b07674cc11d69d1eb5a852d4d239f5190949b19").unwrap();
+        MessageCrypto::verify(
+            "pamtest",
+            "1409304348",
+            "xxxxxx",
+            pad32,
+            "2b07674cc11d69d1eb5a852d4d239f5190949b19",
+        )
+        .unwrap();
         MessageCrypto::verify(
             "pamtest",
             "1409304348",
@@ -239,17 +282,36 @@ mod tests {
     // §7.3: wechatpy's vectors (same wire algorithm), pad = 1.
     #[test]
     fn wechatpy_vectors() {
-        let c = MessageCrypto::new(AesKey::parse("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR").unwrap(), "wx49f0ab532d5d035a".to_owned());
+        let c = MessageCrypto::new(
+            AesKey::parse("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR").unwrap(),
+            "wx49f0ab532d5d035a".to_owned(),
+        );
         let encrypted = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=";
-        MessageCrypto::verify("123456", "1411525903", "461056294", encrypted, "74d92dfeb87ba7c714f89d98870ae5eb62dff26d").unwrap();
+        MessageCrypto::verify(
+            "123456",
+            "1411525903",
+            "461056294",
+            encrypted,
+            "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
+        )
+        .unwrap();
         let xml = c.decrypt(encrypted).unwrap();
-        assert!(xml.contains("<Content><![CDATA[test]]></Content>") && xml.contains("messense"), "{xml}");
+        assert!(
+            xml.contains("<Content><![CDATA[test]]></Content>") && xml.contains("messense"),
+            "{xml}"
+        );
         let echo = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==";
         assert_eq!(c.decrypt(echo).unwrap(), "5927782489442352469");
         let plaintext = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n<CreateTime>1411525903</CreateTime>\n</xml>";
         let reply = c.encrypt_with(plaintext, b"1234567890123456");
-        assert_eq!(reply, "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqGsL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSjPUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFMNMpatF9XiKzHo3");
-        assert_eq!(signature::compute(&["123456", "1411525903", "461056294", &reply]), "407518b7649e86ef23978113f92d27afa9296533");
+        assert_eq!(
+            reply,
+            "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqGsL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSjPUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFMNMpatF9XiKzHo3"
+        );
+        assert_eq!(
+            signature::compute(&["123456", "1411525903", "461056294", &reply]),
+            "407518b7649e86ef23978113f92d27afa9296533"
+        );
     }
 
     #[test]
@@ -257,7 +319,11 @@ mod tests {
         let c = crypto(WXJAVA_APP);
         for len in 0..=64 {
             let message = "x".repeat(len);
-            assert_eq!(c.decrypt(&c.encrypt(&message)).unwrap(), message, "length {len}");
+            assert_eq!(
+                c.decrypt(&c.encrypt(&message)).unwrap(),
+                message,
+                "length {len}"
+            );
         }
     }
 
@@ -268,26 +334,49 @@ mod tests {
         assert_eq!(c.decrypt("not base64!!"), Err(CryptoError::DecodeBase64));
         // Truncated ciphertext: not a whole number of blocks.
         let bytes = WECHAT_BASE64.decode(&good).unwrap();
-        assert_eq!(c.decrypt(&WECHAT_BASE64.encode(&bytes[..bytes.len() - 5])), Err(CryptoError::DecryptAes));
+        assert_eq!(
+            c.decrypt(&WECHAT_BASE64.encode(&bytes[..bytes.len() - 5])),
+            Err(CryptoError::DecryptAes)
+        );
         assert_eq!(c.decrypt(""), Err(CryptoError::DecryptAes));
         // A wrong key decrypts to garbage whose padding or framing fails.
-        let other = MessageCrypto::new(AesKey::parse("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR").unwrap(), WXJAVA_APP.to_owned());
-        assert!(matches!(other.decrypt(&good), Err(CryptoError::IllegalBuffer | CryptoError::ValidateAppId)));
+        let other = MessageCrypto::new(
+            AesKey::parse("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR").unwrap(),
+            WXJAVA_APP.to_owned(),
+        );
+        assert!(matches!(
+            other.decrypt(&good),
+            Err(CryptoError::IllegalBuffer | CryptoError::ValidateAppId)
+        ));
     }
 
     #[test]
     fn bad_padding_bytes_are_refused() {
         assert_eq!(unpad(&[1, 2, 3, 0]), Err(CryptoError::IllegalBuffer));
         assert_eq!(unpad(&[1, 2, 33]), Err(CryptoError::IllegalBuffer));
-        assert_eq!(unpad(&[9, 3, 2, 3]), Err(CryptoError::IllegalBuffer), "a pad byte differs");
+        assert_eq!(
+            unpad(&[9, 3, 2, 3]),
+            Err(CryptoError::IllegalBuffer),
+            "a pad byte differs"
+        );
         assert_eq!(unpad(&[9, 3, 3, 3]).unwrap(), &[9]);
-        assert_eq!(unpad(&[32u8; 32]).unwrap(), &[] as &[u8], "a whole block of padding");
+        assert_eq!(
+            unpad(&[32u8; 32]).unwrap(),
+            &[] as &[u8],
+            "a whole block of padding"
+        );
     }
 
     #[test]
     fn keys_must_be_43_base64_characters() {
         assert!(AesKey::parse(SAMPLE_KEY).is_ok());
-        assert_eq!(AesKey::parse("short").err(), Some(CryptoError::IllegalAesKey));
-        assert_eq!(AesKey::parse(&format!("{}!", &SAMPLE_KEY[..42])).err(), Some(CryptoError::IllegalAesKey));
+        assert_eq!(
+            AesKey::parse("short").err(),
+            Some(CryptoError::IllegalAesKey)
+        );
+        assert_eq!(
+            AesKey::parse(&format!("{}!", &SAMPLE_KEY[..42])).err(),
+            Some(CryptoError::IllegalAesKey)
+        );
     }
 }

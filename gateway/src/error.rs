@@ -1,13 +1,13 @@
 //! Why the gateway refused a request, and the one place refusals become HTTP
-//! statuses. Every refusal is a 4xx with a short reason and a log line; a
-//! slow or broken bot is never a refusal (it gets an apology reply instead).
+//! statuses. Every refusal is a 4xx with a short reason, a log line and a
+//! counter; a slow or broken bot is never a refusal (it gets an apology).
 
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 
-use crate::inbound::ParseError;
+use crate::{crypto::CryptoError, inbound::ParseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -17,6 +17,12 @@ pub enum Refusal {
     BadSignature,
     #[error("timestamp outside the accepted window")]
     StaleTimestamp,
+    #[error("plaintext messages are refused: this account is in safe mode")]
+    PlaintextRefused,
+    #[error("encrypted message, but no EncodingAESKey is configured")]
+    EncryptionNotConfigured,
+    #[error("safe-mode message refused: {0}")]
+    Crypto(#[from] CryptoError),
     #[error("not a WeChat message: {0}")]
     BadMessage(#[from] ParseError),
 }
@@ -24,14 +30,41 @@ pub enum Refusal {
 impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unsigned | Self::BadSignature | Self::StaleTimestamp => StatusCode::FORBIDDEN,
-            Self::BadMessage(_) => StatusCode::BAD_REQUEST,
+            Self::Unsigned
+            | Self::BadSignature
+            | Self::StaleTimestamp
+            | Self::PlaintextRefused
+            | Self::Crypto(CryptoError::ValidateSignature | CryptoError::ValidateAppId) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::EncryptionNotConfigured | Self::Crypto(_) | Self::BadMessage(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+
+    /// A short, stable label for metrics.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Unsigned => "unsigned",
+            Self::BadSignature => "bad_signature",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::PlaintextRefused => "plaintext_refused",
+            Self::EncryptionNotConfigured => "encryption_not_configured",
+            Self::Crypto(_) => "crypto",
+            Self::BadMessage(ParseError::Doctype) => "doctype",
+            Self::BadMessage(ParseError::TooDeep | ParseError::FieldTooLong) => "too_large",
+            Self::BadMessage(_) => "malformed",
         }
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
+        metrics::counter!("doumi_gateway_refusals_total", "reason" => self.reason()).increment(1);
+        if let Self::Crypto(error) = &self {
+            metrics::counter!("doumi_gateway_crypto_failures_total", "code" => error.code().to_string()).increment(1);
+        }
         tracing::warn!(reason = %self, "request refused");
         let reason = match &self {
             // Parser details help an attacker more than an operator; the log has them.

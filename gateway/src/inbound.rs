@@ -6,10 +6,19 @@
 //! as "unknown" rather than being refused.
 
 use doumi_proto::bot::v1::{
-    Event, Image, InboundMessage, Link, Location, MenuClick, MenuView, Scan, ScanCode, Subscribe,
-    Text, Unknown, Unsubscribe, Video, Voice, event, inbound_message::Kind,
+    Event, File, Image, InboundMessage, Link, Location, LocationReport, LocationSelect,
+    MassSendFinished, MenuClick, MenuView, MiniProgramView, PicturesSent, Scan, ScanCode,
+    Subscribe, TemplateSendFinished, Text, Unknown, Unsubscribe, Video, Voice, event,
+    inbound_message::Kind,
 };
 use serde::Deserialize;
+
+/// Deeper than WeChat ever nests (`xml > SendPicsInfo > PicList > item > PicMd5Sum`).
+const MAX_DEPTH: usize = 6;
+/// Longest text in one element; WeChat's own texts stay far below.
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+/// The safe-mode payload is the one field that may be as large as the body.
+const MAX_ENCRYPT_BYTES: usize = 64 * 1024;
 
 /// Why a body is not a WeChat message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,6 +29,10 @@ pub enum ParseError {
     NotUtf8,
     #[error("document type declarations are not accepted")]
     Doctype,
+    #[error("elements nest deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("an element's text is longer than allowed")]
+    FieldTooLong,
     #[error("malformed XML: {0}")]
     Xml(String),
     #[error("required field {0} is missing")]
@@ -36,9 +49,16 @@ struct RawMessage {
     create_time: Option<String>,
     msg_type: Option<String>,
     msg_id: Option<String>,
+    /// Events spell it with a capital D.
+    #[serde(rename = "MsgID")]
+    msg_id_event: Option<String>,
+    msg_data_id: Option<String>,
+    idx: Option<String>,
     content: String,
     pic_url: String,
     media_id: String,
+    #[serde(rename = "MediaId16K")]
+    media_id_16k: String,
     format: String,
     recognition: String,
     thumb_media_id: String,
@@ -51,9 +71,24 @@ struct RawMessage {
     title: String,
     description: String,
     url: String,
+    file_key: String,
+    file_md5: String,
+    file_total_len: String,
     event: String,
     event_key: String,
+    ticket: String,
+    menu_id: String,
+    latitude: String,
+    longitude: String,
+    precision: String,
+    status: String,
+    total_count: String,
+    filter_count: String,
+    sent_count: String,
+    error_count: String,
     scan_code_info: Option<RawScanCodeInfo>,
+    send_pics_info: Option<RawSendPicsInfo>,
+    send_location_info: Option<RawSendLocationInfo>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,19 +98,110 @@ struct RawScanCodeInfo {
     scan_result: String,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawSendPicsInfo {
+    count: String,
+    /// Usually one `<PicList>` of `<item>`s; some clients send several
+    /// `<PicList>` siblings instead. Both shapes land here.
+    pic_list: Vec<RawPicList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawPicList {
+    item: Vec<RawPicItem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawPicItem {
+    pic_md5_sum: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawSendLocationInfo {
+    #[serde(rename = "Location_X")]
+    location_x: String,
+    #[serde(rename = "Location_Y")]
+    location_y: String,
+    scale: String,
+    label: String,
+    poiname: String,
+}
+
+/// The safe-mode envelope: who it is for and the encrypted message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct RawEnvelope {
+    encrypt: Option<String>,
+}
+
 /// Parses a plaintext WeChat message body.
 pub fn parse(body: &[u8]) -> Result<InboundMessage, ParseError> {
+    let raw: RawMessage = deserialize_checked(body)?;
+    into_message(raw)
+}
+
+/// The `Encrypt` payload of a safe- or compatible-mode body.
+pub fn parse_encrypted(body: &[u8]) -> Result<String, ParseError> {
+    let envelope: RawEnvelope = deserialize_checked(body)?;
+    envelope
+        .encrypt
+        .filter(|e| !e.trim().is_empty())
+        .ok_or(ParseError::Missing("Encrypt"))
+}
+
+fn deserialize_checked<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
     let text = strip_illegal_chars(text);
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
-    if text.to_ascii_uppercase().contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-        return Err(ParseError::Doctype);
+    check_shape(&text)?;
+    quick_xml::de::from_str(&text).map_err(|e| ParseError::Xml(e.to_string()))
+}
+
+/// One pass over the document before serde sees it: no DTD, bounded nesting,
+/// bounded field sizes.
+fn check_shape(text: &str) -> Result<(), ParseError> {
+    use quick_xml::events::Event as Xml;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    let mut current_is_encrypt = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| ParseError::Xml(e.to_string()))?;
+        let field_len = match &event {
+            Xml::DocType(_) => return Err(ParseError::Doctype),
+            Xml::Start(start) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ParseError::TooDeep);
+                }
+                current_is_encrypt = start.name().0 == "Encrypt";
+                0
+            }
+            Xml::End(_) => {
+                depth = depth.saturating_sub(1);
+                0
+            }
+            Xml::Text(t) => t.len(),
+            Xml::CData(t) => t.len(),
+            Xml::Eof => return Ok(()),
+            _ => 0,
+        };
+        let limit = if current_is_encrypt {
+            MAX_ENCRYPT_BYTES
+        } else {
+            MAX_FIELD_BYTES
+        };
+        if field_len > limit {
+            return Err(ParseError::FieldTooLong);
+        }
     }
-    let raw: RawMessage =
-        quick_xml::de::from_str(&text).map_err(|e| ParseError::Xml(e.to_string()))?;
-    into_message(raw)
 }
 
 /// Removes characters XML 1.0 forbids (C0 controls except tab, LF, CR).
@@ -88,32 +214,28 @@ pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+fn number<T: std::str::FromStr + Default>(text: &str) -> T {
+    text.trim().parse().unwrap_or_default()
+}
+
+fn required(value: Option<String>, name: &'static str) -> Result<String, ParseError> {
+    value
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(ParseError::Missing(name))
+}
+
 fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
-    let from_user = raw
-        .from_user_name
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or(ParseError::Missing("FromUserName"))?;
-    let to_account = raw
-        .to_user_name
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or(ParseError::Missing("ToUserName"))?;
-    let msg_type = raw
-        .msg_type
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or(ParseError::Missing("MsgType"))?;
+    let from_user = required(raw.from_user_name, "FromUserName")?;
+    let to_account = required(raw.to_user_name, "ToUserName")?;
+    let msg_type = required(raw.msg_type, "MsgType")?;
     let create_time = raw
         .create_time
         .as_deref()
         .and_then(|t| t.trim().parse().ok())
         .ok_or(ParseError::Missing("CreateTime"))?;
-    let msg_id = raw
-        .msg_id
-        .as_deref()
-        .and_then(|id| id.trim().parse().ok())
-        .unwrap_or(0);
+    let msg_id = raw.msg_id.as_deref().map(number).unwrap_or(0);
+    let msg_data_id = raw.msg_data_id.as_deref().map(number).unwrap_or(0);
+    let idx = raw.idx.as_deref().map(number).unwrap_or(0);
     let kind = match msg_type.as_str() {
         "text" => Kind::Text(Text {
             content: raw.content,
@@ -126,6 +248,7 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
             media_id: raw.media_id,
             format: raw.format,
             recognition: raw.recognition,
+            media_id_16k: raw.media_id_16k,
         }),
         "video" | "shortvideo" => Kind::Video(Video {
             media_id: raw.media_id,
@@ -133,9 +256,9 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
             short: msg_type == "shortvideo",
         }),
         "location" => Kind::Location(Location {
-            latitude: raw.location_x.trim().parse().unwrap_or_default(),
-            longitude: raw.location_y.trim().parse().unwrap_or_default(),
-            scale: raw.scale.trim().parse().unwrap_or_default(),
+            latitude: number(&raw.location_x),
+            longitude: number(&raw.location_y),
+            scale: number(&raw.scale),
             label: raw.label,
         }),
         "link" => Kind::Link(Link {
@@ -143,7 +266,33 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
             description: raw.description,
             url: raw.url,
         }),
-        "event" => event_kind(raw.event, raw.event_key, raw.scan_code_info),
+        "file" => Kind::File(File {
+            title: raw.title,
+            description: raw.description,
+            file_key: raw.file_key,
+            file_md5: raw.file_md5,
+            file_total_len: number(&raw.file_total_len),
+        }),
+        "event" => event_kind(RawEvent {
+            name: raw.event,
+            key: raw.event_key,
+            ticket: raw.ticket,
+            menu_id: raw.menu_id,
+            latitude: raw.latitude,
+            longitude: raw.longitude,
+            precision: raw.precision,
+            job_msg_id: raw.msg_id_event.unwrap_or_default(),
+            status: raw.status,
+            counts: [
+                raw.total_count,
+                raw.filter_count,
+                raw.sent_count,
+                raw.error_count,
+            ],
+            scan: raw.scan_code_info,
+            pics: raw.send_pics_info,
+            location: raw.send_location_info,
+        }),
         other => Kind::Unknown(Unknown {
             raw_type: other.to_owned(),
         }),
@@ -153,25 +302,101 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
         to_account,
         create_time,
         msg_id,
+        msg_data_id,
+        idx,
         kind: Some(kind),
     })
 }
 
-fn event_kind(name: String, key: String, scan: Option<RawScanCodeInfo>) -> Kind {
+/// The event-specific fields, taken out of the flat message.
+struct RawEvent {
+    name: String,
+    key: String,
+    ticket: String,
+    menu_id: String,
+    latitude: String,
+    longitude: String,
+    precision: String,
+    job_msg_id: String,
+    status: String,
+    counts: [String; 4],
+    scan: Option<RawScanCodeInfo>,
+    pics: Option<RawSendPicsInfo>,
+    location: Option<RawSendLocationInfo>,
+}
+
+fn event_kind(raw: RawEvent) -> Kind {
+    let RawEvent {
+        name,
+        key,
+        ticket,
+        menu_id,
+        ..
+    } = raw;
     let kind = match name.as_str() {
         "subscribe" => event::Kind::Subscribe(Subscribe {
             scene: key.strip_prefix("qrscene_").unwrap_or_default().to_owned(),
+            ticket,
         }),
         "unsubscribe" => event::Kind::Unsubscribe(Unsubscribe {}),
-        "SCAN" => event::Kind::Scan(Scan { scene: key }),
+        "SCAN" => event::Kind::Scan(Scan { scene: key, ticket }),
+        "LOCATION" => event::Kind::Location(LocationReport {
+            latitude: number(&raw.latitude),
+            longitude: number(&raw.longitude),
+            precision: number(&raw.precision),
+        }),
         "CLICK" => event::Kind::Click(MenuClick { key }),
-        "VIEW" => event::Kind::View(MenuView { url: key }),
+        "VIEW" => event::Kind::View(MenuView { url: key, menu_id }),
         "scancode_push" | "scancode_waitmsg" => {
-            let scan = scan.unwrap_or_default();
+            let scan = raw.scan.unwrap_or_default();
             event::Kind::ScanCode(ScanCode {
                 menu_key: key,
                 scan_type: scan.scan_type,
                 scan_result: scan.scan_result,
+            })
+        }
+        "pic_sysphoto" | "pic_photo_or_album" | "pic_weixin" => {
+            let pics = raw.pics.unwrap_or_default();
+            event::Kind::Pictures(PicturesSent {
+                menu_key: key,
+                count: number(&pics.count),
+                pic_md5_sums: pics
+                    .pic_list
+                    .into_iter()
+                    .flat_map(|list| list.item)
+                    .map(|i| i.pic_md5_sum)
+                    .collect(),
+                source: name,
+            })
+        }
+        "location_select" => {
+            let place = raw.location.unwrap_or_default();
+            event::Kind::LocationSelect(LocationSelect {
+                menu_key: key,
+                latitude: number(&place.location_x),
+                longitude: number(&place.location_y),
+                scale: number(&place.scale),
+                label: place.label,
+                poiname: place.poiname,
+            })
+        }
+        "view_miniprogram" => event::Kind::ViewMiniprogram(MiniProgramView {
+            page_path: key,
+            menu_id,
+        }),
+        "TEMPLATESENDJOBFINISH" => event::Kind::TemplateSendFinished(TemplateSendFinished {
+            msg_id: number(&raw.job_msg_id),
+            status: raw.status.trim().to_owned(),
+        }),
+        "MASSSENDJOBFINISH" => {
+            let [total, filter, sent, error] = &raw.counts;
+            event::Kind::MassSendFinished(MassSendFinished {
+                msg_id: number(&raw.job_msg_id),
+                status: raw.status.trim().to_owned(),
+                total_count: number(total),
+                filter_count: number(filter),
+                sent_count: number(sent),
+                error_count: number(error),
             })
         }
         _ => {

@@ -5,13 +5,15 @@
 
 pub mod bot_link;
 pub mod client;
-pub mod crypto;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod inbound;
 pub mod outbound;
 pub mod routes;
+pub mod shared_store;
 pub mod signature;
+pub mod window;
 
 use std::{
     future::Future,
@@ -32,6 +34,8 @@ pub use config::{GatewayArgs, GatewayConfig, WechatToken};
 pub enum GatewayError {
     #[error("invalid bot URL")]
     BotUrl(#[from] tonic::transport::Error),
+    #[error("setting up the shared reply store in Redis failed")]
+    Redis(#[from] redis::RedisError),
     #[error("the HTTP server failed")]
     Serve(#[from] std::io::Error),
 }
@@ -47,13 +51,23 @@ pub async fn run(
     let channel = Endpoint::from_shared(config.bot_url.clone())?
         .connect_timeout(Duration::from_secs(1))
         .connect_lazy();
+    let shared = match &config.redis_url {
+        Some(url) => Some(shared_store::SharedStore::new(redis::Client::open(
+            url.as_str(),
+        )?)?),
+        None => None,
+    };
+    let window = window::ReplyWindow::new(config.window, bot_link::BotLink::new(channel), shared);
     let ready = Arc::new(AtomicBool::new(true));
     let state = routes::AppState {
         token: config.token,
-        bot: bot_link::BotLink::new(channel, config.reply_budget),
+        window,
         timestamp_tolerance: config.timestamp_tolerance,
+        crypto: config.crypto,
+        require_encryption: config.require_encryption,
         ready: ready.clone(),
     };
+    let _ = doumi_runtime::metrics::prometheus();
     tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot_url, "gateway listening");
     axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(async move {

@@ -5,7 +5,7 @@
 //! here, before sending, because WeChat answers a violation with "该公众号暂时
 //! 无法提供服务" rather than an error we could see.
 
-use doumi_proto::bot::v1::{Article, Reply, reply::Kind};
+use doumi_proto::bot::v1::{Reply, reply::Kind};
 use quick_xml::se::{Serializer, TextFormat};
 use serde::Serialize;
 
@@ -45,55 +45,81 @@ pub struct Addressing<'a> {
     pub now: i64,
 }
 
-#[derive(Serialize)]
+/// Every passive-reply shape in one struct: the kind-specific parts are
+/// optional and only the one that applies is written.
+#[derive(Serialize, Default)]
 #[serde(rename = "xml", rename_all = "PascalCase")]
-struct TextXml<'a> {
-    to_user_name: &'a str,
-    from_user_name: &'a str,
+struct ReplyXml {
+    to_user_name: String,
+    from_user_name: String,
     create_time: i64,
     msg_type: &'static str,
-    content: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename = "xml", rename_all = "PascalCase")]
-struct NewsXml<'a> {
-    to_user_name: &'a str,
-    from_user_name: &'a str,
-    create_time: i64,
-    msg_type: &'static str,
-    article_count: usize,
-    articles: ArticlesXml<'a>,
-}
-
-#[derive(Serialize)]
-struct ArticlesXml<'a> {
-    item: Vec<ArticleXml<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<MediaXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voice: Option<MediaXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<VideoXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    music: Option<MusicXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    article_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    articles: Option<ArticlesXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trans_info: Option<TransInfoXml>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ArticleXml<'a> {
-    title: &'a str,
-    description: &'a str,
-    pic_url: &'a str,
-    url: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename = "xml", rename_all = "PascalCase")]
-struct ImageXml<'a> {
-    to_user_name: &'a str,
-    from_user_name: &'a str,
-    create_time: i64,
-    msg_type: &'static str,
-    image: MediaXml<'a>,
+struct MediaXml {
+    media_id: String,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct MediaXml<'a> {
-    media_id: &'a str,
+struct VideoXml {
+    media_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MusicXml {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    music_url: String,
+    #[serde(rename = "HQMusicUrl", skip_serializing_if = "String::is_empty")]
+    hq_music_url: String,
+    thumb_media_id: String,
+}
+
+#[derive(Serialize)]
+struct ArticlesXml {
+    item: Vec<ArticleXml>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArticleXml {
+    title: String,
+    description: String,
+    pic_url: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TransInfoXml {
+    kf_account: String,
 }
 
 /// Why a reply could not be rendered (never expected; logged and answered
@@ -104,66 +130,90 @@ pub struct RenderError(#[from] quick_xml::se::SeError);
 
 /// Renders `reply` for `to`; a missing or empty reply is `success`.
 pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Result<Rendered, RenderError> {
-    let (reader, account, now) = (to.reader, to.account, to.now);
+    let base = |msg_type| ReplyXml {
+        to_user_name: clean(to.reader),
+        from_user_name: clean(to.account),
+        create_time: to.now,
+        msg_type,
+        ..ReplyXml::default()
+    };
+    let media = |id: &str| {
+        Some(MediaXml {
+            media_id: clean(id),
+        })
+    };
     let xml = match reply.and_then(|r| r.kind.as_ref()) {
         None | Some(Kind::None(_)) => return Ok(Rendered::Success),
         Some(Kind::Text(text)) => {
-            let content = clean(&text.content);
-            let content = truncate_utf8(&content, MAX_TEXT_BYTES);
+            let content = truncate_utf8(&clean(&text.content), MAX_TEXT_BYTES).into_owned();
             if content.trim().is_empty() {
                 return Ok(Rendered::Success);
             }
-            to_xml(&TextXml {
-                to_user_name: reader,
-                from_user_name: account,
-                create_time: now,
-                msg_type: "text",
-                content: &content,
-            })?
+            ReplyXml {
+                content: Some(content),
+                ..base("text")
+            }
         }
         Some(Kind::News(news)) => {
-            let articles: Vec<[String; 4]> = news
+            let item: Vec<ArticleXml> = news
                 .articles
                 .iter()
                 .take(MAX_ARTICLES)
-                .map(clean_article)
+                .map(|a| ArticleXml {
+                    title: clean(&a.title),
+                    description: clean(&a.description),
+                    pic_url: clean(&a.pic_url),
+                    url: clean(&a.url),
+                })
                 .collect();
-            if articles.is_empty() {
+            if item.is_empty() {
                 return Ok(Rendered::Success);
             }
-            to_xml(&NewsXml {
-                to_user_name: reader,
-                from_user_name: account,
-                create_time: now,
-                msg_type: "news",
-                article_count: articles.len(),
-                articles: ArticlesXml {
-                    item: articles
-                        .iter()
-                        .map(|[title, description, pic_url, url]| ArticleXml {
-                            title,
-                            description,
-                            pic_url,
-                            url,
-                        })
-                        .collect(),
-                },
-            })?
+            ReplyXml {
+                article_count: Some(item.len()),
+                articles: Some(ArticlesXml { item }),
+                ..base("news")
+            }
         }
-        Some(Kind::Image(image)) => to_xml(&ImageXml {
-            to_user_name: reader,
-            from_user_name: account,
-            create_time: now,
-            msg_type: "image",
-            image: MediaXml {
-                media_id: &clean(&image.media_id),
-            },
-        })?,
+        Some(Kind::Image(image)) => ReplyXml {
+            image: media(&image.media_id),
+            ..base("image")
+        },
+        Some(Kind::Voice(voice)) => ReplyXml {
+            voice: media(&voice.media_id),
+            ..base("voice")
+        },
+        Some(Kind::Video(video)) => ReplyXml {
+            video: Some(VideoXml {
+                media_id: clean(&video.media_id),
+                title: clean(&video.title),
+                description: clean(&video.description),
+            }),
+            ..base("video")
+        },
+        Some(Kind::Music(music)) => ReplyXml {
+            music: Some(MusicXml {
+                title: clean(&music.title),
+                description: clean(&music.description),
+                music_url: clean(&music.music_url),
+                hq_music_url: clean(&music.hq_music_url),
+                thumb_media_id: clean(&music.thumb_media_id),
+            }),
+            ..base("music")
+        },
+        Some(Kind::Transfer(transfer)) => ReplyXml {
+            trans_info: Some(transfer.kf_account.trim())
+                .filter(|account| !account.is_empty())
+                .map(|account| TransInfoXml {
+                    kf_account: clean(account),
+                }),
+            ..base("transfer_customer_service")
+        },
     };
-    Ok(Rendered::Xml(xml))
+    Ok(Rendered::Xml(to_xml(&xml)?))
 }
 
-fn to_xml<T: Serialize>(value: &T) -> Result<String, RenderError> {
+pub(crate) fn to_xml<T: Serialize>(value: &T) -> Result<String, RenderError> {
     let mut out = String::with_capacity(512);
     let mut serializer = Serializer::new(&mut out);
     serializer.text_format(TextFormat::CData);
@@ -173,15 +223,6 @@ fn to_xml<T: Serialize>(value: &T) -> Result<String, RenderError> {
 
 fn clean(text: &str) -> String {
     strip_illegal_chars(text).into_owned()
-}
-
-fn clean_article(article: &Article) -> [String; 4] {
-    [
-        clean(&article.title),
-        clean(&article.description),
-        clean(&article.pic_url),
-        clean(&article.url),
-    ]
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
@@ -199,7 +240,7 @@ pub fn truncate_utf8(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use doumi_proto::bot::v1::{NewsReply, NoReply, TextReply};
+    use doumi_proto::bot::v1::{Article, NewsReply, NoReply, TextReply};
 
     use super::*;
 

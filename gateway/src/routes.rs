@@ -1,5 +1,8 @@
 //! The HTTP surface WeChat and Kubernetes see: `/wechat` (GET verification,
-//! POST messages), `/healthz`, `/readyz`.
+//! POST messages in plaintext, compatible or safe mode), `/healthz`,
+//! `/readyz`, `/metrics`. A message flows top to bottom through `receive`:
+//! verify → decrypt (safe mode) → parse → the reply window → render →
+//! encrypt (safe mode).
 
 use std::{
     sync::{
@@ -17,29 +20,35 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde::Deserialize;
+use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
-    bot_link::BotLink,
     config::WechatToken,
+    crypto::{CryptoError, MessageCrypto},
     error::Refusal,
     inbound,
     outbound::{self, Addressing, Rendered},
     signature,
+    window::ReplyWindow,
 };
 
 /// WeChat's messages are a few KiB; anything past this is not from WeChat.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Outer bound on any request, slow clients included.
+/// Outer bound on any request, slow clients included (holding attempts end
+/// well before it).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub token: WechatToken,
-    pub bot: BotLink,
+    pub window: ReplyWindow,
     pub timestamp_tolerance: Duration,
+    pub crypto: Option<MessageCrypto>,
+    pub require_encryption: bool,
     /// False once shutdown starts, so `/readyz` takes the pod out of rotation
     /// while in-flight messages are still answered.
     pub ready: Arc<AtomicBool>,
@@ -52,6 +61,8 @@ pub struct SignedQuery {
     timestamp: Option<String>,
     nonce: Option<String>,
     echostr: Option<String>,
+    encrypt_type: Option<String>,
+    msg_signature: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/wechat", get(verify_url).post(receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async { doumi_runtime::metrics::render() }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -68,10 +83,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The signed parts of a request, once present.
+struct Signed<'a> {
+    timestamp: &'a str,
+    nonce: &'a str,
+}
+
 impl AppState {
     /// Checks the plain signature over token, timestamp and nonce, and that
     /// the timestamp is recent. WeChat's retries reuse all three, and pass.
-    fn check_signed(&self, query: &SignedQuery) -> Result<(), Refusal> {
+    fn check_signed<'q>(&self, query: &'q SignedQuery) -> Result<Signed<'q>, Refusal> {
         let (Some(signature), Some(timestamp), Some(nonce)) =
             (&query.signature, &query.timestamp, &query.nonce)
         else {
@@ -87,11 +108,89 @@ impl AppState {
         if (now_unix() - sent).unsigned_abs() > self.timestamp_tolerance.as_secs() {
             return Err(Refusal::StaleTimestamp);
         }
-        Ok(())
+        Ok(Signed { timestamp, nonce })
+    }
+
+    /// The message XML: the body itself in plaintext mode, the decrypted
+    /// `Encrypt` in safe and compatible mode (whose plaintext copy is ignored).
+    fn open(
+        &self,
+        query: &SignedQuery,
+        signed: &Signed<'_>,
+        body: &[u8],
+    ) -> Result<(Vec<u8>, bool), Refusal> {
+        let encrypted = query
+            .encrypt_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
+        if !encrypted {
+            if self.require_encryption {
+                return Err(Refusal::PlaintextRefused);
+            }
+            return Ok((body.to_vec(), false));
+        }
+        let crypto = self
+            .crypto
+            .as_ref()
+            .ok_or(Refusal::EncryptionNotConfigured)?;
+        // Without msg_signature nothing vouches for the payload: never fall back to plaintext.
+        let msg_signature = query
+            .msg_signature
+            .as_deref()
+            .ok_or(CryptoError::ValidateSignature)?;
+        let payload = inbound::parse_encrypted(body).map_err(|e| match e {
+            inbound::ParseError::Missing(_) | inbound::ParseError::Xml(_) => {
+                Refusal::Crypto(CryptoError::ParseXml)
+            }
+            other => Refusal::BadMessage(other),
+        })?;
+        MessageCrypto::verify(
+            self.token.expose(),
+            signed.timestamp,
+            signed.nonce,
+            &payload,
+            msg_signature,
+        )?;
+        Ok((crypto.decrypt(&payload)?.into_bytes(), true))
+    }
+
+    /// The safe-mode reply envelope around `xml`, signed like WeChat's own.
+    fn seal(&self, xml: &str, signed: &Signed<'_>) -> Result<String, Refusal> {
+        let crypto = self
+            .crypto
+            .as_ref()
+            .ok_or(Refusal::EncryptionNotConfigured)?;
+        let encrypt = crypto.encrypt(xml);
+        let msg_signature = signature::compute(&[
+            self.token.expose(),
+            signed.timestamp,
+            signed.nonce,
+            &encrypt,
+        ]);
+        let envelope = EnvelopeXml {
+            encrypt,
+            msg_signature,
+            time_stamp: signed.timestamp.parse().unwrap_or_default(),
+            nonce: signed.nonce.to_owned(),
+        };
+        outbound::to_xml(&envelope).map_err(|error| {
+            tracing::error!(%error, "sealing the reply failed");
+            Refusal::Crypto(CryptoError::ParseXml)
+        })
     }
 }
 
+#[derive(Serialize)]
+#[serde(rename = "xml", rename_all = "PascalCase")]
+struct EnvelopeXml {
+    encrypt: String,
+    msg_signature: String,
+    time_stamp: i64,
+    nonce: String,
+}
+
 /// WeChat's server verification: echo `echostr` when the signature holds.
+/// It is signed the same way in every encryption mode.
 async fn verify_url(
     State(state): State<AppState>,
     Query(query): Query<SignedQuery>,
@@ -104,8 +203,6 @@ async fn verify_url(
     ) else {
         return Err(Refusal::Unsigned);
     };
-    // Verification signs the same three parts in every encryption mode, and
-    // WeChat does not require a fresh timestamp here.
     if !signature::verify(signature, &[state.token.expose(), timestamp, nonce]) {
         return Err(Refusal::BadSignature);
     }
@@ -113,18 +210,27 @@ async fn verify_url(
     Ok(echostr.clone())
 }
 
-/// A message or event: verify, parse, ask the bot, render its reply.
+/// A message or event, from WeChat's request to our reply.
 async fn receive(
     State(state): State<AppState>,
     Query(query): Query<SignedQuery>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    state.check_signed(&query)?;
-    let message = inbound::parse(&body)?;
-    let reply = state.bot.reply(message.clone()).await;
+    let arrived = Instant::now();
+    let signed = state.check_signed(&query)?;
+    let (xml, encrypted) = state.open(&query, &signed, &body)?;
+    let message = inbound::parse(&xml)?;
+    let kind = kind_label(&message);
+    let (reader, account) = (message.from_user.clone(), message.to_account.clone());
+
+    let (reply, outcome) = state.window.answer(message, arrived).await;
+    metrics::counter!("doumi_gateway_requests_total", "kind" => kind, "outcome" => outcome.as_str()).increment(1);
+    metrics::counter!("doumi_gateway_replies_total", "kind" => reply_label(&reply)).increment(1);
+    tracing::info!(kind, outcome = outcome.as_str(), encrypted, "answered");
+
     let to = Addressing {
-        reader: &message.from_user,
-        account: &message.to_account,
+        reader: &reader,
+        account: &account,
         now: now_unix(),
     };
     let rendered = outbound::render(Some(&reply), &to).unwrap_or_else(|error| {
@@ -132,11 +238,8 @@ async fn receive(
         Rendered::Success
     });
     Ok(match rendered {
-        Rendered::Xml(xml) => (
-            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-            xml,
-        )
-            .into_response(),
+        Rendered::Xml(xml) if encrypted => xml_response(state.seal(&xml, &signed)?),
+        Rendered::Xml(xml) => xml_response(xml),
         Rendered::Success => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "success",
@@ -145,11 +248,54 @@ async fn receive(
     })
 }
 
+fn xml_response(xml: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
+}
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    }
+}
+
+/// A bounded label for a message kind.
+fn kind_label(message: &InboundMessage) -> &'static str {
+    use inbound_message::Kind;
+    match &message.kind {
+        Some(Kind::Text(_)) => "text",
+        Some(Kind::Image(_)) => "image",
+        Some(Kind::Voice(_)) => "voice",
+        Some(Kind::Video(_)) => "video",
+        Some(Kind::Location(_)) => "location",
+        Some(Kind::Link(_)) => "link",
+        Some(Kind::File(_)) => "file",
+        Some(Kind::Event(e)) => match &e.kind {
+            Some(event::Kind::Subscribe(_)) => "event_subscribe",
+            Some(event::Kind::Unsubscribe(_)) => "event_unsubscribe",
+            Some(event::Kind::ScanCode(_)) => "event_scancode",
+            Some(event::Kind::Click(_)) => "event_click",
+            _ => "event_other",
+        },
+        Some(Kind::Unknown(_)) | None => "unknown",
+    }
+}
+
+fn reply_label(reply: &Reply) -> &'static str {
+    match &reply.kind {
+        Some(reply::Kind::Text(_)) => "text",
+        Some(reply::Kind::News(_)) => "news",
+        Some(reply::Kind::Image(_)) => "image",
+        Some(reply::Kind::Voice(_)) => "voice",
+        Some(reply::Kind::Video(_)) => "video",
+        Some(reply::Kind::Music(_)) => "music",
+        Some(reply::Kind::Transfer(_)) => "transfer",
+        Some(reply::Kind::None(_)) | None => "none",
     }
 }
 

@@ -10,7 +10,11 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::ServingStatus;
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::HealthServer,
+    server::{HealthReporter, HealthService},
+};
 
 /// Why a gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +45,35 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let (reporter, health) = tonic_health::server::health_reporter();
+    serve_with_health(
+        service,
+        descriptors,
+        listener,
+        shutdown,
+        HealthReporter::new(),
+    )
+    .await
+}
+
+/// Like [`serve`], with a health reporter the caller holds on to, so a
+/// service can also report the health of what it depends on.
+pub async fn serve_with_health<S>(
+    service: S,
+    descriptors: &[u8],
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    reporter: HealthReporter,
+) -> Result<(), ServeError>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
     reporter.set_serving::<S>().await;
 
     let reflection = tonic_reflection::server::Builder::configure()
@@ -70,4 +102,45 @@ where
         .serve_with_incoming_shutdown(incoming, drain)
         .await?;
     Ok(())
+}
+
+/// The caller's deadline, from the `grpc-timeout` header tonic and every
+/// other gRPC client send (`"14500m"` = 14.5 s). `None` when the caller set none.
+pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_in_every_unit() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert_eq!(caller_timeout(&metadata), None);
+        for (value, want) in [
+            ("14500m", Duration::from_millis(14500)),
+            ("3S", Duration::from_secs(3)),
+            ("2M", Duration::from_secs(120)),
+            ("1H", Duration::from_secs(3600)),
+            ("250u", Duration::from_micros(250)),
+            ("7n", Duration::from_nanos(7)),
+        ] {
+            metadata.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(caller_timeout(&metadata), Some(want), "{value}");
+        }
+        metadata.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(caller_timeout(&metadata), None);
+    }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -63,6 +63,49 @@ impl Problems {
         }
     }
 
+    /// One of a fixed set of words (case-insensitive), naming them when it is something else.
+    pub fn choice<T: clap::ValueEnum>(&mut self, name: &str, value: &str) -> Option<T> {
+        let parsed = T::from_str(value.trim(), true).ok();
+        if parsed.is_none() {
+            let words: Vec<String> = T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value())
+                .map(|p| p.get_name().to_owned())
+                .collect();
+            self.add(
+                name,
+                format!("{value:?} is not one of {}", words.join(", ")),
+            );
+        }
+        parsed
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`).
+    pub fn flag(&mut self, name: &str, value: &str) -> Option<bool> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" | "" => Some(false),
+            _ => {
+                self.add(name, format!("{value:?} is not true or false"));
+                None
+            }
+        }
+    }
+
+    /// An optional Redis URL: `Some(None)` when unset or empty, `None` when malformed.
+    pub fn redis_url(&mut self, name: &str, value: &Option<String>) -> Option<Option<String>> {
+        let Some(url) = non_empty(value) else {
+            return Some(None);
+        };
+        let known = ["redis://", "rediss://", "redis+unix://", "unix://"];
+        if known.iter().any(|scheme| url.starts_with(scheme)) && url.contains("://") {
+            Some(Some(url.to_owned()))
+        } else {
+            self.add(name, format!("{url:?} is not a redis:// URL"));
+            None
+        }
+    }
+
     /// The validated value when nothing was wrong, every problem otherwise.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, SettingsError> {
         match value {
@@ -93,6 +136,11 @@ impl SettingsError {
         }
         std::process::exit(EXIT_BAD_SETTINGS)
     }
+}
+
+/// Unset and empty mean the same thing for optional settings.
+pub fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Parses `4.5s`, `300ms`, `2m` and friends; a bare number means seconds.

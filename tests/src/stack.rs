@@ -5,7 +5,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
 use doumi_catalog::{CatalogConfig, Source, douban::DoubanSettings};
-use doumi_gateway::{GatewayConfig, WechatToken};
+use doumi_gateway::{
+    GatewayConfig, WechatToken,
+    crypto::{AesKey, MessageCrypto},
+    window::WindowSettings,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,13 +18,37 @@ use crate::wechat::WechatClient;
 /// The token the test stack's gateway shares with its WeChat client.
 pub const TOKEN: &str = "doumiTestToken42";
 
-/// Where the catalog gets books and keeps them.
+/// The safe-mode credentials of the test account (Tencent's sample key).
+pub const APP_ID: &str = "wx2c2769f8efd9abc2";
+pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// The test account's safe-mode crypto, as WeChat holds it.
+pub fn account_crypto() -> MessageCrypto {
+    let key = AesKey::parse(AES_KEY).unwrap_or_else(|e| panic!("test AES key: {e}"));
+    MessageCrypto::new(key, APP_ID.to_owned())
+}
+
+/// How the gateway is set up.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// Configure the AppID and EncodingAESKey (safe and compatible mode).
+    pub safe_mode: bool,
+    /// Refuse plaintext messages.
+    pub require_encryption: bool,
+    /// Reply policy, budget and interim; `None` = the defaults.
+    pub window: Option<WindowSettings>,
+    /// Redis shared by gateway replicas; `None` = in-process.
+    pub redis_url: Option<String>,
+}
+
+/// Where the catalog gets books and keeps them, and how the gateway is set up.
 #[derive(Debug, Clone, Default)]
 pub struct StackOptions {
     /// A Douban base URL (a [`crate::FakeDouban`]); `None` = bundled sample catalog.
     pub douban_url: Option<String>,
     /// A Redis URL (a [`crate::RedisServer`]); `None` = in-process cache.
     pub redis_url: Option<String>,
+    pub gateway: GatewayOptions,
 }
 
 /// A running gateway → bot → catalog stack.
@@ -28,6 +56,7 @@ pub struct TestStack {
     pub gateway: SocketAddr,
     pub bot: SocketAddr,
     pub catalog: SocketAddr,
+    gateway_config: GatewayConfig,
     stop: CancellationToken,
 }
 
@@ -50,12 +79,21 @@ impl TestStack {
             catalog_config.source = Source::Douban(DoubanSettings {
                 base_url,
                 apikey: None,
-                timeout: Duration::from_secs(3),
+                // Longer than any delay the tests give the fake Douban: the
+                // deadlines down the chain are what must cut a slow lookup.
+                timeout: Duration::from_secs(30),
             });
         }
         let bot_config = BotConfig::new(bot, format!("http://{catalog}"));
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
-        let gateway_config = GatewayConfig::new(gateway, format!("http://{bot}"), token);
+        let mut gateway_config = GatewayConfig::new(gateway, format!("http://{bot}"), token);
+        let options = options.gateway;
+        if options.safe_mode {
+            gateway_config.crypto = Some(account_crypto());
+        }
+        gateway_config.require_encryption = options.require_encryption;
+        gateway_config.window = options.window.unwrap_or(gateway_config.window);
+        gateway_config.redis_url = options.redis_url;
 
         tokio::spawn(doumi_catalog::run(
             catalog_config,
@@ -68,7 +106,7 @@ impl TestStack {
             stop.clone().cancelled_owned(),
         ));
         tokio::spawn(doumi_gateway::run(
-            gateway_config,
+            gateway_config.clone(),
             gateway_listener,
             stop.clone().cancelled_owned(),
         ));
@@ -76,8 +114,22 @@ impl TestStack {
             gateway,
             bot,
             catalog,
+            gateway_config,
             stop,
         })
+    }
+
+    /// Another gateway replica in front of the same bot, configured alike.
+    pub async fn gateway_replica(&self) -> anyhow::Result<SocketAddr> {
+        let (listener, addr) = ephemeral().await?;
+        let mut config = self.gateway_config.clone();
+        config.listen = addr;
+        tokio::spawn(doumi_gateway::run(
+            config,
+            listener,
+            self.stop.clone().cancelled_owned(),
+        ));
+        Ok(addr)
     }
 
     /// A client that talks to this stack's gateway as WeChat does.

@@ -1,25 +1,34 @@
 //! A client that behaves like WeChat's servers towards the gateway: signed
-//! query, XML body, and reading the reply the way WeChat reads it.
+//! query, XML body (sealed in safe mode), a 5-second timeout and the identical
+//! request again when it passes, and reading the reply the way WeChat reads it.
 
 use std::{
     sync::atomic::{AtomicI64, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use doumi_gateway::client::{self, ParsedReply};
+use doumi_gateway::{
+    client::{self, ParsedReply},
+    crypto::MessageCrypto,
+};
 
 /// The reader every test message comes from.
 pub const READER: &str = "oTestReaderOpenId";
 /// The official account every test message goes to.
 pub const ACCOUNT: &str = "gh_doumi_test";
+/// WeChat drops the connection after this long.
+pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 static NEXT_MSG_ID: AtomicI64 = AtomicI64::new(6_054_768_590_064_713_728);
 
 /// What the gateway answered.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    /// The reply as the reader's WeChat reads it: already opened in safe mode.
     pub body: String,
+    /// The body on the wire.
+    pub raw: String,
 }
 
 impl Answer {
@@ -44,24 +53,40 @@ impl Answer {
     }
 }
 
+/// One of WeChat's attempts at delivering a message.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Answered(Answer),
+    /// No answer within WeChat's 5 seconds: WeChat hangs up and tries again.
+    TimedOut,
+}
+
 pub struct WechatClient {
     http: reqwest::Client,
     url: String,
     token: String,
+    /// Set: messages go out encrypted (safe mode) and replies are opened.
+    crypto: Option<MessageCrypto>,
 }
 
 impl WechatClient {
     pub fn new(url: String, token: &str) -> Self {
-        // WeChat drops the connection after 5 seconds.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(WECHAT_TIMEOUT)
             .build()
             .unwrap_or_default();
         Self {
             http,
             url,
             token: token.to_owned(),
+            crypto: None,
         }
+    }
+
+    /// The same client speaking safe mode.
+    pub fn safe_mode(mut self, crypto: MessageCrypto) -> Self {
+        self.crypto = Some(crypto);
+        self
     }
 
     pub fn now() -> i64 {
@@ -70,21 +95,25 @@ impl WechatClient {
             .map_or(0, |d| d.as_secs() as i64)
     }
 
+    /// A fresh WeChat MsgId.
+    pub fn next_msg_id() -> i64 {
+        NEXT_MSG_ID.fetch_add(1, Ordering::SeqCst)
+    }
+
     /// A text message with a fresh MsgId.
     pub async fn send_text(&self, content: &str) -> Answer {
-        let msg_id = NEXT_MSG_ID.fetch_add(1, Ordering::SeqCst);
-        self.post_signed(client::text_message(
+        self.post_signed(&client::text_message(
             READER,
             ACCOUNT,
             Self::now(),
-            msg_id,
+            Self::next_msg_id(),
             content,
         ))
         .await
     }
 
     pub async fn send_event(&self, event: &str, key: &str) -> Answer {
-        self.post_signed(client::event_message(
+        self.post_signed(&client::event_message(
             READER,
             ACCOUNT,
             Self::now(),
@@ -94,16 +123,55 @@ impl WechatClient {
         .await
     }
 
-    /// Posts `body` with a valid signature.
-    pub async fn post_signed(&self, body: impl Into<reqwest::Body>) -> Answer {
-        let query = client::signed_query(&self.token, Self::now(), "20261126");
+    /// Delivers `xml` the way WeChat does: the identical request (same
+    /// timestamp, nonce and signature) up to three times, each attempt given
+    /// 5 seconds, until one is answered.
+    pub async fn deliver_like_wechat(&self, xml: &str) -> Vec<Attempt> {
+        let (query, body) = self.prepare(xml, Self::now(), "20261126");
+        let mut attempts = Vec::new();
+        for _ in 0..3 {
+            match self.try_post(&query, body.clone()).await {
+                Some(answer) => {
+                    attempts.push(Attempt::Answered(answer));
+                    break;
+                }
+                None => attempts.push(Attempt::TimedOut),
+            }
+        }
+        attempts
+    }
+
+    /// The query and body for `xml` at `timestamp`, sealed in safe mode.
+    pub fn prepare(&self, xml: &str, timestamp: i64, nonce: &str) -> (String, String) {
+        match &self.crypto {
+            Some(crypto) => {
+                client::sealed_message(crypto, &self.token, timestamp, nonce, ACCOUNT, xml)
+            }
+            None => (
+                client::signed_query(&self.token, timestamp, nonce),
+                xml.to_owned(),
+            ),
+        }
+    }
+
+    /// Posts the message `xml` with a valid signature (sealed in safe mode).
+    pub async fn post_signed(&self, xml: &str) -> Answer {
+        let (query, body) = self.prepare(xml, Self::now(), "20261126");
         self.post(&query, body).await
     }
 
     /// Posts `body` with the given raw query string.
     pub async fn post(&self, query: &str, body: impl Into<reqwest::Body>) -> Answer {
+        match self.try_post(query, body).await {
+            Some(answer) => answer,
+            None => panic!("the gateway did not answer within WeChat's 5 seconds"),
+        }
+    }
+
+    /// Posts, or `None` when no answer came within WeChat's 5 seconds.
+    pub async fn try_post(&self, query: &str, body: impl Into<reqwest::Body>) -> Option<Answer> {
         let url = format!("{}?{query}", self.url);
-        match self
+        let response = match self
             .http
             .post(url)
             .header("content-type", "text/xml")
@@ -111,12 +179,22 @@ impl WechatClient {
             .send()
             .await
         {
-            Ok(response) => Answer {
-                status: response.status().as_u16(),
-                body: response.text().await.unwrap_or_default(),
-            },
+            Ok(response) => response,
+            Err(error) if error.is_timeout() => return None,
             Err(error) => panic!("the gateway did not answer: {error}"),
-        }
+        };
+        let status = response.status().as_u16();
+        let raw = match response.text().await {
+            Ok(raw) => raw,
+            Err(error) if error.is_timeout() => return None,
+            Err(error) => panic!("reading the gateway's answer failed: {error}"),
+        };
+        let body = match (&self.crypto, status) {
+            (Some(crypto), 200) => client::open_reply(crypto, &self.token, &raw)
+                .unwrap_or_else(|e| panic!("WeChat could not open the reply ({e}): {raw}")),
+            _ => raw.clone(),
+        };
+        Some(Answer { status, body, raw })
     }
 
     /// WeChat's server verification request.
@@ -131,10 +209,15 @@ impl WechatClient {
             self.url
         );
         match self.http.get(url).send().await {
-            Ok(response) => Answer {
-                status: response.status().as_u16(),
-                body: response.text().await.unwrap_or_default(),
-            },
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let raw = response.text().await.unwrap_or_default();
+                Answer {
+                    status,
+                    body: raw.clone(),
+                    raw,
+                }
+            }
             Err(error) => panic!("the gateway did not answer: {error}"),
         }
     }

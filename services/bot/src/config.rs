@@ -17,8 +17,8 @@ pub struct BotArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub catalog_url: String,
-    /// Time allowed for one catalog call.
-    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "10s")]
+    /// Upper bound on one catalog call; the caller's deadline, when shorter, rules.
+    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "15s")]
     pub catalog_timeout: String,
 }
 
@@ -50,7 +50,7 @@ impl BotConfig {
         Self {
             listen,
             catalog_url,
-            catalog_timeout: Duration::from_secs(10),
+            catalog_timeout: Duration::from_secs(15),
         }
     }
 }

@@ -41,8 +41,16 @@ pub fn classify(message: &InboundMessage) -> Intent {
             _ => Intent::Ignore,
         },
         Some(
-            Kind::Image(_) | Kind::Voice(_) | Kind::Video(_) | Kind::Location(_) | Kind::Link(_),
+            Kind::Image(_)
+            | Kind::Voice(_)
+            | Kind::Video(_)
+            | Kind::Location(_)
+            | Kind::Link(_)
+            | Kind::File(_),
         ) => Intent::Unsupported,
+        // An event we do not model is something that happened, not something
+        // the reader said: nothing to answer.
+        Some(Kind::Unknown(unknown)) if unknown.raw_type.starts_with("event:") => Intent::Ignore,
         Some(Kind::Unknown(_)) => Intent::Unsupported,
         None => Intent::Ignore,
     }

@@ -37,9 +37,8 @@ pub async fn run(
     // catalog is still starting or down.
     let channel = Endpoint::from_shared(config.catalog_url.clone())?
         .connect_timeout(Duration::from_secs(1))
-        .timeout(config.catalog_timeout)
         .connect_lazy();
-    let service = service::BotService::new(BookCatalogClient::new(channel));
+    let service = service::BotService::new(BookCatalogClient::new(channel), config.catalog_timeout);
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
     doumi_runtime::grpc::serve(
         BotServer::new(service),

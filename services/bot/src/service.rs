@@ -7,6 +7,8 @@ use doumi_proto::{
         GetBookByIsbnRequest, SearchBooksRequest, book_catalog_client::BookCatalogClient,
     },
 };
+use std::time::Duration;
+
 use tonic::{Code, Request, Response, Status, transport::Channel};
 
 use crate::{
@@ -18,18 +20,26 @@ use crate::{
 /// How many search results fit in one chat message.
 const SEARCH_RESULTS: i32 = 5;
 
+/// Time kept back from the caller's deadline to send our own answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(200);
+
 /// The conversation, backed by the catalog.
 pub struct BotService {
     catalog: BookCatalogClient<Channel>,
+    /// Upper bound on a catalog call, whatever the caller allows.
+    catalog_timeout: Duration,
 }
 
 impl BotService {
-    pub fn new(catalog: BookCatalogClient<Channel>) -> Self {
-        Self { catalog }
+    pub fn new(catalog: BookCatalogClient<Channel>, catalog_timeout: Duration) -> Self {
+        Self {
+            catalog,
+            catalog_timeout,
+        }
     }
 
-    async fn lookup(&self, isbn: String) -> String {
-        let request = GetBookByIsbnRequest { isbn: isbn.clone() };
+    async fn lookup(&self, isbn: String, deadline: Duration) -> String {
+        let request = with_deadline(GetBookByIsbnRequest { isbn: isbn.clone() }, deadline);
         match self.catalog.clone().get_book_by_isbn(request).await {
             Ok(response) => match response.into_inner().book {
                 Some(book) => answer::book(&book),
@@ -43,12 +53,13 @@ impl BotService {
         }
     }
 
-    async fn search(&self, query: String) -> String {
+    async fn search(&self, query: String, deadline: Duration) -> String {
         let request = SearchBooksRequest {
             query: query.clone(),
             page_size: SEARCH_RESULTS,
             page_token: String::new(),
         };
+        let request = with_deadline(request, deadline);
         match self.catalog.clone().search_books(request).await {
             Ok(response) => {
                 let page = response.into_inner();
@@ -62,6 +73,12 @@ impl BotService {
             Err(status) => failure(&status),
         }
     }
+}
+
+fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline);
+    request
 }
 
 /// A catalog failure as the reader hears it; the cause goes to the log.
@@ -79,6 +96,16 @@ impl Bot for BotService {
         &self,
         request: Request<ReplyRequest>,
     ) -> Result<Response<ReplyResponse>, Status> {
+        // The catalog gets what is left of the caller's deadline, less the
+        // time needed to send our answer back, so an apology still arrives in time.
+        let deadline = doumi_runtime::grpc::caller_timeout(request.metadata()).map_or(
+            self.catalog_timeout,
+            |caller| {
+                caller
+                    .saturating_sub(ANSWER_MARGIN)
+                    .min(self.catalog_timeout)
+            },
+        );
         let message = request
             .into_inner()
             .message
@@ -89,8 +116,8 @@ impl Bot for BotService {
             Intent::Welcome => reply::text(answer::welcome()),
             Intent::Help => reply::text(answer::help()),
             Intent::Unsupported => reply::text(answer::unsupported()),
-            Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn).await),
-            Intent::Search(query) => reply::text(self.search(query).await),
+            Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn, deadline).await),
+            Intent::Search(query) => reply::text(self.search(query, deadline).await),
             Intent::Ignore => reply::none(),
         };
         Ok(Response::new(ReplyResponse { reply: Some(reply) }))
