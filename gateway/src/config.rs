@@ -45,8 +45,14 @@ pub struct GatewayArgs {
     /// What an attempt answers when the real reply is not ready: `text` or `success`.
     #[arg(long, env = "DOUMI_WECHAT_INTERIM", default_value = "text")]
     pub wechat_interim: String,
-    /// Redis shared by gateway replicas so they agree on one answer per message; unset = in-process.
-    #[arg(long, env = "DOUMI_REDIS_URL")]
+    /// Redis shared by gateway replicas so they agree on one answer per
+    /// message; unset = in-process. The same variable as the catalog's cache,
+    /// with its own flag so `doumi up` can carry both.
+    #[arg(
+        long = "gateway-redis-url",
+        id = "gateway_redis_url",
+        env = "DOUMI_REDIS_URL"
+    )]
     pub redis_url: Option<String>,
 }
 
@@ -236,7 +242,7 @@ mod tests {
             "tooshort",
             "--wechat-app-id",
             "wx1",
-            "--redis-url",
+            "--gateway-redis-url",
             "http://nope",
         ])
         .unwrap_err();

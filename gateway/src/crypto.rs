@@ -380,3 +380,35 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn crypto() -> MessageCrypto {
+        MessageCrypto::new(
+            AesKey::parse("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap(),
+            "wxb11529c136998cb6".into(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_payload_decrypts_or_fails_cleanly(payload in ".{0,600}") {
+            let _ = crypto().decrypt(&payload);
+        }
+
+        #[test]
+        fn any_ciphertext_bytes_decrypt_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = crypto().decrypt(&WECHAT_BASE64.encode(bytes));
+        }
+
+        #[test]
+        fn every_message_round_trips(message in "\\PC{0,400}") {
+            let c = crypto();
+            prop_assert_eq!(c.decrypt(&c.encrypt(&message)).unwrap(), message);
+        }
+    }
+}

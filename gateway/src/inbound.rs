@@ -529,3 +529,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse(&body);
+            let _ = parse_encrypted(&body);
+        }
+
+        #[test]
+        fn any_text_inside_a_message_parses_or_fails_cleanly(content in ".{0,300}") {
+            let body = format!(
+                "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>text</MsgType><Content>{content}</Content></xml>"
+            );
+            let _ = parse(body.as_bytes());
+        }
+    }
+}

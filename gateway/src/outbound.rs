@@ -329,3 +329,149 @@ mod tests {
         assert_eq!(render(None, &TO).unwrap(), Rendered::Success);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use doumi_proto::bot::v1::{
+        Article, ImageReply, MusicReply, NewsReply, TextReply, TransferToCustomerService,
+        VideoReply, VoiceReply,
+    };
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// Every field any reply kind has, read back the way WeChat reads it.
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Parsed {
+        to_user_name: String,
+        from_user_name: String,
+        create_time: i64,
+        msg_type: String,
+        content: String,
+        image: Media,
+        voice: Media,
+        video: Video,
+        music: Music,
+        article_count: usize,
+        articles: Articles,
+        trans_info: TransInfo,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Media {
+        media_id: String,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Video {
+        media_id: String,
+        title: String,
+        description: String,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Music {
+        title: String,
+        description: String,
+        music_url: String,
+        #[serde(rename = "HQMusicUrl")]
+        hq_music_url: String,
+        thumb_media_id: String,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Articles {
+        item: Vec<Item>,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Item {
+        title: String,
+        description: String,
+        pic_url: String,
+        url: String,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct TransInfo {
+        kf_account: String,
+    }
+
+    fn round_trip(reply: Reply) -> Parsed {
+        let to = Addressing {
+            reader: "reader",
+            account: "gh_account",
+            now: 1_700_000_000,
+        };
+        match render(Some(&reply), &to).unwrap() {
+            Rendered::Xml(xml) => {
+                quick_xml::de::from_str(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"))
+            }
+            Rendered::Success => Parsed::default(),
+        }
+    }
+
+    /// What an XML reader makes of `text`: line ends normalised to `\n`.
+    fn as_read(text: &str) -> String {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    }
+
+    /// Text WeChat can carry: XML-legal characters, no surrounding blanks
+    /// (whitespace-only text renders as `success`).
+    fn legal() -> impl Strategy<Value = String> {
+        "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\u{fffe}\\u{ffff}]{1,60}"
+            .prop_filter("not blank", |s| !s.trim().is_empty())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn text_round_trips(content in legal()) {
+            let parsed = round_trip(Reply { kind: Some(Kind::Text(TextReply { content: content.clone() })) });
+            prop_assert_eq!((parsed.msg_type.as_str(), parsed.content), ("text", as_read(&content)));
+            prop_assert_eq!((parsed.to_user_name.as_str(), parsed.from_user_name.as_str()), ("reader", "gh_account"));
+            prop_assert_eq!(parsed.create_time, 1_700_000_000);
+        }
+
+        #[test]
+        fn media_replies_round_trip(id in legal(), title in legal(), description in legal()) {
+            let (id, title, description) = (as_read(&id), as_read(&title), as_read(&description));
+            let image = round_trip(Reply { kind: Some(Kind::Image(ImageReply { media_id: id.clone() })) });
+            prop_assert_eq!((image.msg_type.as_str(), image.image.media_id.as_str()), ("image", id.as_str()));
+            let voice = round_trip(Reply { kind: Some(Kind::Voice(VoiceReply { media_id: id.clone() })) });
+            prop_assert_eq!((voice.msg_type.as_str(), voice.voice.media_id.as_str()), ("voice", id.as_str()));
+            let video = round_trip(Reply { kind: Some(Kind::Video(VideoReply {
+                media_id: id.clone(), title: title.clone(), description: description.clone(),
+            })) });
+            prop_assert_eq!(video.video, Video { media_id: id.clone(), title: title.clone(), description: description.clone() });
+            let music = round_trip(Reply { kind: Some(Kind::Music(MusicReply {
+                title: title.clone(), description: description.clone(), music_url: id.clone(),
+                hq_music_url: id.clone(), thumb_media_id: id.clone(),
+            })) });
+            prop_assert_eq!(music.music, Music {
+                title, description, music_url: id.clone(), hq_music_url: id.clone(), thumb_media_id: id,
+            });
+        }
+
+        #[test]
+        fn news_and_transfer_round_trip(title in legal(), url in legal(), account in legal()) {
+            let (title, url, account) = (as_read(&title), as_read(&url), as_read(&account));
+            let article = Article { title: title.clone(), description: title.clone(), pic_url: url.clone(), url: url.clone() };
+            let news = round_trip(Reply { kind: Some(Kind::News(NewsReply { articles: vec![article] })) });
+            prop_assert_eq!(news.article_count, 1);
+            prop_assert_eq!(&news.articles.item[0], &Item { title: title.clone(), description: title, pic_url: url.clone(), url });
+            let transfer = round_trip(Reply { kind: Some(Kind::Transfer(TransferToCustomerService { kf_account: account.clone() })) });
+            prop_assert_eq!(transfer.msg_type.as_str(), "transfer_customer_service");
+            prop_assert_eq!(transfer.trans_info.kf_account, account.trim());
+        }
+    }
+}

@@ -568,3 +568,33 @@ async fn gateway_replicas_sharing_redis_agree_on_one_answer() {
     );
     assert_eq!(APP_ID.len(), 18);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_refusals_and_bot_latency() {
+    let douban = FakeDouban::start().await.expect("douban");
+    let stack = stack_with(&douban, GatewayOptions::default()).await;
+    let wechat = stack.wechat();
+    wechat.send_text("9787121139512").await.text();
+    let forged = wechat
+        .post("signature=0&timestamp=1&nonce=2", text_xml("x"))
+        .await;
+    assert_eq!(forged.status, 403);
+
+    let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for series in [
+        r#"doumi_gateway_requests_total{kind="text",outcome="fresh"}"#,
+        r#"doumi_gateway_replies_total{kind="text"}"#,
+        r#"doumi_gateway_refusals_total{reason="bad_signature"}"#,
+        "doumi_gateway_bot_latency_seconds_bucket",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+}
