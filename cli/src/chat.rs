@@ -7,7 +7,10 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use doumi_gateway::client::{self, ParsedReply};
+use doumi_gateway::{
+    client::{self, ParsedReply},
+    crypto::{AesKey, MessageCrypto},
+};
 use rand::Rng;
 
 use crate::state;
@@ -28,6 +31,15 @@ pub struct ChatArgs {
     /// Send a `subscribe` event (a new follower) instead of text.
     #[arg(long, conflicts_with = "text")]
     subscribe: bool,
+    /// Speak safe mode: encrypt each message and open the encrypted reply.
+    #[arg(long)]
+    safe_mode: bool,
+    /// The account's AppID for safe mode; defaults to the one `doumi up` generated.
+    #[arg(long, env = "DOUMI_WECHAT_APP_ID")]
+    app_id: Option<String>,
+    /// The EncodingAESKey for safe mode; defaults to the one `doumi up` generated.
+    #[arg(long, env = "DOUMI_WECHAT_AES_KEY", hide_env_values = true)]
+    aes_key: Option<String>,
 }
 
 struct Session {
@@ -35,6 +47,8 @@ struct Session {
     url: String,
     token: String,
     reader: String,
+    /// Set in safe mode.
+    crypto: Option<MessageCrypto>,
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
@@ -43,6 +57,21 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         .url
         .or_else(|| local.as_ref().map(|s| s.webhook.clone()))
         .unwrap_or_else(|| "http://127.0.0.1:8080/wechat".to_owned());
+    let crypto = if args.safe_mode {
+        let app_id = args
+            .app_id
+            .or_else(|| local.as_ref().map(|s| s.app_id.clone()));
+        let aes_key = args
+            .aes_key
+            .or_else(|| local.as_ref().map(|s| s.aes_key.clone()));
+        let (Some(app_id), Some(aes_key)) = (app_id, aes_key) else {
+            bail!("safe mode needs --app-id and --aes-key, or a stack started with `doumi up`");
+        };
+        let key = AesKey::parse(&aes_key).map_err(|e| anyhow::anyhow!("--aes-key: {e}"))?;
+        Some(MessageCrypto::new(key, app_id))
+    } else {
+        None
+    };
     let token = args.token.or_else(|| local.map(|s| s.token)).context(
         "no token: pass --token (or DOUMI_WECHAT_TOKEN), or start the stack with `doumi up`",
     )?;
@@ -54,6 +83,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         url,
         token,
         reader: args.reader,
+        crypto,
     };
 
     if args.subscribe {
@@ -92,13 +122,15 @@ impl Session {
         .await
     }
 
-    async fn send(&self, body: String) -> anyhow::Result<()> {
-        let nonce: u32 = rand::rng().random();
-        let url = format!(
-            "{}?{}",
-            self.url,
-            client::signed_query(&self.token, now(), &nonce.to_string())
-        );
+    async fn send(&self, xml: String) -> anyhow::Result<()> {
+        let nonce = rand::rng().random::<u32>().to_string();
+        let (query, body) = match &self.crypto {
+            Some(crypto) => {
+                client::sealed_message(crypto, &self.token, now(), &nonce, "gh_doumi", &xml)
+            }
+            None => (client::signed_query(&self.token, now(), &nonce), xml),
+        };
+        let url = format!("{}?{query}", self.url);
         let response = self
             .http
             .post(&url)
@@ -112,6 +144,11 @@ impl Session {
         if !status.is_success() {
             bail!("the gateway answered {status}: {}", text.trim());
         }
+        let text = match &self.crypto {
+            Some(crypto) => client::open_reply(crypto, &self.token, &text)
+                .map_err(|e| anyhow::anyhow!("the encrypted reply does not open ({e}): {text}"))?,
+            None => text,
+        };
         match client::parse_reply(&text) {
             Some(ParsedReply::Text { content, .. }) => println!("{content}"),
             Some(ParsedReply::News { titles, urls, .. }) => {

@@ -2,6 +2,7 @@
 //! `doumi chat` talks to a gateway as a WeChat reader would.
 #![forbid(unsafe_code)]
 
+mod book;
 mod chat;
 mod state;
 mod up;
@@ -26,6 +27,8 @@ enum Command {
     Up(Box<up::UpArgs>),
     /// Send messages to a gateway as a WeChat reader and print the replies.
     Chat(chat::ChatArgs),
+    /// Ask the catalog's gRPC API for books: by ISBN, by keywords, by Douban id.
+    Book(book::BookArgs),
 }
 
 #[tokio::main]
@@ -37,9 +40,24 @@ async fn main() {
             up::run(*args).await
         }
         Command::Chat(args) => chat::run(args).await,
+        Command::Book(args) => book::run(args).await,
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `doumi up` flattens the settings of all three services: no two may
+    /// share a flag or an id.
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

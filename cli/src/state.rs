@@ -1,5 +1,5 @@
-//! What `doumi up` leaves for `doumi chat`: the webhook URL and the token it
-//! generated, in a file only this user can read.
+//! What `doumi up` leaves for `doumi chat`: the webhook URL and the
+//! credentials it generated, in a file only this user can read.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,8 @@ use anyhow::Context;
 pub struct LocalStack {
     pub webhook: String,
     pub token: String,
+    pub app_id: String,
+    pub aes_key: String,
 }
 
 fn path() -> Option<PathBuf> {
@@ -26,15 +28,29 @@ pub fn save(stack: &LocalStack) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = format!("webhook={}\ntoken={}\n", stack.webhook, stack.token);
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    let text = format!(
+        "webhook={}\ntoken={}\napp_id={}\naes_key={}\n",
+        stack.webhook, stack.token, stack.app_id, stack.aes_key
+    );
+    write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes `text` to a file only this user can read, from the first byte on.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // An existing file keeps its old mode on open: tighten it first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
-    Ok(())
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 pub fn load() -> Option<LocalStack> {
@@ -47,5 +63,7 @@ pub fn load() -> Option<LocalStack> {
     Some(LocalStack {
         webhook: field("webhook")?,
         token: field("token")?,
+        app_id: field("app_id").unwrap_or_default(),
+        aes_key: field("aes_key").unwrap_or_default(),
     })
 }

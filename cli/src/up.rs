@@ -24,21 +24,13 @@ pub struct UpArgs {
 }
 
 pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
-    let token = match args
-        .gateway
-        .wechat_token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        Some(token) => token.to_owned(),
-        None => rand::rng()
-            .sample_iter(&Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect(),
-    };
-    args.gateway.wechat_token = Some(token.clone());
+    // A local stack gets its own credentials unless given some: a token for
+    // plaintext mode and an AppID + EncodingAESKey so safe mode works too.
+    let token = fill(&mut args.gateway.wechat_token, || random_alphanumeric(32));
+    let app_id = fill(&mut args.gateway.wechat_app_id, || {
+        format!("wx{:016x}", rand::rng().random::<u64>())
+    });
+    let aes_key = fill(&mut args.gateway.wechat_aes_key, || random_alphanumeric(43));
 
     // Validate everything first so one run reports every bad setting.
     let mut problems = Problems::new();
@@ -59,10 +51,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     bot.catalog_url = format!("http://{}", dialable(catalog.listen));
     gateway.bot_url = format!("http://{}", dialable(bot.listen));
 
-    let source = match &catalog.source {
-        doumi_catalog::Source::Sample => "bundled sample catalog".to_owned(),
-        doumi_catalog::Source::Douban(douban) => format!("Douban at {}", douban.base_url),
-    };
+    let source = catalog.source.to_string();
     let cache = if catalog.redis_url.is_some() {
         "Redis"
     } else {
@@ -72,9 +61,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let stack = LocalStack {
         webhook: webhook.clone(),
         token: token.clone(),
+        app_id: app_id.clone(),
+        aes_key,
     };
     if let Err(error) = state::save(&stack) {
-        eprintln!("warning: doumi chat will need --token: {error:#}");
+        eprintln!("warning: doumi chat will need --token (and --app-id, --aes-key): {error:#}");
     }
 
     let stop = CancellationToken::new();
@@ -111,8 +102,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!("doumi is up ({source}, {cache} cache).");
     println!("  webhook URL: {webhook}");
     println!("  token:       {token}");
+    println!("  safe mode:   AppID {app_id}, EncodingAESKey saved for doumi chat");
     println!("Point your official account's server URL at the webhook with that token,");
-    println!("or try it here:  doumi chat 9787121139512");
+    println!(
+        "or try it here:  doumi chat 9787121139512   (encrypted: doumi chat --safe-mode 9787121139512)"
+    );
     println!("Ctrl-C stops everything.");
 
     tokio::select! {
@@ -127,6 +121,23 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         finished.context("a service panicked")??;
     }
     Ok(())
+}
+
+/// The setting's value, set to `generate()` first when it is unset or empty.
+fn fill(setting: &mut Option<String>, generate: impl FnOnce() -> String) -> String {
+    let value = doumi_runtime::settings::non_empty(setting)
+        .map(str::to_owned)
+        .unwrap_or_else(generate);
+    *setting = Some(value.clone());
+    value
+}
+
+fn random_alphanumeric(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

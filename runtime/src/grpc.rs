@@ -76,14 +76,17 @@ where
     let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
     reporter.set_serving::<S>().await;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(descriptors)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(descriptors)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
     let routes = Routes::new(service)
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection().build_v1()?)
+        // grpcurl before 1.8.8 (still what many package managers ship) only
+        // speaks the v1alpha protocol.
+        .add_service(reflection().build_v1alpha()?);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = async move {
         shutdown.await;

@@ -32,6 +32,8 @@ struct Shared {
     /// 0 = behave; otherwise answer every request with this status.
     fail_with: AtomicU16,
     delay_ms: AtomicU64,
+    /// A Douban error body to answer every request with, and its status.
+    canned: Mutex<Option<(u16, String)>>,
 }
 
 /// A running fake Douban on a loopback port; stops on drop.
@@ -68,6 +70,7 @@ impl FakeDouban {
         });
         let app = Router::new()
             .route("/v2/book/isbn/{isbn}", get(by_isbn))
+            .route("/v2/book/{id}", get(by_id))
             .route("/v2/book/search", get(search))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -107,6 +110,14 @@ impl FakeDouban {
             .store(status.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// Answer every request with `status` and `body` (a recorded Douban error
+    /// body, or an HTML page) until reset with `None`.
+    pub fn answer_with(&self, canned: Option<(u16, &str)>) {
+        if let Ok(mut slot) = self.shared.canned.lock() {
+            *slot = canned.map(|(status, body)| (status, body.to_owned()));
+        }
+    }
+
     /// Delay every answer by `delay`.
     pub fn delay(&self, delay: Duration) {
         self.shared
@@ -136,6 +147,10 @@ async fn misbehave(shared: &Shared, path: String) -> Option<Response> {
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    if let Some((status, body)) = shared.canned.lock().ok().and_then(|c| c.clone()) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Some((status, body).into_response());
+    }
     match shared.fail_with.load(Ordering::SeqCst) {
         0 => None,
         status => Some(
@@ -157,6 +172,24 @@ async fn by_isbn(State(shared): State<Arc<Shared>>, Path(isbn): Path<String>) ->
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"msg": "book_not_found", "code": 6000, "request": format!("GET /v2/book/isbn/{isbn}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn by_id(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if let Some(response) = misbehave(&shared, format!("/v2/book/{id}")).await {
+        return response;
+    }
+    let book = shared
+        .books
+        .values()
+        .find(|b| b.get("id").and_then(Value::as_str) == Some(id.as_str()));
+    match book {
+        Some(book) => Json(book.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"msg": "book_not_found", "code": 6000, "request": format!("GET /v2/book/{id}")})),
         )
             .into_response(),
     }

@@ -1,13 +1,19 @@
 //! Test support for doumi's end-to-end tests: a real `redis-server` on a free
-//! port, a fake Douban serving recorded JSON, and the three services started
-//! on ephemeral ports through the same `run` functions the binaries use.
+//! port, fake Douban, Open Library and Google Books servers serving recorded
+//! JSON, and the three services started on ephemeral ports through the same
+//! `run` functions the binaries use.
 #![forbid(unsafe_code)]
 
 pub mod douban;
+pub mod fake_upstream;
+pub mod googlebooks;
+pub mod openlibrary;
 pub mod redis_server;
 pub mod stack;
 pub mod wechat;
 
 pub use douban::FakeDouban;
+pub use googlebooks::FakeGoogleBooks;
+pub use openlibrary::FakeOpenLibrary;
 pub use redis_server::RedisServer;
 pub use stack::{StackOptions, TestStack};

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
-use doumi_catalog::{CatalogConfig, Source, douban::DoubanSettings};
+use doumi_catalog::{CatalogConfig, Source};
 use doumi_gateway::{
     GatewayConfig, WechatToken,
     crypto::{AesKey, MessageCrypto},
@@ -76,13 +76,10 @@ impl TestStack {
         let mut catalog_config = CatalogConfig::offline(catalog);
         catalog_config.redis_url = options.redis_url;
         if let Some(base_url) = options.douban_url {
-            catalog_config.source = Source::Douban(DoubanSettings {
-                base_url,
-                apikey: None,
-                // Longer than any delay the tests give the fake Douban: the
-                // deadlines down the chain are what must cut a slow lookup.
-                timeout: Duration::from_secs(30),
-            });
+            catalog_config.source = Source::douban_only(base_url);
+            // Longer than any delay the tests give the fake Douban: the
+            // deadlines down the chain are what must cut a slow lookup.
+            catalog_config.upstream.timeout = Duration::from_secs(30);
         }
         let bot_config = BotConfig::new(bot, format!("http://{catalog}"));
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;

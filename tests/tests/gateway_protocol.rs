@@ -27,6 +27,15 @@ async fn stack_with(douban: &FakeDouban, gateway: GatewayOptions) -> TestStack {
     .expect("stack")
 }
 
+/// An account in safe mode: encrypted messages only.
+fn safe_mode_only() -> GatewayOptions {
+    GatewayOptions {
+        safe_mode: true,
+        require_encryption: true,
+        ..Default::default()
+    }
+}
+
 /// A message of any kind from the test reader, as WeChat posts it.
 fn message(msg_type: &str, fields: &str) -> String {
     format!(
@@ -274,15 +283,7 @@ async fn replies_with_cdata_terminators_stay_valid_xml() {
 #[tokio::test]
 async fn safe_mode_round_trip() {
     let douban = FakeDouban::start().await.expect("douban");
-    let stack = stack_with(
-        &douban,
-        GatewayOptions {
-            safe_mode: true,
-            require_encryption: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let stack = stack_with(&douban, safe_mode_only()).await;
     let wechat = stack.wechat().safe_mode(account_crypto());
     let answer = wechat.send_text("9787121139512").await;
     assert!(
@@ -344,15 +345,7 @@ async fn compatible_mode_uses_the_decrypted_copy() {
 #[tokio::test]
 async fn hostile_safe_mode_requests_are_refused() {
     let douban = FakeDouban::start().await.expect("douban");
-    let stack = stack_with(
-        &douban,
-        GatewayOptions {
-            safe_mode: true,
-            require_encryption: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let stack = stack_with(&douban, safe_mode_only()).await;
     let wechat = stack.wechat();
     let inner = message(
         "text",

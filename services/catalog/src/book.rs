@@ -1,5 +1,6 @@
-//! Douban's book JSON turned into the catalog's `Book`, with its free-text
-//! prices and dates parsed once here so no client ever has to.
+//! Douban's book JSON turned into the catalog's `Book`, and the free-text
+//! prices and dates every provider sends parsed once here so no client ever
+//! has to.
 
 use std::time::SystemTime;
 
@@ -82,10 +83,32 @@ pub fn from_douban(raw: DoubanBook, provider: &str, fetched_at: SystemTime) -> B
         isbn10: raw.isbn10,
         isbn13: raw.isbn13,
         web_url,
-        provenance: Some(Provenance {
-            provider: provider.to_owned(),
-            fetched_at: Some(fetched_at.into()),
-        }),
+        provenance: Some(provenance(provider, fetched_at)),
+        ebook_url: clean_url(&raw.ebook_url),
+        ebook_price: (!raw.ebook_price.trim().is_empty()).then(|| parse_price(&raw.ebook_price)),
+    }
+}
+
+/// Which provider answered and when.
+pub fn provenance(provider: &str, fetched_at: SystemTime) -> Provenance {
+    Provenance {
+        provider: provider.to_owned(),
+        fetched_at: Some(fetched_at.into()),
+    }
+}
+
+/// The URL at the start of `text`, or nothing: Douban's own documentation
+/// example carries a note after its `ebook_url`.
+fn clean_url(text: &str) -> String {
+    let url: String = text
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_graphic() && *c != '(')
+        .collect();
+    if url.starts_with("http://") || url.starts_with("https://") {
+        url
+    } else {
+        String::new()
     }
 }
 
@@ -301,6 +324,8 @@ mod tests {
         assert_eq!(book.series.map(|s| s.id).as_deref(), Some("2065"));
         let price = book.price.unwrap();
         assert_eq!((price.amount_minor, price.currency.as_str()), (1980, "CNY"));
+        assert_eq!(book.ebook_url, "https://read.douban.com/ebook/1234567/");
+        assert_eq!(book.ebook_price.map(|p| p.amount_minor), Some(1200));
         assert_eq!(book.pubdate.map(|d| (d.year, d.month)), Some((2000, 9)));
     }
 

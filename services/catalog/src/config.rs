@@ -1,11 +1,14 @@
 //! The catalog's settings: flags and `DOUMI_*` variables in, typed config out.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr};
 
 use doumi_runtime::settings::Problems;
 use secrecy::SecretString;
 
-use crate::douban::DoubanSettings;
+use crate::{
+    books::CachePolicy, breaker::BreakerSettings, douban::DoubanSettings, redis_cache::RedisPolicy,
+    upstream::UpstreamPolicy,
+};
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -13,48 +16,182 @@ pub struct CatalogArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "DOUMI_CATALOG_LISTEN", default_value = "0.0.0.0:50052")]
     pub catalog_listen: String,
-    /// Redis for the shared book cache, e.g. redis://127.0.0.1:6379; unset = in-process cache.
+    /// Address of the Prometheus `/metrics` HTTP listener; `off` = none.
+    #[arg(
+        long,
+        env = "DOUMI_CATALOG_METRICS_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub catalog_metrics_listen: String,
+    /// Redis for the shared book cache, e.g. redis://127.0.0.1:6379; unset = in-process cache only.
     #[arg(long, env = "DOUMI_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Longest a lookup waits for Redis before going on without it.
+    #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value = "100ms")]
+    pub redis_timeout: String,
+    /// How long Redis is skipped after repeated failures before it is tried again.
+    #[arg(long, env = "DOUMI_REDIS_COOLDOWN", default_value = "5s")]
+    pub redis_cooldown: String,
+    /// Book providers in the order they are asked, from douban, openlibrary,
+    /// googlebooks, sample. Default: douban,openlibrary,googlebooks when a
+    /// Douban base URL is set, else sample (the bundled sample catalog).
+    #[arg(long, env = "DOUMI_PROVIDERS")]
+    pub providers: Option<String>,
     /// Douban API v2 or a v2-compatible server; unset = the bundled sample catalog.
     #[arg(long, env = "DOUMI_DOUBAN_BASE_URL")]
     pub douban_base_url: Option<String>,
     /// Douban apikey, sent as ?apikey=; optional.
     #[arg(long, env = "DOUMI_DOUBAN_APIKEY", hide_env_values = true)]
     pub douban_apikey: Option<String>,
-    /// Time allowed for one Douban request.
+    /// Time allowed for one Douban request. Douban is asked first and WeChat's
+    /// retries give a message ~15 s, so a 7 s answer must still get through;
+    /// the caller's deadline, when shorter, rules.
     #[arg(long, env = "DOUMI_DOUBAN_TIMEOUT", default_value = "8s")]
-    pub douban_timeout: String,
-    /// How long a fetched book stays cached.
+    pub douban_timeout: Option<String>,
+    /// Open Library, the first fallback for ISBN lookups.
+    #[arg(
+        long,
+        env = "DOUMI_OPENLIBRARY_BASE_URL",
+        default_value = "https://openlibrary.org"
+    )]
+    pub openlibrary_base_url: String,
+    /// Google Books, the second fallback for ISBN lookups.
+    #[arg(
+        long,
+        env = "DOUMI_GOOGLEBOOKS_BASE_URL",
+        default_value = "https://www.googleapis.com"
+    )]
+    pub googlebooks_base_url: String,
+    /// Google Books API key, sent as &key=; optional (anonymous calls share a small quota).
+    #[arg(long, env = "DOUMI_GOOGLEBOOKS_APIKEY", hide_env_values = true)]
+    pub googlebooks_apikey: Option<String>,
+    /// Time allowed for one request to a provider.
+    #[arg(long, env = "DOUMI_UPSTREAM_TIMEOUT", default_value = "3s")]
+    pub upstream_timeout: String,
+    /// Retries after a transient provider failure (5xx, timeout, connection).
+    #[arg(long, env = "DOUMI_UPSTREAM_RETRIES", default_value = "2")]
+    pub upstream_retries: String,
+    /// Wait before the first retry; doubled for each next one.
+    #[arg(long, env = "DOUMI_UPSTREAM_BACKOFF", default_value = "100ms")]
+    pub upstream_backoff: String,
+    /// Requests in flight to one provider at most.
+    #[arg(long, env = "DOUMI_UPSTREAM_CONCURRENCY", default_value = "16")]
+    pub upstream_concurrency: String,
+    /// Failed calls in a row that open a provider's circuit.
+    #[arg(long, env = "DOUMI_CIRCUIT_FAILURES", default_value = "5")]
+    pub circuit_failures: String,
+    /// How long an open circuit refuses calls before one probe.
+    #[arg(long, env = "DOUMI_CIRCUIT_COOLDOWN", default_value = "30s")]
+    pub circuit_cooldown: String,
+    /// How long a fetched book is fresh (soft TTL); after that it is served
+    /// stale and refreshed in the background.
     #[arg(long, env = "DOUMI_CACHE_TTL", default_value = "24h")]
     pub cache_ttl: String,
+    /// How long a book may be served at all (hard TTL), e.g. while providers are down.
+    #[arg(long, env = "DOUMI_CACHE_HARD_TTL", default_value = "168h")]
+    pub cache_hard_ttl: String,
+    /// How long "no such book" is remembered.
+    #[arg(long, env = "DOUMI_CACHE_NEGATIVE_TTL", default_value = "10m")]
+    pub cache_negative_ttl: String,
 }
 
-/// Where books come from.
+/// One book provider and where to reach it.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum ProviderSettings {
+    Douban(DoubanSettings),
+    OpenLibrary {
+        base_url: String,
+    },
+    GoogleBooks {
+        base_url: String,
+        apikey: Option<SecretString>,
+    },
     /// The bundled sample catalog: offline, no upstream.
     Sample,
-    Douban(DoubanSettings),
+}
+
+impl ProviderSettings {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Douban(_) => "douban",
+            Self::OpenLibrary { .. } => "openlibrary",
+            Self::GoogleBooks { .. } => "googlebooks",
+            Self::Sample => "sample",
+        }
+    }
+}
+
+/// Where books come from: providers in the order they are asked.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub providers: Vec<ProviderSettings>,
+}
+
+impl Source {
+    /// The bundled sample catalog alone: the offline default.
+    pub fn sample() -> Self {
+        Self {
+            providers: vec![ProviderSettings::Sample],
+        }
+    }
+
+    /// Douban (or a v2-compatible server) alone, without fallbacks.
+    pub fn douban_only(base_url: String) -> Self {
+        Self {
+            providers: vec![ProviderSettings::Douban(DoubanSettings {
+                base_url,
+                apikey: None,
+                timeout: None,
+            })],
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let described: Vec<String> = self
+            .providers
+            .iter()
+            .map(|p| match p {
+                ProviderSettings::Douban(d) => format!("Douban at {}", d.base_url),
+                ProviderSettings::OpenLibrary { base_url } => {
+                    format!("Open Library at {base_url}")
+                }
+                ProviderSettings::GoogleBooks { base_url, .. } => {
+                    format!("Google Books at {base_url}")
+                }
+                ProviderSettings::Sample => "bundled sample catalog".to_owned(),
+            })
+            .collect();
+        f.write_str(&described.join(", then "))
+    }
 }
 
 /// The catalog's validated configuration.
 #[derive(Debug, Clone)]
 pub struct CatalogConfig {
     pub listen: SocketAddr,
+    /// `None` = no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub source: Source,
     pub redis_url: Option<String>,
-    pub cache_ttl: Duration,
+    pub redis: RedisPolicy,
+    pub cache: CachePolicy,
+    pub upstream: UpstreamPolicy,
 }
 
 impl CatalogConfig {
-    /// Offline defaults: sample catalog, in-process cache. Used by tests and `doumi up`.
+    /// Offline defaults: sample catalog, in-process cache, no metrics
+    /// listener. Used by tests and as a base to adjust.
     pub fn offline(listen: SocketAddr) -> Self {
         Self {
             listen,
-            source: Source::Sample,
+            metrics_listen: None,
+            source: Source::sample(),
             redis_url: None,
-            cache_ttl: Duration::from_secs(24 * 3600),
+            redis: RedisPolicy::default(),
+            cache: CachePolicy::default(),
+            upstream: UpstreamPolicy::default(),
         }
     }
 }
@@ -64,12 +201,42 @@ pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// Parses a whole number in `range`, recording a problem otherwise.
+fn number<T>(
+    problems: &mut Problems,
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<T>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match value.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Some(n),
+        _ => {
+            problems.add(
+                name,
+                format!(
+                    "{value:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    }
+}
+
 impl CatalogArgs {
     /// Validates every setting, recording each problem in `problems`.
     pub fn config(&self, problems: &mut Problems) -> Option<CatalogConfig> {
         let listen = problems.socket_addr("DOUMI_CATALOG_LISTEN", &self.catalog_listen);
-        let timeout = problems.duration("DOUMI_DOUBAN_TIMEOUT", &self.douban_timeout);
-        let cache_ttl = problems.duration("DOUMI_CACHE_TTL", &self.cache_ttl);
+        let metrics_listen = match self.catalog_metrics_listen.trim() {
+            "" | "off" => Some(None),
+            addr => problems
+                .socket_addr("DOUMI_CATALOG_METRICS_LISTEN", addr)
+                .map(Some),
+        };
         let redis_url = match non_empty(&self.redis_url) {
             None => Some(None),
             Some(url) => match redis::Client::open(url) {
@@ -80,25 +247,260 @@ impl CatalogArgs {
                 }
             },
         };
-        let base_url = non_empty(&self.douban_base_url)
-            .map(|url| problems.http_url("DOUMI_DOUBAN_BASE_URL", url));
-        let source = match base_url {
-            None => Some(Source::Sample),
-            Some(None) => None,
-            Some(Some(base_url)) => timeout.map(|timeout| {
-                Source::Douban(DoubanSettings {
-                    base_url,
-                    apikey: non_empty(&self.douban_apikey)
-                        .map(|k| SecretString::from(k.to_owned())),
-                    timeout,
-                })
-            }),
-        };
+        let redis = self.redis_policy(problems);
+        let cache = self.cache_policy(problems);
+        let upstream = self.upstream_policy(problems);
+        let source = self.source(problems);
         Some(CatalogConfig {
             listen: listen?,
+            metrics_listen: metrics_listen?,
             source: source?,
             redis_url: redis_url?,
-            cache_ttl: cache_ttl?,
+            redis: redis?,
+            cache: cache?,
+            upstream: upstream?,
         })
+    }
+
+    fn redis_policy(&self, problems: &mut Problems) -> Option<RedisPolicy> {
+        let timeout = problems.duration("DOUMI_REDIS_TIMEOUT", &self.redis_timeout);
+        let cooldown = problems.duration("DOUMI_REDIS_COOLDOWN", &self.redis_cooldown);
+        Some(RedisPolicy {
+            timeout: timeout?,
+            cooldown: cooldown?,
+        })
+    }
+
+    fn cache_policy(&self, problems: &mut Problems) -> Option<CachePolicy> {
+        let soft_ttl = problems.duration("DOUMI_CACHE_TTL", &self.cache_ttl);
+        let hard_ttl = problems.duration("DOUMI_CACHE_HARD_TTL", &self.cache_hard_ttl);
+        let negative_ttl = problems.duration("DOUMI_CACHE_NEGATIVE_TTL", &self.cache_negative_ttl);
+        if let (Some(soft), Some(hard)) = (soft_ttl, hard_ttl)
+            && hard < soft
+        {
+            problems.add(
+                "DOUMI_CACHE_HARD_TTL",
+                format!("{hard:?} is shorter than DOUMI_CACHE_TTL ({soft:?})"),
+            );
+            return None;
+        }
+        Some(CachePolicy {
+            soft_ttl: soft_ttl?,
+            hard_ttl: hard_ttl?,
+            negative_ttl: negative_ttl?,
+            ..CachePolicy::default()
+        })
+    }
+
+    fn upstream_policy(&self, problems: &mut Problems) -> Option<UpstreamPolicy> {
+        let timeout = problems.duration("DOUMI_UPSTREAM_TIMEOUT", &self.upstream_timeout);
+        let retries = number(
+            problems,
+            "DOUMI_UPSTREAM_RETRIES",
+            &self.upstream_retries,
+            0..=10,
+        );
+        let backoff = problems.duration("DOUMI_UPSTREAM_BACKOFF", &self.upstream_backoff);
+        let concurrency = number(
+            problems,
+            "DOUMI_UPSTREAM_CONCURRENCY",
+            &self.upstream_concurrency,
+            1..=10_000,
+        );
+        let failures = number(
+            problems,
+            "DOUMI_CIRCUIT_FAILURES",
+            &self.circuit_failures,
+            1..=1000,
+        );
+        let cooldown = problems.duration("DOUMI_CIRCUIT_COOLDOWN", &self.circuit_cooldown);
+        Some(UpstreamPolicy {
+            timeout: timeout?,
+            retries: retries?,
+            backoff: backoff?,
+            concurrency: concurrency?,
+            breaker: BreakerSettings {
+                failure_threshold: failures?,
+                cooldown: cooldown?,
+            },
+        })
+    }
+
+    fn source(&self, problems: &mut Problems) -> Option<Source> {
+        let douban_url = non_empty(&self.douban_base_url)
+            .map(|url| problems.http_url("DOUMI_DOUBAN_BASE_URL", url));
+        let douban_timeout =
+            non_empty(&self.douban_timeout).map(|t| problems.duration("DOUMI_DOUBAN_TIMEOUT", t));
+        let names: Vec<String> = match non_empty(&self.providers) {
+            Some(list) => list
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            None if douban_url.is_some() => ["douban", "openlibrary", "googlebooks"]
+                .map(str::to_owned)
+                .to_vec(),
+            None => vec!["sample".to_owned()],
+        };
+        if names.is_empty() {
+            problems.add("DOUMI_PROVIDERS", "names no provider");
+            return None;
+        }
+        let mut providers = Vec::with_capacity(names.len());
+        let mut ok = true;
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                problems.add("DOUMI_PROVIDERS", format!("{name} is listed twice"));
+                ok = false;
+                continue;
+            }
+            let provider = match name.as_str() {
+                "douban" => match &douban_url {
+                    Some(Some(base_url)) => Some(ProviderSettings::Douban(DoubanSettings {
+                        base_url: base_url.clone(),
+                        apikey: non_empty(&self.douban_apikey)
+                            .map(|k| SecretString::from(k.to_owned())),
+                        timeout: douban_timeout.flatten(),
+                    })),
+                    // Already reported as a bad DOUMI_DOUBAN_BASE_URL.
+                    Some(None) => None,
+                    None => {
+                        problems.add(
+                            "DOUMI_PROVIDERS",
+                            "douban is listed but DOUMI_DOUBAN_BASE_URL is unset",
+                        );
+                        None
+                    }
+                },
+                "openlibrary" => problems
+                    .http_url("DOUMI_OPENLIBRARY_BASE_URL", &self.openlibrary_base_url)
+                    .map(|base_url| ProviderSettings::OpenLibrary { base_url }),
+                "googlebooks" => problems
+                    .http_url("DOUMI_GOOGLEBOOKS_BASE_URL", &self.googlebooks_base_url)
+                    .map(|base_url| ProviderSettings::GoogleBooks {
+                        base_url,
+                        apikey: non_empty(&self.googlebooks_apikey)
+                            .map(|k| SecretString::from(k.to_owned())),
+                    }),
+                "sample" => Some(ProviderSettings::Sample),
+                other => {
+                    problems.add(
+                        "DOUMI_PROVIDERS",
+                        format!(
+                            "unknown provider {other:?} (douban, openlibrary, googlebooks, sample)"
+                        ),
+                    );
+                    None
+                }
+            };
+            match provider {
+                Some(p) => providers.push(p),
+                None => ok = false,
+            }
+        }
+        if matches!(douban_timeout, Some(None)) {
+            ok = false;
+        }
+        ok.then_some(Source { providers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        catalog: CatalogArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<CatalogConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("catalog").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let mut problems = Problems::new();
+        let config = cli.catalog.config(&mut problems);
+        problems.finish(config).map_err(|e| e.to_string())
+    }
+
+    fn names(config: &CatalogConfig) -> Vec<&'static str> {
+        config
+            .source
+            .providers
+            .iter()
+            .map(ProviderSettings::name)
+            .collect()
+    }
+
+    #[test]
+    fn offline_by_default_and_the_full_chain_with_a_douban_url() {
+        let offline = config(&[]).unwrap();
+        assert_eq!(names(&offline), ["sample"]);
+        assert_eq!(
+            offline.metrics_listen,
+            Some("0.0.0.0:9090".parse().unwrap())
+        );
+        let online = config(&["--douban-base-url", "https://douban.example/"]).unwrap();
+        assert_eq!(names(&online), ["douban", "openlibrary", "googlebooks"]);
+        assert_eq!(
+            online.source.to_string(),
+            "Douban at https://douban.example, then Open Library at https://openlibrary.org, \
+             then Google Books at https://www.googleapis.com"
+        );
+    }
+
+    #[test]
+    fn providers_in_the_order_given() {
+        let c = config(&["--providers", "googlebooks, OpenLibrary"]).unwrap();
+        assert_eq!(names(&c), ["googlebooks", "openlibrary"]);
+        let metrics_off = config(&["--catalog-metrics-listen", "off"]).unwrap();
+        assert_eq!(metrics_off.metrics_listen, None);
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_at_once() {
+        let error = config(&[
+            "--providers",
+            "douban,goodreads,sample,sample",
+            "--upstream-retries",
+            "many",
+            "--cache-ttl",
+            "48h",
+            "--cache-hard-ttl",
+            "24h",
+            "--redis-timeout",
+            "soon",
+        ])
+        .unwrap_err();
+        for part in [
+            "DOUMI_DOUBAN_BASE_URL is unset",
+            "unknown provider \"goodreads\"",
+            "sample is listed twice",
+            "DOUMI_UPSTREAM_RETRIES",
+            "DOUMI_CACHE_HARD_TTL",
+            "DOUMI_REDIS_TIMEOUT",
+        ] {
+            assert!(error.contains(part), "{part:?} missing in {error}");
+        }
+    }
+
+    #[test]
+    fn apikeys_never_print() {
+        let c = config(&[
+            "--douban-base-url",
+            "https://d.example",
+            "--douban-apikey",
+            "0df993c66c0c636e29ecbb5344252a4a",
+            "--googlebooks-apikey",
+            "AIzaSecret",
+        ])
+        .unwrap();
+        let printed = format!("{c:?} {}", c.source);
+        assert!(
+            !printed.contains("0df993c6") && !printed.contains("AIzaSecret"),
+            "{printed}"
+        );
     }
 }

@@ -9,7 +9,8 @@ use crate::{
     book,
     douban::model::DoubanBook,
     isbn::Isbn13,
-    provider::{BookProvider, ProviderError, SearchPage},
+    key::DoubanId,
+    provider::{Ask, BookProvider, ProviderError, SearchPage},
 };
 
 const SAMPLE_BOOKS: &str = include_str!("../data/sample-books.json");
@@ -19,6 +20,7 @@ const SAMPLE_BOOKS: &str = include_str!("../data/sample-books.json");
 pub struct SampleCatalog {
     books: Vec<Book>,
     by_isbn: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
 }
 
 impl SampleCatalog {
@@ -36,7 +38,16 @@ impl SampleCatalog {
             .enumerate()
             .map(|(i, b)| (b.isbn13.clone(), i))
             .collect();
-        Ok(Self { books, by_isbn })
+        let by_id = books
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.clone(), i))
+            .collect();
+        Ok(Self {
+            books,
+            by_isbn,
+            by_id,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -66,6 +77,17 @@ fn matches(book: &Book, terms: &[String]) -> bool {
 impl BookProvider for SampleCatalog {
     fn name(&self) -> &'static str {
         "sample"
+    }
+
+    fn can(&self, _ask: Ask) -> bool {
+        true
+    }
+
+    async fn by_douban_id(&self, id: &DoubanId) -> Result<Book, ProviderError> {
+        self.by_id
+            .get(id.as_str())
+            .map(|&i| self.books[i].clone())
+            .ok_or(ProviderError::NotFound)
     }
 
     async fn by_isbn(&self, isbn: &Isbn13) -> Result<Book, ProviderError> {
@@ -130,6 +152,7 @@ mod tests {
             "{chinese} Chinese books"
         );
         assert_eq!(catalog.by_isbn.len(), catalog.len(), "duplicate ISBNs");
+        assert_eq!(catalog.by_id.len(), catalog.len(), "duplicate Douban ids");
     }
 
     #[tokio::test]
@@ -143,6 +166,12 @@ mod tests {
             (book.title.as_str(), book.authors[0].as_str()),
             ("浪潮之巅", "吴军")
         );
+
+        let by_id = catalog
+            .by_douban_id(&DoubanId::parse("6709783").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(by_id.isbn13, "9787121139512");
 
         let by_author = catalog.search("吴军", 0, 10).await.unwrap();
         assert!(by_author.books.iter().any(|b| b.title == "数学之美"));

@@ -1,13 +1,17 @@
-//! The `doumi.catalog.v1.BookCatalog` gRPC service: request validation and the
-//! one place catalog errors become gRPC status codes.
+//! The `doumi.catalog.v1.BookCatalog` gRPC service: request validation, the
+//! caller's deadline, and the one place catalog errors become gRPC status
+//! codes.
 
 use doumi_proto::catalog::v1::{
-    GetBookByIsbnRequest, GetBookByIsbnResponse, SearchBooksRequest, SearchBooksResponse,
-    book_catalog_server::BookCatalog,
+    BatchGetBooksByIsbnRequest, BatchGetBooksByIsbnResponse, BookError, BookResult,
+    GetBookByIsbnRequest, GetBookByIsbnResponse, GetBookRequest, GetBookResponse,
+    SearchBooksRequest, SearchBooksResponse, book_catalog_server::BookCatalog, book_result,
 };
 use tonic::{Request, Response, Status};
 
-use crate::{books::Books, isbn::Isbn13, provider::ProviderError};
+use crate::{
+    books::Books, deadline::Deadline, isbn::Isbn13, key::DoubanId, provider::ProviderError,
+};
 
 /// Page size when the caller asks for 0.
 const DEFAULT_PAGE_SIZE: u32 = 10;
@@ -17,6 +21,8 @@ const MAX_PAGE_SIZE: u32 = 50;
 const MAX_QUERY_CHARS: usize = 100;
 /// Deepest offset we page to (Douban itself stops being useful well before).
 const MAX_OFFSET: u32 = 1000;
+/// Most ISBNs one batch may ask for.
+pub const MAX_BATCH: usize = 50;
 
 /// The gRPC face of [`Books`].
 pub struct CatalogService {
@@ -29,25 +35,81 @@ impl CatalogService {
     }
 }
 
+/// The deadline the caller set with `grpc-timeout`, counted from arrival.
+/// A caller already out of time gets DEADLINE_EXCEEDED before any work.
+fn deadline_of<T>(request: &Request<T>) -> Result<Deadline, Status> {
+    let deadline = doumi_runtime::grpc::caller_timeout(request.metadata())
+        .map_or(Deadline::NONE, Deadline::after);
+    if deadline.has_passed() {
+        return Err(to_status(ProviderError::DeadlineExceeded, ""));
+    }
+    Ok(deadline)
+}
+
 #[tonic::async_trait]
 impl BookCatalog for CatalogService {
     async fn get_book_by_isbn(
         &self,
         request: Request<GetBookByIsbnRequest>,
     ) -> Result<Response<GetBookByIsbnResponse>, Status> {
+        let deadline = deadline_of(&request)?;
         let raw = request.into_inner().isbn;
-        let isbn = Isbn13::parse(&raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let book = self.books.by_isbn(&isbn).await.map_err(|e| {
-            tracing::info!(%isbn, error = %e, "lookup failed");
-            to_status(e, &format!("no book with ISBN {isbn}"))
-        })?;
+        let book = self.isbn_lookup(&raw, deadline).await?;
         Ok(Response::new(GetBookByIsbnResponse { book: Some(book) }))
+    }
+
+    async fn get_book(
+        &self,
+        request: Request<GetBookRequest>,
+    ) -> Result<Response<GetBookResponse>, Status> {
+        let deadline = deadline_of(&request)?;
+        let id = DoubanId::parse(&request.into_inner().id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let book = self.books.by_douban_id(&id, deadline).await.map_err(|e| {
+            tracing::info!(%id, error = %e, "lookup failed");
+            to_status(e, &format!("no book with Douban id {id}"))
+        })?;
+        Ok(Response::new(GetBookResponse { book: Some(book) }))
+    }
+
+    async fn batch_get_books_by_isbn(
+        &self,
+        request: Request<BatchGetBooksByIsbnRequest>,
+    ) -> Result<Response<BatchGetBooksByIsbnResponse>, Status> {
+        let deadline = deadline_of(&request)?;
+        let isbns = request.into_inner().isbns;
+        if isbns.is_empty() {
+            return Err(Status::invalid_argument("isbns is empty"));
+        }
+        if isbns.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_BATCH} ISBNs per batch, got {}",
+                isbns.len()
+            )));
+        }
+        // All at once: each lookup is coalesced and rate-limited below us.
+        let results = futures::future::join_all(isbns.into_iter().map(|isbn| async move {
+            let result = match self.isbn_lookup(&isbn, deadline).await {
+                Ok(book) => book_result::Result::Book(book),
+                Err(status) => book_result::Result::Error(BookError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                }),
+            };
+            BookResult {
+                isbn,
+                result: Some(result),
+            }
+        }))
+        .await;
+        Ok(Response::new(BatchGetBooksByIsbnResponse { results }))
     }
 
     async fn search_books(
         &self,
         request: Request<SearchBooksRequest>,
     ) -> Result<Response<SearchBooksResponse>, Status> {
+        let deadline = deadline_of(&request)?;
         let request = request.into_inner();
         let query = request.query.trim();
         if query.is_empty() {
@@ -66,7 +128,7 @@ impl BookCatalog for CatalogService {
         let start = parse_page_token(&request.page_token)?;
         let page = self
             .books
-            .search(query, start, page_size)
+            .search(query, start, page_size, deadline)
             .await
             .map_err(|e| {
                 tracing::info!(query, error = %e, "search failed");
@@ -86,6 +148,20 @@ impl BookCatalog for CatalogService {
     }
 }
 
+impl CatalogService {
+    async fn isbn_lookup(
+        &self,
+        raw: &str,
+        deadline: Deadline,
+    ) -> Result<doumi_proto::catalog::v1::Book, Status> {
+        let isbn = Isbn13::parse(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.books.by_isbn(&isbn, deadline).await.map_err(|e| {
+            tracing::info!(%isbn, error = %e, "lookup failed");
+            to_status(e, &format!("no book with ISBN {isbn}"))
+        })
+    }
+}
+
 /// Page tokens are opaque to callers; inside they are the offset of the page.
 fn parse_page_token(token: &str) -> Result<u32, Status> {
     if token.is_empty() {
@@ -98,15 +174,59 @@ fn parse_page_token(token: &str) -> Result<u32, Status> {
         .ok_or_else(|| Status::invalid_argument("page_token is not one this service issued"))
 }
 
-/// The single mapping from provider outcomes to gRPC status codes.
+/// The single mapping from provider outcomes to gRPC status codes. The cause
+/// goes to the log; the caller gets a short message it can act on.
 fn to_status(error: ProviderError, not_found: &str) -> Status {
     match error {
         ProviderError::NotFound => Status::not_found(not_found),
         ProviderError::RateLimited(_) => {
             Status::resource_exhausted("the book provider is rate-limiting us, try again later")
         }
-        ProviderError::Rejected(_) | ProviderError::Unavailable(_) => {
+        ProviderError::Rejected(_)
+        | ProviderError::Unavailable(_)
+        | ProviderError::CircuitOpen(_) => {
             Status::unavailable("the book provider is unavailable and nothing is cached")
         }
+        ProviderError::DeadlineExceeded => {
+            Status::deadline_exceeded("the caller's deadline passed before an answer")
+        }
+        ProviderError::Unsupported => {
+            Status::unimplemented("no configured book provider answers this kind of request")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn every_provider_error_has_its_status_code() {
+        let cases = [
+            (ProviderError::NotFound, Code::NotFound),
+            (
+                ProviderError::RateLimited("112".into()),
+                Code::ResourceExhausted,
+            ),
+            (ProviderError::Rejected("105".into()), Code::Unavailable),
+            (ProviderError::Unavailable("500".into()), Code::Unavailable),
+            (ProviderError::CircuitOpen("douban"), Code::Unavailable),
+            (ProviderError::DeadlineExceeded, Code::DeadlineExceeded),
+            (ProviderError::Unsupported, Code::Unimplemented),
+        ];
+        for (error, code) in cases {
+            assert_eq!(to_status(error.clone(), "x").code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn causes_stay_in_the_log_not_in_the_reply() {
+        let status = to_status(
+            ProviderError::Rejected("apikey_is_blocked: 0df9".into()),
+            "",
+        );
+        assert!(!status.message().contains("0df9"));
     }
 }

@@ -12,78 +12,60 @@ use super::{
 };
 use crate::{
     book,
+    http::HttpClient,
     isbn::Isbn13,
-    provider::{BookProvider, ProviderError, SearchPage},
+    key::DoubanId,
+    provider::{Ask, BookProvider, ProviderError, SearchPage},
 };
 
-/// Douban's JSON is a few KiB; anything this large is not a book.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Where and how to reach Douban.
+/// Where to reach Douban.
 #[derive(Debug, Clone)]
 pub struct DoubanSettings {
     /// e.g. `https://api.douban.com` or a mirror; no trailing slash.
     pub base_url: String,
     pub apikey: Option<SecretString>,
-    /// Budget for one whole request, connect to last byte.
-    pub timeout: Duration,
+    /// Time for one Douban request; `None` = the upstream timeout every
+    /// provider gets.
+    pub timeout: Option<Duration>,
 }
 
 /// A Douban v2 client; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DoubanClient {
-    http: reqwest::Client,
+    http: HttpClient,
     settings: DoubanSettings,
 }
 
 impl DoubanClient {
-    pub fn new(settings: DoubanSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("doumi/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.timeout.min(Duration::from_secs(2)))
-            .timeout(settings.timeout)
-            .build()?;
-        Ok(Self { http, settings })
+    pub fn new(settings: DoubanSettings, http: HttpClient) -> Self {
+        Self { http, settings }
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(&str, &str)],
     ) -> Result<T, ProviderError> {
         let url = format!("{}{path}", self.settings.base_url);
-        let mut request = self.http.get(&url).query(query);
+        let mut query = query.to_vec();
         if let Some(apikey) = &self.settings.apikey {
-            request = request.query(&[("apikey", apikey.expose_secret())]);
+            query.push(("apikey", apikey.expose_secret()));
         }
-        let mut response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ProviderError::Unavailable(format!(
-                    "response from {path} exceeds {MAX_BODY_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
+        let response = self.http.get(&url, &query).await?;
+        if !response.is_success() {
+            return Err(classify_error(response.status, &response.body));
         }
-        if !status.is_success() {
-            return Err(classify_error(status.as_u16(), &body));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::Unavailable(format!("undecodable JSON from {path}: {e}")))
+        response.json(self.name())
     }
-}
 
-fn transport_error(error: reqwest::Error) -> ProviderError {
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    ProviderError::Unavailable(format!("douban {what}"))
+    fn to_book(&self, raw: DoubanBook) -> Result<Book, ProviderError> {
+        if raw.title.is_empty() {
+            return Err(ProviderError::Unavailable(
+                "douban answered a book without a title".to_owned(),
+            ));
+        }
+        Ok(book::from_douban(raw, self.name(), SystemTime::now()))
+    }
 }
 
 #[tonic::async_trait]
@@ -92,14 +74,18 @@ impl BookProvider for DoubanClient {
         "douban"
     }
 
+    fn can(&self, _ask: Ask) -> bool {
+        true
+    }
+
     async fn by_isbn(&self, isbn: &Isbn13) -> Result<Book, ProviderError> {
-        let raw: DoubanBook = self.get_json(&format!("/v2/book/isbn/{isbn}"), &[]).await?;
-        if raw.title.is_empty() {
-            return Err(ProviderError::Unavailable(
-                "douban answered a book without a title".to_owned(),
-            ));
-        }
-        Ok(book::from_douban(raw, self.name(), SystemTime::now()))
+        let raw = self.get_json(&format!("/v2/book/isbn/{isbn}"), &[]).await?;
+        self.to_book(raw)
+    }
+
+    async fn by_douban_id(&self, id: &DoubanId) -> Result<Book, ProviderError> {
+        let raw = self.get_json(&format!("/v2/book/{id}"), &[]).await?;
+        self.to_book(raw)
     }
 
     async fn search(
@@ -108,11 +94,8 @@ impl BookProvider for DoubanClient {
         start: u32,
         count: u32,
     ) -> Result<SearchPage, ProviderError> {
-        let params = [
-            ("q", query.to_owned()),
-            ("start", start.to_string()),
-            ("count", count.to_string()),
-        ];
+        let (start, count) = (start.to_string(), count.to_string());
+        let params = [("q", query), ("start", &start), ("count", &count)];
         let raw: DoubanSearch = self.get_json("/v2/book/search", &params).await?;
         let now = SystemTime::now();
         Ok(SearchPage {

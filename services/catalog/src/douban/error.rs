@@ -84,6 +84,27 @@ mod tests {
     }
 
     #[test]
+    fn every_code_the_issue_names_is_a_provider_failure() {
+        let body = |code: i64, msg: &str| {
+            format!(
+                r#"{{"msg":"{msg}","code":{code},"request":"GET \/v2\/book\/isbn\/9787121139512"}}"#
+            )
+        };
+        let cases = [
+            (104, "invalid_apikey", 403, "Rejected"),
+            (105, "apikey_is_blocked: 0df9", 400, "Rejected"),
+            (109, "invalid_credencial2", 403, "Rejected"),
+            (111, "rate_limit_exceeded1", 400, "RateLimited"),
+            (112, "rate_limit_exceeded2: 1.2.3.4", 400, "RateLimited"),
+            (6000, "book_not_found", 404, "NotFound"),
+        ];
+        for (code, msg, status, want) in cases {
+            let got = classify_error(status, body(code, msg).as_bytes());
+            assert!(format!("{got:?}").starts_with(want), "{code}: {got:?}");
+        }
+    }
+
+    #[test]
     fn rate_limit_detail_after_the_colon_is_dropped() {
         let body: DoubanErrorBody =
             serde_json::from_slice(&fixture("douban_error_112_rate_limit_exceeded2.json")).unwrap();

@@ -52,6 +52,11 @@ pub struct DoubanBook {
     #[serde(deserialize_with = "lenient_string")]
     pub catalog: String,
     pub series: Option<DoubanSeries>,
+    /// Only present when Douban Read sells an e-book.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ebook_url: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ebook_price: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,78 @@
+//! The caller's deadline: read once from the `grpc-timeout` header a client
+//! sends (see `doumi_runtime::grpc::caller_timeout`), then checked before
+//! every upstream attempt so no request to Douban (or a fallback) starts for
+//! a caller who has already given up.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::provider::ProviderError;
+
+/// When the caller stops waiting; `None` when it set no deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No deadline: background refreshes and callers that set none.
+    pub const NONE: Self = Self(None);
+
+    pub fn at(instant: Instant) -> Self {
+        Self(Some(instant))
+    }
+
+    /// `timeout` from now; a timeout too large to represent means no deadline.
+    pub fn after(timeout: Duration) -> Self {
+        Self(Instant::now().checked_add(timeout))
+    }
+
+    pub fn has_passed(&self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Time left; `None` without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// `budget`, shortened to the time the caller has left.
+    pub fn cap(&self, budget: Duration) -> Duration {
+        self.remaining().map_or(budget, |left| left.min(budget))
+    }
+
+    /// `Err(DeadlineExceeded)` once the deadline has passed.
+    pub fn check(&self) -> Result<(), ProviderError> {
+        if self.has_passed() {
+            Err(ProviderError::DeadlineExceeded)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_passes_and_caps_budgets() {
+        let deadline = Deadline::after(Duration::from_millis(100));
+        assert!(deadline.check().is_ok());
+        assert_eq!(
+            deadline.cap(Duration::from_secs(3)),
+            Duration::from_millis(100)
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(matches!(
+            deadline.check(),
+            Err(ProviderError::DeadlineExceeded)
+        ));
+        assert_eq!(deadline.cap(Duration::from_secs(3)), Duration::ZERO);
+        assert!(!Deadline::NONE.has_passed());
+        assert_eq!(
+            Deadline::NONE.cap(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
+    }
+}

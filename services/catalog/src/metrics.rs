@@ -1,0 +1,90 @@
+//! The catalog's metrics in Prometheus text format: cache hits, misses, stale
+//! serves and coalesced waits; upstream requests by provider and outcome, and
+//! their latency; circuit and Redis state. Served on a small HTTP listener at
+//! `/metrics`, apart from the gRPC port.
+
+use std::{future::Future, sync::Once};
+
+use axum::{Router, routing::get};
+use tokio::net::TcpListener;
+
+pub const CACHE_HITS: &str = "doumi_catalog_cache_hits_total";
+pub const CACHE_MISSES: &str = "doumi_catalog_cache_misses_total";
+pub const CACHE_STALE_SERVED: &str = "doumi_catalog_cache_stale_served_total";
+pub const CACHE_COALESCED_WAITS: &str = "doumi_catalog_cache_coalesced_waits_total";
+pub const CACHE_REFRESHES: &str = "doumi_catalog_cache_background_refreshes_total";
+pub const REDIS_ERRORS: &str = "doumi_catalog_redis_errors_total";
+pub const REDIS_UP: &str = "doumi_catalog_redis_up";
+pub const UPSTREAM_REQUESTS: &str = "doumi_catalog_upstream_requests_total";
+pub const UPSTREAM_SKIPPED: &str = "doumi_catalog_upstream_skipped_total";
+pub const UPSTREAM_LATENCY: &str = "doumi_catalog_upstream_latency_seconds";
+pub const CIRCUIT_STATE: &str = "doumi_catalog_circuit_state";
+
+/// Installs the process-wide recorder (shared with any other service in the
+/// same process, see `doumi_runtime::metrics`) and describes the catalog's
+/// series, once.
+pub fn install() {
+    static DESCRIBED: Once = Once::new();
+    if doumi_runtime::metrics::prometheus().is_none() {
+        tracing::warn!("another metrics recorder is installed; catalog metrics go there");
+    }
+    DESCRIBED.call_once(describe);
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        CACHE_HITS,
+        "Lookups answered from a cache tier (memory, redis) with a fresh entry"
+    );
+    metrics::describe_counter!(CACHE_MISSES, "Lookups no cache tier could answer");
+    metrics::describe_counter!(
+        CACHE_STALE_SERVED,
+        "Lookups answered with an entry past its soft TTL while it is refreshed"
+    );
+    metrics::describe_counter!(
+        CACHE_COALESCED_WAITS,
+        "Lookups that waited for another caller's fetch of the same book"
+    );
+    metrics::describe_counter!(
+        CACHE_REFRESHES,
+        "Background refreshes of stale entries, by result"
+    );
+    metrics::describe_counter!(
+        REDIS_ERRORS,
+        "Redis reads and writes that failed or timed out, by operation"
+    );
+    metrics::describe_gauge!(
+        REDIS_UP,
+        "1 while Redis answers, 0 while it is skipped after failures"
+    );
+    metrics::describe_counter!(
+        UPSTREAM_REQUESTS,
+        "Requests sent to a provider, by provider, operation and outcome"
+    );
+    metrics::describe_counter!(
+        UPSTREAM_SKIPPED,
+        "Requests not sent to a provider, by reason (circuit_open, overloaded, deadline)"
+    );
+    metrics::describe_histogram!(
+        UPSTREAM_LATENCY,
+        metrics::Unit::Seconds,
+        "Provider request latency"
+    );
+    metrics::describe_gauge!(CIRCUIT_STATE, "Per provider: 0 closed, 0.5 probing, 1 open");
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    install();
+    let app = Router::new().route(
+        "/metrics",
+        get(|| async { doumi_runtime::metrics::render() }),
+    );
+    tracing::info!(addr = ?listener.local_addr().ok(), "catalog metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
