@@ -15,12 +15,13 @@
 # chroot) and Docker. Installs debootstrap and rsync with apt-get when they are missing.
 #
 # Usage: deploy/docker/base-image.sh [--rebuild]
-# Env:   DOUMI_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+# Env:   DOUMI_DEBIAN_MIRROR  Debian mirror URL (default: debootstrap's own default mirror)
+#        DOUMI_DEBIAN_SECURITY_MIRROR  security archive URL (default: <mirror>/../debian-security)
 #        DOUMI_BASE_WORKDIR   scratch dir for the roots (default <repo>/target/base-image)
 set -euo pipefail
 
 SUITE=bookworm
-MIRROR=${DOUMI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${DOUMI_DEBIAN_MIRROR:-} # empty: debootstrap's default
 BASE_IMAGE=doumi-base:bookworm
 RUNTIME_IMAGE=doumi-runtime:bookworm
 REDIS_IMAGE=doumi-redis:7.0
@@ -43,7 +44,7 @@ esac
 
 if [[ $EUID -ne 0 ]]; then
   command -v sudo >/dev/null || die "needs root (debootstrap and chroot); run it as root"
-  exec sudo --preserve-env=DOUMI_DEBIAN_MIRROR,DOUMI_BASE_WORKDIR "$0" "$@"
+  exec sudo --preserve-env=DOUMI_DEBIAN_MIRROR,DOUMI_DEBIAN_SECURITY_MIRROR,DOUMI_BASE_WORKDIR "$0" "$@"
 fi
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker daemon (is it running?)"
@@ -54,6 +55,14 @@ if [[ $rebuild -eq 0 ]] && image_exists "$BASE_IMAGE" && image_exists "$RUNTIME_
   image_exists "$REDIS_IMAGE"; then
   log "reusing $BASE_IMAGE, $RUNTIME_IMAGE and $REDIS_IMAGE (--rebuild to make them again)"
   exit 0
+fi
+
+# With --rebuild, the images being replaced; removed at the end so they do not pile up untagged.
+superseded=()
+if [[ $rebuild -eq 1 ]]; then
+  for image in "$REDIS_IMAGE" "$RUNTIME_IMAGE" "$BASE_IMAGE"; do
+    id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) && superseded+=("$id")
+  done
 fi
 
 missing=()
@@ -85,6 +94,13 @@ in_root() {
   return $rc
 }
 
+# Remove a build root left by an earlier run, even one interrupted inside in_root (never descending
+# into a still-mounted /proc).
+remove_root() {
+  umount "$1/proc" 2>/dev/null || true
+  rm -rf --one-file-system "$1"
+}
+
 # Drop what a container never reads. Copyright files stay (they go with the binaries).
 trim() {
   local root=$1
@@ -108,10 +124,21 @@ tar_root() {
 
 # --- doumi-base -----------------------------------------------------------------------------------
 if [[ $rebuild -eq 1 || ! -f $rootfs/.doumi-complete ]]; then
-  rm -rf "$rootfs"
-  log "debootstrap $SUITE (minbase + ca-certificates) from $MIRROR"
-  debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
+  remove_root "$rootfs"
+  log "debootstrap $SUITE (minbase + ca-certificates)${MIRROR:+ from $MIRROR}, with security updates"
+  debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$rootfs" ${MIRROR:+"$MIRROR"} \
+    >"$work/debootstrap.log" 2>&1 ||
     die "debootstrap failed; see $work/debootstrap.log"
+
+  # debootstrap knows only the release itself; add its point updates and security fixes.
+  mirror_url=$(awk '$1 == "deb" { print $2; exit }' "$rootfs/etc/apt/sources.list")
+  security_url=${DOUMI_DEBIAN_SECURITY_MIRROR:-${mirror_url%/debian}/debian-security}
+  printf 'deb %s %s main\n' "$mirror_url" "$SUITE" "$mirror_url" "$SUITE-updates" \
+    "$security_url" "$SUITE-security" >"$rootfs/etc/apt/sources.list"
+  in_root "$rootfs" apt-get update -qq >>"$work/debootstrap.log" 2>&1 ||
+    die "apt-get update failed (set DOUMI_DEBIAN_SECURITY_MIRROR?); see $work/debootstrap.log"
+  in_root "$rootfs" apt-get upgrade -y -qq >>"$work/debootstrap.log" 2>&1 ||
+    die "apt-get upgrade failed; see $work/debootstrap.log"
 
   # Packages installed later (the Redis image) skip docs and locales too, like Debian's slim images.
   cat >"$rootfs/etc/dpkg/dpkg.cfg.d/90-doumi-slim" <<'EOF'
@@ -180,7 +207,8 @@ if [[ $rebuild -eq 1 ]] || ! image_exists "$RUNTIME_IMAGE"; then
   {
     cat "$work/runtime-files"
     printf '%s\n' ./etc/ssl/certs/ca-certificates.crt ./etc/ld.so.cache ./etc/ld.so.conf \
-      ./etc/ld.so.conf.d ./etc/os-release ./usr/lib/os-release ./etc/debian_version
+      ./etc/ld.so.conf.d ./etc/os-release ./usr/lib/os-release ./etc/debian_version \
+      ./usr/share/doc/ca-certificates/copyright
   } | (cd "$rootfs" && xargs -d '\n' cp -a --parents --no-dereference -t "$runtime_rootfs")
 
   rt=$runtime_rootfs
@@ -209,7 +237,8 @@ fi
 # layer ADDed on top of doumi-base, so the image really is `FROM doumi-base`.
 if [[ $rebuild -eq 1 ]] || ! image_exists "$REDIS_IMAGE"; then
   log "installing redis-server into a copy of the base root"
-  rm -rf "$redis_rootfs" "$redis_layer"
+  remove_root "$redis_rootfs"
+  rm -rf "$redis_layer"
   cp -a "$rootfs" "$redis_rootfs"
   in_root "$redis_rootfs" apt-get update -qq
   in_root "$redis_rootfs" apt-get install -y -qq redis-server >"$work/redis-apt.log" 2>&1 ||
@@ -231,6 +260,10 @@ if [[ $rebuild -eq 1 ]] || ! image_exists "$REDIS_IMAGE"; then
   docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "REDIS_VERSION=$version" \
     -f "$here/redis.Dockerfile" -t "$REDIS_IMAGE" "$redis_layer" >/dev/null
 fi
+
+for id in "${superseded[@]}"; do
+  docker image rm "$id" >/dev/null 2>&1 || true # still in use by a container or image: kept
+done
 
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
   grep -E "^($BASE_IMAGE|$RUNTIME_IMAGE|$REDIS_IMAGE)\b" >&2

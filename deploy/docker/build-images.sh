@@ -34,9 +34,15 @@ fi
 
 for svc in "${services[@]}"; do
   printf '==> %s:%s\n' "$svc" "$tag" >&2
+  previous=$(docker image inspect --format '{{.Id}}' "$svc:$tag" 2>/dev/null || true)
   docker build --quiet -f deploy/docker/Dockerfile --target "$svc" \
     --build-arg "RUNTIME_BASE=$runtime_base" --build-arg "VERSION=$tag" \
     -t "$svc:$tag" . >/dev/null
+  # The image this tag pointed at before, now untagged: removed, so rebuilds (every CI run of
+  # scripts/container-test) do not pile up. Kept while a container still uses it.
+  if [[ -n $previous && $previous != "$(docker image inspect --format '{{.Id}}' "$svc:$tag")" ]]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true
+  fi
 done
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
   grep -E "^(doumi-(gateway|bot|catalog):$tag|doumi-redis:7\.0)\b" >&2

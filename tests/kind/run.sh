@@ -29,7 +29,7 @@ cluster=${DOUMI_KIND_CLUSTER:-doumi-e2e}
 host_port=${DOUMI_KIND_HOST_PORT:-18080}
 ctx=kind-$cluster
 gateway=http://127.0.0.1:$host_port
-token=doumi-kind-token # the kind overlay's DOUMI_WECHAT_TOKEN
+token=doumiKindToken1  # the kind overlay's DOUMI_WECHAT_TOKEN
 tag=0.1.0              # the tags in deploy/k8s/base/kustomization.yaml
 images=("doumi-gateway:$tag" "doumi-bot:$tag" "doumi-catalog:$tag" "doumi-redis:7.0")
 deployments=(doumi-redis doumi-catalog doumi-bot doumi-gateway)
@@ -138,44 +138,27 @@ done
 pass "all four deployments rolled out"
 
 # --- 4. WeChat through the NodePort --------------------------------------------------------------
-# signature = sha1(sort([token, timestamp, nonce]) joined), byte order
-sign() { printf '%s\n' "$token" "$1" "$2" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -d' ' -f1; }
-query() {
-  local ts nonce
-  ts=$(date +%s)
-  nonce=$RANDOM$RANDOM
-  printf 'signature=%s&timestamp=%s&nonce=%s' "$(sign "$ts" "$nonce")" "$ts" "$nonce"
-}
-msg_id=$(($(date +%s) * 1000)) # unique per message: the gateway de-duplicates by MsgId
-# send TEXT: POSTs a signed text message; the reply body goes to $scratch/reply, the status to stdout
-send() {
-  msg_id=$((msg_id + 1))
-  local body
-  body=$(printf '<xml><ToUserName><![CDATA[gh_test]]></ToUserName>%s%s%s%s%s</xml>' \
-    '<FromUserName><![CDATA[user1]]></FromUserName>' "<CreateTime>$(date +%s)</CreateTime>" \
-    '<MsgType><![CDATA[text]]></MsgType>' "<Content><![CDATA[$1]]></Content>" "<MsgId>$msg_id</MsgId>")
-  curl -sS --max-time 10 -o "$scratch/reply" -w '%{http_code}' -H 'Content-Type: text/xml' \
-    --data-binary "$body" "$gateway/wechat?$(query)"
-}
+# shellcheck source=SCRIPTDIR/wechat.sh
+source "$repo_root/tests/kind/wechat.sh" # wechat_send, wechat_verify, ... (shared with scripts/container-test)
+wechat_url=$gateway/wechat
+wechat_token=$token
+wechat_reply=$scratch/reply
 expect_reply() { # NAME TEXT MUST_CONTAIN [MUST_NOT_CONTAIN]
-  local status
-  status=$(send "$2") || fail "$1: no answer from the gateway"
-  [[ $status == 200 ]] || fail "$1: HTTP $status (want 200): $(cat "$scratch/reply")"
-  grep -qF -- "$3" "$scratch/reply" || fail "$1: the reply lacks '$3': $(cat "$scratch/reply")"
-  if ! grep -qF -- "<FromUserName><![CDATA[gh_test]]></FromUserName>" "$scratch/reply" ||
-    ! grep -qF -- "<ToUserName><![CDATA[user1]]></ToUserName>" "$scratch/reply"; then
-    fail "$1: the reply is not addressed back to user1 from gh_test: $(cat "$scratch/reply")"
+  wechat_send "$2"
+  [[ $wechat_status != 000 ]] || fail "$1: no answer from the gateway"
+  [[ $wechat_status == 200 ]] || fail "$1: HTTP $wechat_status (want 200): $(cat "$wechat_reply")"
+  grep -qF -- "$3" "$wechat_reply" || fail "$1: the reply lacks '$3': $(cat "$wechat_reply")"
+  wechat_reply_is_addressed || fail "$1: the reply is not addressed back to user1 from gh_test: $(cat "$wechat_reply")"
+  if [[ -n ${4:-} ]] && grep -qF -- "$4" "$wechat_reply"; then
+    fail "$1: the reply contains '$4': $(cat "$wechat_reply")"
   fi
-  if [[ -n ${4:-} ]] && grep -qF -- "$4" "$scratch/reply"; then
-    fail "$1: the reply contains '$4': $(cat "$scratch/reply")"
-  fi
-  pass "$1"
+  pass "$1 (${wechat_secs}s)"
 }
 
 # URL verification; retried while the NodePort path settles.
 echostr=doumi-echo-$RANDOM
 for attempt in $(seq 30); do
-  verify=$(curl -sS --max-time 5 "$gateway/wechat?$(query)&echostr=$echostr" 2>/dev/null) && break
+  verify=$(wechat_verify "$echostr" 2>/dev/null) && break
   [[ $attempt == 30 ]] && fail "the gateway does not answer on $gateway"
   sleep 1
 done
@@ -238,9 +221,9 @@ k -n doumi scale deployment/doumi-catalog --replicas=1 >/dev/null
 k -n doumi rollout status deployment/doumi-catalog --timeout=120s >/dev/null || fail "the catalog did not come back"
 # The bot reconnects on its own; give it a few tries.
 for attempt in $(seq 10); do
-  status=$(send 9787121139512 || true)
-  [[ $status == 200 ]] && grep -qF 浪潮之巅 "$scratch/reply" && break
-  [[ $attempt == 10 ]] && fail "after the catalog came back the reply is still: $(cat "$scratch/reply")"
+  wechat_send 9787121139512
+  [[ $wechat_status == 200 ]] && grep -qF 浪潮之巅 "$wechat_reply" && break
+  [[ $attempt == 10 ]] && fail "after the catalog came back the reply is still: $(cat "$wechat_reply")"
   sleep 2
 done
 pass "catalog back -> 浪潮之巅 again"
