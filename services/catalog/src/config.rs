@@ -2,7 +2,7 @@
 
 use std::{fmt, net::SocketAddr};
 
-use doumi_runtime::settings::Problems;
+use doumi_runtime::settings::{Problems, non_empty};
 use secrecy::SecretString;
 
 use crate::{
@@ -196,11 +196,6 @@ impl CatalogConfig {
     }
 }
 
-/// Unset and empty mean the same thing for optional settings.
-pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
 /// Parses a whole number in `range`, recording a problem otherwise.
 fn number<T>(
     problems: &mut Problems,
@@ -237,16 +232,7 @@ impl CatalogArgs {
                 .socket_addr("DOUMI_CATALOG_METRICS_LISTEN", addr)
                 .map(Some),
         };
-        let redis_url = match non_empty(&self.redis_url) {
-            None => Some(None),
-            Some(url) => match redis::Client::open(url) {
-                Ok(_) => Some(Some(url.to_owned())),
-                Err(e) => {
-                    problems.add("DOUMI_REDIS_URL", format!("not a Redis URL: {e}"));
-                    None
-                }
-            },
-        };
+        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         let redis = self.redis_policy(problems);
         let cache = self.cache_policy(problems);
         let upstream = self.upstream_policy(problems);
