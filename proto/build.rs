@@ -3,23 +3,29 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: &[&str] = &["doumi/catalog/v1/catalog.proto", "doumi/bot/v1/bot.proto"];
+/// Each service's proto and the file its reflection descriptors go to: a
+/// service lists only its own API (plus what it imports), not its neighbours'.
+const SERVICES: &[(&str, &str)] = &[
+    ("doumi/catalog/v1/catalog.proto", "catalog_descriptor.bin"),
+    ("doumi/bot/v1/bot.proto", "bot_descriptor.bin"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=doumi");
-
-    let mut compiler = protox::Compiler::new(["."])?;
-    compiler.include_source_info(true).include_imports(true);
-    compiler.open_files(PROTOS)?;
-
-    // compile_fds ignores file_descriptor_set_path, so reflection's descriptor
-    // set is written by hand.
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(
-        out_dir.join("doumi_descriptor.bin"),
-        compiler.encode_file_descriptor_set(),
-    )?;
 
-    tonic_prost_build::configure().compile_fds(compiler.file_descriptor_set())?;
+    let mut all = protox::Compiler::new(["."])?;
+    all.include_source_info(true).include_imports(true);
+    for (proto, descriptor) in SERVICES {
+        all.open_file(proto)?;
+        // compile_fds ignores file_descriptor_set_path, so reflection's
+        // descriptor sets are written by hand.
+        let mut one = protox::Compiler::new(["."])?;
+        one.include_source_info(true).include_imports(true);
+        one.open_file(proto)?;
+        fs::write(out_dir.join(descriptor), one.encode_file_descriptor_set())?;
+    }
+
+    tonic_prost_build::configure().compile_fds(all.file_descriptor_set())?;
     Ok(())
 }

@@ -7,6 +7,10 @@ pub mod catalog {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("doumi.catalog.v1");
+
+        /// Encoded descriptors of `doumi.catalog.v1`, for gRPC reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/catalog_descriptor.bin"));
     }
 }
 
@@ -15,9 +19,9 @@ pub mod bot {
     #[allow(missing_docs, clippy::all)]
     pub mod v1 {
         tonic::include_proto!("doumi.bot.v1");
+
+        /// Encoded descriptors of `doumi.bot.v1`, for gRPC reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/bot_descriptor.bin"));
     }
 }
-
-/// Encoded descriptors of every doumi proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/doumi_descriptor.bin"));

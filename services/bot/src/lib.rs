@@ -42,7 +42,7 @@ pub async fn run(
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
     doumi_runtime::grpc::serve(
         BotServer::new(service),
-        doumi_proto::FILE_DESCRIPTOR_SET,
+        doumi_proto::bot::v1::FILE_DESCRIPTOR_SET,
         listener,
         shutdown,
     )

@@ -139,7 +139,7 @@ pub async fn serve(
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "catalog listening");
     doumi_runtime::grpc::serve_with_health(
         BookCatalogServer::new(service),
-        doumi_proto::FILE_DESCRIPTOR_SET,
+        doumi_proto::catalog::v1::FILE_DESCRIPTOR_SET,
         listeners.grpc,
         shutdown,
         reporter,

@@ -189,6 +189,10 @@ async fn health_and_reflection_are_on() {
             "{want} missing in {names:?}"
         );
     }
+    assert!(
+        !names.iter().any(|n| n.starts_with("doumi.bot")),
+        "the catalog's public API lists only its own service: {names:?}"
+    );
 }
 
 #[tokio::test]
