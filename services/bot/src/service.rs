@@ -40,7 +40,8 @@ impl BotService {
 
     async fn lookup(&self, isbn: String, deadline: Duration) -> String {
         let request = with_deadline(GetBookByIsbnRequest { isbn: isbn.clone() }, deadline);
-        match self.catalog.clone().get_book_by_isbn(request).await {
+        let mut catalog = self.catalog.clone();
+        match within(deadline, catalog.get_book_by_isbn(request)).await {
             Ok(response) => match response.into_inner().book {
                 Some(book) => answer::book(&book),
                 None => answer::isbn_not_found(&isbn),
@@ -60,7 +61,8 @@ impl BotService {
             page_token: String::new(),
         };
         let request = with_deadline(request, deadline);
-        match self.catalog.clone().search_books(request).await {
+        let mut catalog = self.catalog.clone();
+        match within(deadline, catalog.search_books(request)).await {
             Ok(response) => {
                 let page = response.into_inner();
                 if page.books.is_empty() {
@@ -75,10 +77,27 @@ impl BotService {
     }
 }
 
+/// The deadline travels with the request (`grpc-timeout`) for the catalog
+/// to plan with.
 fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
     let mut request = Request::new(message);
     request.set_timeout(deadline);
     request
+}
+
+/// Enforces the deadline here too: the header only binds a catalog that
+/// answers, not a connection still resolving a name or being set up.
+async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(
+                "the catalog did not answer in time",
+            ))
+        })
 }
 
 /// A catalog failure as the reader hears it; the cause goes to the log.
