@@ -71,6 +71,30 @@ impl IntoResponse for Refusal {
             Self::BadMessage(_) => "malformed message".to_owned(),
             other => other.to_string(),
         };
-        (self.status(), reason).into_response()
+        let mut response = (self.status(), reason).into_response();
+        response.extensions_mut().insert(Counted);
+        response
     }
+}
+
+/// Marks a response whose refusal was already logged and counted.
+#[derive(Debug, Clone, Copy)]
+struct Counted;
+
+/// Logs and counts the refusals axum makes before a handler runs (a body
+/// over the limit, a query that does not parse, an unknown path or method),
+/// so every 4xx leaves a trace, not only ours.
+pub async fn count_other_refusals(response: Response) -> Response {
+    let status = response.status();
+    if status.is_client_error() && response.extensions().get::<Counted>().is_none() {
+        let reason = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => "no_such_route",
+            StatusCode::REQUEST_TIMEOUT => "too_slow",
+            _ => "malformed",
+        };
+        metrics::counter!("doumi_gateway_refusals_total", "reason" => reason).increment(1);
+        tracing::warn!(status = status.as_u16(), reason, "request refused");
+    }
+    response
 }

@@ -79,6 +79,9 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::map_response(
+            crate::error::count_other_refusals,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

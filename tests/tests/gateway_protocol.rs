@@ -572,6 +572,8 @@ async fn metrics_count_requests_refusals_and_bot_latency() {
         .post("signature=0&timestamp=1&nonce=2", text_xml("x"))
         .await;
     assert_eq!(forged.status, 403);
+    let huge = wechat.post_signed(&"a".repeat(1024 * 1024)).await;
+    assert_eq!(huge.status, 413);
 
     let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway))
         .await
@@ -583,6 +585,7 @@ async fn metrics_count_requests_refusals_and_bot_latency() {
         r#"doumi_gateway_requests_total{kind="text",outcome="fresh"}"#,
         r#"doumi_gateway_replies_total{kind="text"}"#,
         r#"doumi_gateway_refusals_total{reason="bad_signature"}"#,
+        r#"doumi_gateway_refusals_total{reason="too_large"}"#,
         "doumi_gateway_bot_latency_seconds_bucket",
     ] {
         assert!(
