@@ -1,9 +1,9 @@
-//! The `doumi-gateway` binary: settings, telemetry, listener, run.
+//! The `doumi-gateway` binary: read the settings, then run the library.
 
 use clap::Parser;
-use doumi_runtime::{settings::Problems, telemetry};
+use doumi_runtime::telemetry;
 
-/// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz).
+/// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz, /metrics).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -16,15 +16,12 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    telemetry::init(cli.log.format);
-    let mut problems = Problems::new();
-    let config = cli.gateway.config(&mut problems);
-    let config = problems.finish(config).unwrap_or_else(|e| e.exit());
-    let listener = doumi_runtime::bind_or_exit(config.listen).await;
-    if let Err(error) =
-        doumi_gateway::run(config, listener, doumi_runtime::shutdown::signal()).await
-    {
-        tracing::error!(error = %error, "gateway stopped");
-        std::process::exit(1);
-    }
+    doumi_runtime::service_main(
+        "gateway",
+        cli.log.format,
+        |problems| cli.gateway.config(problems),
+        |config| config.listen,
+        doumi_gateway::run,
+    )
+    .await;
 }

@@ -9,14 +9,64 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
-/// Binds a listener for a service, or exits with one clear line: a port that
-/// is taken is an operator problem, not a crash.
-pub async fn bind_or_exit(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
-    match tokio::net::TcpListener::bind(addr).await {
+use std::{fmt::Display, future::Future, net::SocketAddr, pin::Pin, time::Duration};
+
+use tokio::net::TcpListener;
+
+/// The shutdown signal handed to a service's `run`.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long in-flight work may take after SIGTERM before the process gives
+/// up: Kubernetes' grace period (15 s) less the preStop pause (5 s).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The whole life of a service binary, so each `main.rs` stays a few lines:
+/// telemetry, settings (every bad one listed, exit 64), the bound listener,
+/// `run` until SIGTERM or SIGINT, then a drain bounded by [`DRAIN_TIMEOUT`].
+pub async fn service_main<C, E, Fut>(
+    name: &str,
+    log: telemetry::LogFormat,
+    config: impl FnOnce(&mut settings::Problems) -> Option<C>,
+    listen: impl FnOnce(&C) -> SocketAddr,
+    run: impl FnOnce(C, TcpListener, Shutdown) -> Fut,
+) where
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    telemetry::init(log);
+    let mut problems = settings::Problems::new();
+    let config = config(&mut problems);
+    let config = problems.finish(config).unwrap_or_else(|e| e.exit());
+    let addr = listen(&config);
+    let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("error: cannot listen on {addr}: {error}");
+            eprintln!("error: {name} cannot listen on {addr}: {error}");
             std::process::exit(1)
+        }
+    };
+    let (signalled, drain_started) = tokio::sync::oneshot::channel::<()>();
+    let shutdown: Shutdown = Box::pin(async move {
+        shutdown::signal().await;
+        let _ = signalled.send(());
+    });
+    let drain_deadline = async {
+        if drain_started.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = run(config, listener, shutdown) => {
+            if let Err(error) = result {
+                tracing::error!(%error, "{name} stopped");
+                std::process::exit(1);
+            }
+        }
+        () = drain_deadline => {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "{name} did not drain in time");
+            std::process::exit(1);
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The `doumi-bot` binary: settings, telemetry, listener, run.
+//! The `doumi-bot` binary: read the settings, then run the library.
 
 use clap::Parser;
-use doumi_runtime::{settings::Problems, telemetry};
+use doumi_runtime::telemetry;
 
 /// doumi's bot (gRPC: doumi.bot.v1.Bot).
 #[derive(Debug, Parser)]
@@ -16,13 +16,12 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    telemetry::init(cli.log.format);
-    let mut problems = Problems::new();
-    let config = cli.bot.config(&mut problems);
-    let config = problems.finish(config).unwrap_or_else(|e| e.exit());
-    let listener = doumi_runtime::bind_or_exit(config.listen).await;
-    if let Err(error) = doumi_bot::run(config, listener, doumi_runtime::shutdown::signal()).await {
-        tracing::error!(error = %error, "bot stopped");
-        std::process::exit(1);
-    }
+    doumi_runtime::service_main(
+        "bot",
+        cli.log.format,
+        |problems| cli.bot.config(problems),
+        |config| config.listen,
+        doumi_bot::run,
+    )
+    .await;
 }

@@ -1,7 +1,7 @@
-//! The `doumi-catalog` binary: settings, telemetry, listener, run.
+//! The `doumi-catalog` binary: read the settings, then run the library.
 
 use clap::Parser;
-use doumi_runtime::{settings::Problems, telemetry};
+use doumi_runtime::telemetry;
 
 /// doumi's book catalog (gRPC: doumi.catalog.v1.BookCatalog).
 #[derive(Debug, Parser)]
@@ -16,15 +16,12 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    telemetry::init(cli.log.format);
-    let mut problems = Problems::new();
-    let config = cli.catalog.config(&mut problems);
-    let config = problems.finish(config).unwrap_or_else(|e| e.exit());
-    let listener = doumi_runtime::bind_or_exit(config.listen).await;
-    if let Err(error) =
-        doumi_catalog::run(config, listener, doumi_runtime::shutdown::signal()).await
-    {
-        tracing::error!(error = %error, "catalog stopped");
-        std::process::exit(1);
-    }
+    doumi_runtime::service_main(
+        "catalog",
+        cli.log.format,
+        |problems| cli.catalog.config(problems),
+        |config| config.listen,
+        doumi_catalog::run,
+    )
+    .await;
 }
