@@ -73,15 +73,7 @@ impl FakeDouban {
             .route("/v2/book/{id}", get(by_id))
             .route("/v2/book/search", get(search))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let (url, stop) = crate::fake_upstream::serve(app).await?;
         Ok(Self { url, shared, stop })
     }
 
