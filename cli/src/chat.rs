@@ -7,9 +7,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use doumi_gateway::{
-    client::{self, ParsedReply},
+use doumi_wechat::{
     crypto::{AesKey, MessageCrypto},
+    peer::{self, ParsedReply},
 };
 use rand::Rng;
 
@@ -87,7 +87,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     };
 
     if args.subscribe {
-        let body = client::event_message(&session.reader, "gh_doumi", now(), "subscribe", "");
+        let body = peer::event_message(&session.reader, "gh_doumi", now(), "subscribe", "");
         return session.send(body).await;
     }
     if let Some(text) = args.text {
@@ -112,7 +112,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 impl Session {
     async fn send_text(&self, text: &str) -> anyhow::Result<()> {
         let msg_id: i64 = rand::rng().random_range(1..i64::MAX);
-        self.send(client::text_message(
+        self.send(peer::text_message(
             &self.reader,
             "gh_doumi",
             now(),
@@ -126,9 +126,9 @@ impl Session {
         let nonce = rand::rng().random::<u32>().to_string();
         let (query, body) = match &self.crypto {
             Some(crypto) => {
-                client::sealed_message(crypto, &self.token, now(), &nonce, "gh_doumi", &xml)
+                peer::sealed_message(crypto, &self.token, now(), &nonce, "gh_doumi", &xml)
             }
-            None => (client::signed_query(&self.token, now(), &nonce), xml),
+            None => (peer::signed_query(&self.token, now(), &nonce), xml),
         };
         let url = format!("{}?{query}", self.url);
         let response = self
@@ -145,11 +145,11 @@ impl Session {
             bail!("the gateway answered {status}: {}", text.trim());
         }
         let text = match &self.crypto {
-            Some(crypto) => client::open_reply(crypto, &self.token, &text)
+            Some(crypto) => peer::open_reply(crypto, &self.token, &text)
                 .map_err(|e| anyhow::anyhow!("the encrypted reply does not open ({e}): {text}"))?,
             None => text,
         };
-        match client::parse_reply(&text) {
+        match peer::parse_reply(&text) {
             Some(ParsedReply::Text { content, .. }) => println!("{content}"),
             Some(ParsedReply::News { titles, urls, .. }) => {
                 for (title, url) in titles.iter().zip(&urls) {

@@ -3,12 +3,13 @@
 use std::{net::SocketAddr, time::Duration};
 
 use doumi_runtime::settings::{Problems, non_empty};
+use doumi_wechat::api::{ApiArgs, Credentials};
 use secrecy::SecretString;
+use url::Url;
 
-use crate::{
-    crypto::{AesKey, MessageCrypto},
-    window::{Interim, ReplyPolicy, WECHAT_WINDOW, WindowSettings},
-};
+use doumi_wechat::crypto::{AesKey, MessageCrypto};
+
+use crate::window::{Interim, ReplyPolicy, WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings};
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,7 +55,16 @@ pub struct GatewayArgs {
         env = "DOUMI_REDIS_URL"
     )]
     pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// With DOUMI_WECHAT_APP_SECRET: how long after a message arrives its
+    /// reply may still be delivered as a customer-service message.
+    #[arg(long, env = "DOUMI_WECHAT_DELIVERY_DEADLINE", default_value = "60s")]
+    pub wechat_delivery_deadline: String,
 }
+
+/// The longest a reader is kept waiting for a late reply.
+const MAX_DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The Token shared with WeChat: 3 to 32 letters and digits, as WeChat's
 /// console requires. It never appears in logs.
@@ -93,6 +103,17 @@ pub struct GatewayConfig {
     pub crypto: Option<MessageCrypto>,
     pub require_encryption: bool,
     pub redis_url: Option<String>,
+    /// Replies that miss WeChat's window are delivered through WeChat's API;
+    /// `None` = the reader is asked to send again.
+    pub delivery: Option<DeliverySettings>,
+}
+
+/// Where and as whom late replies are sent, and until when.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub api_base_url: Url,
+    pub credentials: Credentials,
+    pub deadline: Duration,
 }
 
 impl GatewayConfig {
@@ -111,6 +132,7 @@ impl GatewayConfig {
             crypto: None,
             require_encryption: false,
             redis_url: None,
+            delivery: None,
         }
     }
 }
@@ -157,6 +179,7 @@ impl GatewayArgs {
             );
         }
         let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
+        let delivery = self.delivery(problems);
         Some(GatewayConfig {
             listen: listen?,
             bot_url: bot_url?,
@@ -170,7 +193,47 @@ impl GatewayArgs {
             crypto: crypto?,
             require_encryption: require_encryption?,
             redis_url: redis_url?,
+            delivery: delivery?,
         })
+    }
+
+    /// Late delivery: on with an AppSecret (which needs the AppID).
+    fn delivery(&self, problems: &mut Problems) -> Option<Option<DeliverySettings>> {
+        let api_base_url = problems
+            .http_url("DOUMI_WECHAT_API_BASE_URL", &self.api.wechat_api_base_url)
+            .and_then(|url| {
+                Url::parse(&url)
+                    .map_err(|e| problems.add("DOUMI_WECHAT_API_BASE_URL", e.to_string()))
+                    .ok()
+            });
+        let deadline = problems.duration(
+            "DOUMI_WECHAT_DELIVERY_DEADLINE",
+            &self.wechat_delivery_deadline,
+        );
+        if deadline.is_some_and(|d| d < WECHAT_PATIENCE || d > MAX_DELIVERY_DEADLINE) {
+            problems.add(
+                "DOUMI_WECHAT_DELIVERY_DEADLINE",
+                "must be between 15s (WeChat's three attempts) and 10m",
+            );
+        }
+        let Some(secret) = non_empty(&self.api.wechat_app_secret) else {
+            return Some(None);
+        };
+        let Some(app_id) = non_empty(&self.wechat_app_id) else {
+            problems.add(
+                "DOUMI_WECHAT_APP_ID",
+                "is required when DOUMI_WECHAT_APP_SECRET is set",
+            );
+            return None;
+        };
+        Some(Some(DeliverySettings {
+            api_base_url: api_base_url?,
+            credentials: Credentials {
+                app_id: app_id.to_owned(),
+                app_secret: SecretString::from(secret.to_owned()),
+            },
+            deadline: deadline?,
+        }))
     }
 
     /// Safe-mode credentials: both AppID and key, or neither.

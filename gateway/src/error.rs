@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{crypto::CryptoError, inbound::ParseError};
+use doumi_wechat::{crypto::CryptoError, inbound::ParseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {

@@ -4,15 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bot_link;
-pub mod client;
 pub mod config;
-pub mod crypto;
+pub mod delivery;
 pub mod error;
-pub mod inbound;
-pub mod outbound;
 pub mod routes;
 pub mod shared_store;
-pub mod signature;
 pub mod window;
 
 use std::{
@@ -27,7 +23,7 @@ use std::{
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
-pub use config::{GatewayArgs, GatewayConfig, WechatToken};
+pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +32,8 @@ pub enum GatewayError {
     BotUrl(#[from] tonic::transport::Error),
     #[error("setting up the shared reply store in Redis failed")]
     Redis(#[from] redis::RedisError),
+    #[error("setting up WeChat's API failed")]
+    WechatApi(#[from] doumi_wechat::api::AccountError),
     #[error("the HTTP server failed")]
     Serve(#[from] std::io::Error),
 }
@@ -57,7 +55,29 @@ pub async fn run(
         )?)?),
         None => None,
     };
-    let window = window::ReplyWindow::new(config.window, bot_link::BotLink::new(channel), shared);
+    let courier = match config.delivery {
+        Some(delivery) => {
+            let redis = config
+                .redis_url
+                .as_deref()
+                .map(redis::Client::open)
+                .transpose()?;
+            let account = doumi_wechat::api::OfficialAccount::new(
+                delivery.api_base_url.clone(),
+                delivery.credentials,
+                redis,
+            )?;
+            tracing::info!(api = %delivery.api_base_url, deadline = ?delivery.deadline, "late replies are delivered as customer-service messages");
+            Some(delivery::Courier::new(account, delivery.deadline))
+        }
+        None => None,
+    };
+    let window = window::ReplyWindow::new(
+        config.window,
+        bot_link::BotLink::new(channel),
+        shared,
+        courier,
+    );
     let ready = Arc::new(AtomicBool::new(true));
     let state = routes::AppState {
         token: config.token,

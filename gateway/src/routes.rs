@@ -21,19 +21,18 @@ use axum::{
     routing::get,
 };
 use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{
-    config::WechatToken,
+use doumi_wechat::{
     crypto::{CryptoError, MessageCrypto},
-    error::Refusal,
     inbound,
     outbound::{self, Addressing, Rendered},
     signature,
-    window::ReplyWindow,
 };
+
+use crate::{config::WechatToken, error::Refusal, window::ReplyWindow};
 
 /// WeChat's messages are a few KiB; anything past this is not from WeChat.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -163,33 +162,18 @@ impl AppState {
             .crypto
             .as_ref()
             .ok_or(Refusal::EncryptionNotConfigured)?;
-        let encrypt = crypto.encrypt(xml);
-        let msg_signature = signature::compute(&[
+        outbound::seal(
+            crypto,
             self.token.expose(),
             signed.timestamp,
             signed.nonce,
-            &encrypt,
-        ]);
-        let envelope = EnvelopeXml {
-            encrypt,
-            msg_signature,
-            time_stamp: signed.timestamp.parse().unwrap_or_default(),
-            nonce: signed.nonce.to_owned(),
-        };
-        outbound::to_xml(&envelope).map_err(|error| {
+            xml,
+        )
+        .map_err(|error| {
             tracing::error!(%error, "sealing the reply failed");
             Refusal::Crypto(CryptoError::ParseXml)
         })
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename = "xml", rename_all = "PascalCase")]
-struct EnvelopeXml {
-    encrypt: String,
-    msg_signature: String,
-    time_stamp: i64,
-    nonce: String,
 }
 
 /// WeChat's server verification: echo `echostr` when the signature holds.
@@ -228,6 +212,15 @@ async fn receive(
 
     let (reply, outcome) = state.window.answer(message, arrived).await;
     metrics::counter!("doumi_gateway_requests_total", "kind" => kind, "outcome" => outcome.as_str()).increment(1);
+    let Some(reply) = reply else {
+        tracing::info!(
+            kind,
+            outcome = outcome.as_str(),
+            encrypted,
+            "attempt abandoned"
+        );
+        return Ok(abandoned());
+    };
     metrics::counter!("doumi_gateway_replies_total", "kind" => reply_label(&reply)).increment(1);
     tracing::info!(kind, outcome = outcome.as_str(), encrypted, "answered");
 
@@ -249,6 +242,16 @@ async fn receive(
         )
             .into_response(),
     })
+}
+
+/// The end of an attempt WeChat has given up on. Nothing may look like an
+/// answer — even an empty body tells WeChat to stop retrying — so the body
+/// fails and the connection closes without a complete response.
+fn abandoned() -> Response {
+    let body = futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::other("attempt abandoned: WeChat hung up"))
+    });
+    Response::new(axum::body::Body::from_stream(body))
 }
 
 fn xml_response(xml: String) -> Response {

@@ -1,11 +1,14 @@
 //! Redis as the meeting point of several gateway replicas: how many attempts
-//! WeChat made for a message, who does its work (`SET NX` with a TTL), and the
-//! finished reply (a short-lived cache). Every operation is best-effort: on a
+//! WeChat made for a message, who does its work (`SET NX` with a TTL), whether
+//! its reply was answered in time or is to be delivered (`SET NX`: the first
+//! to decide wins), and the finished reply (a short-lived cache). Every operation is best-effort: on a
 //! Redis error the caller falls back to what this process knows.
 
 use std::time::Duration;
 
 use doumi_proto::bot::v1::Reply;
+
+use crate::window::Fate;
 use prost::Message;
 use redis::{AsyncCommands, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
@@ -64,6 +67,25 @@ impl SharedStore {
             .inspect_err(|error| tracing::warn!(%error, "shared work claim unavailable"))
             .ok()
             .map(|ok| ok.is_some())
+    }
+
+    /// Decides the message's fate unless it was decided already; the fate
+    /// that holds, `None` when Redis is unavailable.
+    pub async fn settle(&self, message: &str, fate: Fate) -> Option<Fate> {
+        let key = key("fate", message);
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(REPLY_TTL.as_secs()));
+        let result: redis::RedisResult<(Option<String>, Option<String>)> = redis::pipe()
+            .atomic()
+            .set_options(&key, fate.as_str(), options)
+            .get(&key)
+            .query_async(&mut self.connection.clone())
+            .await;
+        result
+            .inspect_err(|error| tracing::warn!(%error, "shared fate unavailable"))
+            .ok()
+            .and_then(|(_, decided)| Fate::parse(decided.as_deref()?))
     }
 
     /// The finished reply, if some replica stored one.

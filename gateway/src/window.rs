@@ -4,18 +4,30 @@
 //! request again — three attempts in all. doumi turns that into a ~14 s budget
 //! for slow lookups: the work for a message starts once, runs to the end even
 //! when WeChat hangs up (it is spawned, not tied to the request), and every
-//! retry **joins** it instead of asking the bot again. Early attempts hold for
-//! the real reply; the last one is answered inside its budget, with the real
-//! reply if ready and an interim answer otherwise. Once the real reply exists,
-//! every later attempt gets exactly that reply.
+//! retry **joins** it instead of asking the bot again.
 //!
-//! With Redis configured, attempts, the claim on the work and the finished
-//! reply live there too, so several gateway replicas agree on one answer.
+//! Under `hold`, an attempt that is not the last never answers with anything
+//! but the real reply: it waits for it, and when WeChat has surely hung up it
+//! ends without a body. An early answer would be taken as *the* answer — WeChat
+//! sends no retry after it — and its 5 s start before the request reaches us,
+//! so an interim at 5.0 s can win the race and the book never arrives. Only
+//! the last attempt (every attempt under `immediate`) is answered inside its
+//! budget: with the real reply if ready, the interim otherwise. Once the real
+//! reply exists, every later attempt gets exactly that reply.
+//!
+//! With a [`Courier`] (the account's AppSecret configured), the work may run
+//! past WeChat's window and a reply that missed it is sent as a
+//! customer-service message. Whether a message was answered in time or
+//! promised for later is decided once ([`Fate`]), so the reader gets the
+//! reply exactly once: passively or delivered, never both, never neither.
+//!
+//! With Redis configured, attempts, the claim on the work, the fate and the
+//! finished reply live there too, so several gateway replicas agree.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -25,12 +37,15 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 use tokio::{sync::watch, time::Instant};
 
-use crate::{bot_link::BotLink, shared_store::SharedStore};
+use crate::{bot_link::BotLink, delivery::Courier, shared_store::SharedStore};
 
 /// WeChat gives up on an attempt after this long.
 pub const WECHAT_WINDOW: Duration = Duration::from_secs(5);
 /// WeChat sends a message at most this many times.
 pub const WECHAT_ATTEMPTS: u32 = 3;
+/// How long an early attempt is held: WeChat's 5 s started before the request
+/// reached us, so by twice that it has surely hung up.
+const HOLD: Duration = Duration::from_secs(10);
 /// How long finished replies and attempt counts are remembered locally.
 const MEMORY: Duration = Duration::from_secs(120);
 /// How often a replica that does not own the work looks for its reply.
@@ -38,6 +53,8 @@ const SHARED_POLL: Duration = Duration::from_millis(100);
 
 /// What the reader sees when the real reply is not ready in time.
 pub const INTERIM_TEXT: &str = "正在查询，请稍后再发一次…";
+/// The same, when the reply will be delivered as soon as it is ready.
+pub const INTERIM_DELIVERY_TEXT: &str = "正在查询，查到后马上发给你。";
 
 /// When attempts are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,14 +83,11 @@ pub struct WindowSettings {
     pub interim: Interim,
 }
 
-impl WindowSettings {
-    /// The whole time WeChat gives a message: three attempts of 5 s. The bot's
-    /// work is cut off then, after the last attempt has been answered (in its
-    /// budget), so a failure deep in the chain never pre-empts the interim answer.
-    pub fn work_deadline(&self) -> Duration {
-        WECHAT_WINDOW * WECHAT_ATTEMPTS
-    }
-}
+/// The whole time WeChat gives a message: three attempts of 5 s. Without
+/// delivery the bot's work is cut off then, after the last attempt has been
+/// answered (in its budget), so a failure deep in the chain never pre-empts
+/// the interim answer.
+pub const WECHAT_PATIENCE: Duration = Duration::from_secs(5 * WECHAT_ATTEMPTS as u64);
 
 /// How an attempt was answered (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +100,8 @@ pub enum Outcome {
     Replayed,
     /// The real reply was not ready within the attempt's budget.
     Interim,
+    /// An early attempt held until WeChat hung up, ended without an answer.
+    Held,
 }
 
 impl Outcome {
@@ -95,6 +111,43 @@ impl Outcome {
             Self::Joined => "joined",
             Self::Replayed => "replayed",
             Self::Interim => "interim",
+            Self::Held => "held",
+        }
+    }
+}
+
+/// How a message's reply reaches the reader, decided once by whichever comes
+/// first: the reply (answered passively) or the last attempt's deadline
+/// (promised, then delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The reply existed before any attempt had to give up on it.
+    Answered = 1,
+    /// An attempt answered with the interim: the reply is to be delivered.
+    Late = 2,
+}
+
+impl Fate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Late => "late",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "answered" => Some(Self::Answered),
+            "late" => Some(Self::Late),
+            _ => None,
+        }
+    }
+
+    fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::Answered),
+            2 => Some(Self::Late),
+            _ => None,
         }
     }
 }
@@ -106,6 +159,8 @@ struct Slot {
     /// The work runs on another replica: poll the shared store for its reply.
     remote: AtomicBool,
     reply: watch::Sender<Option<Reply>>,
+    /// The [`Fate`] as this process knows it; 0 while undecided.
+    fate: AtomicU8,
 }
 
 impl Slot {
@@ -115,6 +170,18 @@ impl Slot {
             started: AtomicBool::new(false),
             remote: AtomicBool::new(false),
             reply: watch::Sender::new(None),
+            fate: AtomicU8::new(0),
+        }
+    }
+
+    /// Decides the fate here, unless it was decided already; the winner.
+    fn settle(&self, fate: Fate) -> Fate {
+        match self
+            .fate
+            .compare_exchange(0, fate as u8, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => fate,
+            Err(decided) => Fate::from_u8(decided).unwrap_or(fate),
         }
     }
 
@@ -130,20 +197,44 @@ pub struct ReplyWindow {
     bot: BotLink,
     slots: moka::sync::Cache<String, Arc<Slot>>,
     shared: Option<SharedStore>,
+    courier: Option<Courier>,
 }
 
 impl ReplyWindow {
-    pub fn new(settings: WindowSettings, bot: BotLink, shared: Option<SharedStore>) -> Self {
+    pub fn new(
+        settings: WindowSettings,
+        bot: BotLink,
+        shared: Option<SharedStore>,
+        courier: Option<Courier>,
+    ) -> Self {
         Self {
             settings,
             bot,
             slots: moka::sync::Cache::builder().time_to_live(MEMORY).build(),
             shared,
+            courier,
         }
     }
 
-    /// The answer to one attempt at `message`, which reached the gateway at `arrived`.
-    pub async fn answer(&self, message: InboundMessage, arrived: Instant) -> (Reply, Outcome) {
+    /// The courier, while it may deliver.
+    fn courier(&self) -> Option<&Courier> {
+        self.courier.as_ref().filter(|courier| courier.active())
+    }
+
+    /// How long a message's work may run: until the delivery deadline when
+    /// late replies are delivered, WeChat's three attempts otherwise.
+    fn work_deadline(&self) -> Duration {
+        self.courier()
+            .map_or(WECHAT_PATIENCE, |courier| courier.deadline())
+    }
+
+    /// The answer to one attempt at `message`, which reached the gateway at
+    /// `arrived`; `None` when the attempt is to end without an answer.
+    pub async fn answer(
+        &self,
+        message: InboundMessage,
+        arrived: Instant,
+    ) -> (Option<Reply>, Outcome) {
         let key = message_key(&message);
         let slot = self.slots.get_with(key.clone(), || Arc::new(Slot::new()));
         let local_attempt = slot.attempts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -153,24 +244,47 @@ impl ReplyWindow {
         };
 
         if let Some(reply) = self.finished(&slot, &key).await {
-            return (reply, Outcome::Replayed);
+            return (Some(reply), Outcome::Replayed);
         }
 
         let owner = !slot.started.swap(true, Ordering::SeqCst) && self.claim(&slot, &key).await;
+        let reader = message.from_user.clone();
         if owner {
             self.spawn_work(message, key.clone(), slot.clone());
         }
+        let answered = |reply| {
+            let outcome = if owner && attempt == 1 {
+                Outcome::Fresh
+            } else {
+                Outcome::Joined
+            };
+            (Some(reply), outcome)
+        };
 
         let last = attempt >= WECHAT_ATTEMPTS || self.settings.policy == ReplyPolicy::Immediate;
-        let wait = if last {
-            self.settings.budget
-        } else {
-            WECHAT_WINDOW
+        if !last {
+            return match self.wait(&slot, &key, arrived + HOLD).await {
+                Some(reply) => answered(reply),
+                None => (None, Outcome::Held),
+            };
+        }
+        if let Some(reply) = self.wait(&slot, &key, arrived + self.settings.budget).await {
+            return answered(reply);
+        }
+        let Some(courier) = self.courier() else {
+            return (Some(self.interim(INTERIM_TEXT)), Outcome::Interim);
         };
-        match self.wait(&slot, &key, arrived + wait).await {
-            Some(reply) if owner && attempt == 1 => (reply, Outcome::Fresh),
-            Some(reply) => (reply, Outcome::Joined),
-            None => (self.interim(), Outcome::Interim),
+        match self.settle(&slot, &key, Fate::Late).await {
+            Fate::Late => {
+                let (courier, reader) = (courier.clone(), reader);
+                tokio::spawn(async move { courier.typing(&reader).await });
+                (Some(self.interim(INTERIM_DELIVERY_TEXT)), Outcome::Interim)
+            }
+            // The reply came in the meantime: it is this attempt's to give.
+            Fate::Answered => match self.finished(&slot, &key).await {
+                Some(reply) => answered(reply),
+                None => (Some(self.interim(INTERIM_DELIVERY_TEXT)), Outcome::Interim),
+            },
         }
     }
 
@@ -191,27 +305,48 @@ impl ReplyWindow {
             return true;
         };
         let claimed = shared
-            .claim(key, self.settings.work_deadline())
+            .claim(key, self.work_deadline())
             .await
             .unwrap_or(true);
         slot.remote.store(!claimed, Ordering::SeqCst);
         claimed
     }
 
+    /// Decides the message's fate — across replicas when Redis is there,
+    /// in this process otherwise — and returns the one decided.
+    async fn settle(&self, slot: &Slot, key: &str, fate: Fate) -> Fate {
+        let decided = match &self.shared {
+            Some(shared) => shared.settle(key, fate).await,
+            None => None,
+        };
+        match decided {
+            Some(decided) => {
+                slot.settle(decided);
+                decided
+            }
+            None => slot.settle(fate),
+        }
+    }
+
     fn spawn_work(&self, message: InboundMessage, key: String, slot: Arc<Slot>) {
-        let (bot, shared, deadline) = (
-            self.bot.clone(),
-            self.shared.clone(),
-            self.settings.work_deadline(),
-        );
+        let window = self.clone();
+        let deadline = self.work_deadline();
         // Spawned so that it runs to the end even when WeChat drops the
         // connection of the attempt that started it.
         tokio::spawn(async move {
-            let reply = bot.reply(message, deadline).await;
-            if let Some(shared) = &shared {
+            let reader = message.from_user.clone();
+            let reply = window.bot.reply(message, deadline).await;
+            if let Some(shared) = &window.shared {
                 shared.finish(&key, &reply).await;
             }
-            slot.reply.send_replace(Some(reply));
+            // Published before the fate is settled, so an attempt that loses
+            // the race below finds the reply.
+            slot.reply.send_replace(Some(reply.clone()));
+            if let Some(courier) = window.courier()
+                && window.settle(&slot, &key, Fate::Answered).await == Fate::Late
+            {
+                courier.deliver(&reader, &reply).await;
+            }
         });
     }
 
@@ -242,11 +377,11 @@ impl ReplyWindow {
         }
     }
 
-    fn interim(&self) -> Reply {
+    fn interim(&self, text: &str) -> Reply {
         match self.settings.interim {
             Interim::Text => Reply {
                 kind: Some(reply::Kind::Text(TextReply {
-                    content: INTERIM_TEXT.to_owned(),
+                    content: text.to_owned(),
                 })),
             },
             Interim::Success => Reply {

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod throttle;
 
 use std::{fmt::Display, future::Future, net::SocketAddr, pin::Pin, time::Duration};
 

@@ -5,11 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
 use doumi_catalog::{CatalogConfig, Source};
-use doumi_gateway::{
-    GatewayConfig, WechatToken,
-    crypto::{AesKey, MessageCrypto},
-    window::WindowSettings,
-};
+use doumi_gateway::{GatewayConfig, WechatToken, window::WindowSettings};
+use doumi_wechat::crypto::{AesKey, MessageCrypto};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use doumi_gateway::{
-    client::{self, ParsedReply},
+use doumi_wechat::{
     crypto::MessageCrypto,
+    peer::{self, ParsedReply},
 };
 
 /// The reader every test message comes from.
@@ -39,7 +39,7 @@ impl Answer {
             "gateway answered {}: {}",
             self.status, self.body
         );
-        match client::parse_reply(&self.body) {
+        match peer::parse_reply(&self.body) {
             Some(ParsedReply::Text { to, from, content }) => {
                 assert_eq!(
                     (to.as_str(), from.as_str()),
@@ -102,7 +102,7 @@ impl WechatClient {
 
     /// A text message with a fresh MsgId.
     pub async fn send_text(&self, content: &str) -> Answer {
-        self.post_signed(&client::text_message(
+        self.post_signed(&peer::text_message(
             READER,
             ACCOUNT,
             Self::now(),
@@ -113,7 +113,7 @@ impl WechatClient {
     }
 
     pub async fn send_event(&self, event: &str, key: &str) -> Answer {
-        self.post_signed(&client::event_message(
+        self.post_signed(&peer::event_message(
             READER,
             ACCOUNT,
             Self::now(),
@@ -145,10 +145,10 @@ impl WechatClient {
     pub fn prepare(&self, xml: &str, timestamp: i64, nonce: &str) -> (String, String) {
         match &self.crypto {
             Some(crypto) => {
-                client::sealed_message(crypto, &self.token, timestamp, nonce, ACCOUNT, xml)
+                peer::sealed_message(crypto, &self.token, timestamp, nonce, ACCOUNT, xml)
             }
             None => (
-                client::signed_query(&self.token, timestamp, nonce),
+                peer::signed_query(&self.token, timestamp, nonce),
                 xml.to_owned(),
             ),
         }
@@ -190,7 +190,7 @@ impl WechatClient {
             Err(error) => panic!("reading the gateway's answer failed: {error}"),
         };
         let body = match (&self.crypto, status) {
-            (Some(crypto), 200) => client::open_reply(crypto, &self.token, &raw)
+            (Some(crypto), 200) => peer::open_reply(crypto, &self.token, &raw)
                 .unwrap_or_else(|e| panic!("WeChat could not open the reply ({e}): {raw}")),
             _ => raw.clone(),
         };
@@ -201,9 +201,9 @@ impl WechatClient {
     pub async fn verify(&self, signature: Option<&str>, echostr: &str) -> Answer {
         let timestamp = Self::now().to_string();
         let nonce = "1320562132";
-        let signature = signature.map(str::to_owned).unwrap_or_else(|| {
-            doumi_gateway::signature::compute(&[&self.token, &timestamp, nonce])
-        });
+        let signature = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| doumi_wechat::signature::compute(&[&self.token, &timestamp, nonce]));
         let url = format!(
             "{}?signature={signature}&timestamp={timestamp}&nonce={nonce}&echostr={echostr}",
             self.url

@@ -176,7 +176,7 @@ async fn url_verification_echoes_only_with_the_right_signature() {
 async fn hostile_requests_get_4xx_and_the_gateway_keeps_serving() {
     let w = world().await;
     let wechat = w.stack.wechat();
-    let body = doumi_gateway::client::text_message(
+    let body = doumi_wechat::peer::text_message(
         "u",
         "gh",
         doumi_tests::wechat::WechatClient::now(),
@@ -192,7 +192,7 @@ async fn hostile_requests_get_4xx_and_the_gateway_keeps_serving() {
     assert_eq!(unsigned.status, 403, "no signature");
     let stale = wechat
         .post(
-            &doumi_gateway::client::signed_query(doumi_tests::stack::TOKEN, 1_409_735_669, "n"),
+            &doumi_wechat::peer::signed_query(doumi_tests::stack::TOKEN, 1_409_735_669, "n"),
             body,
         )
         .await;

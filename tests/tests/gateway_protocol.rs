@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use doumi_gateway::{
-    client,
-    crypto::{AesKey, MessageCrypto},
-    window::{INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings},
-};
+use doumi_gateway::window::{INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings};
 use doumi_tests::{
     FakeDouban, RedisServer, StackOptions, TestStack,
     stack::{APP_ID, GatewayOptions, TOKEN, account_crypto},
     wechat::{ACCOUNT, Attempt, READER, WechatClient},
+};
+use doumi_wechat::{
+    crypto::{AesKey, MessageCrypto},
+    peer,
 };
 
 const WAVE: &str = "/v2/book/isbn/9787121139512";
@@ -313,7 +313,7 @@ async fn compatible_mode_uses_the_decrypted_copy() {
         "text",
         &with_msg_id("<Content><![CDATA[9787121139512]]></Content>"),
     );
-    let (query, sealed) = client::sealed_message(
+    let (query, sealed) = peer::sealed_message(
         &account_crypto(),
         TOKEN,
         WechatClient::now(),
@@ -352,8 +352,7 @@ async fn hostile_safe_mode_requests_are_refused() {
         &with_msg_id("<Content><![CDATA[9787121139512]]></Content>"),
     );
     let now = WechatClient::now();
-    let (query, body) =
-        client::sealed_message(&account_crypto(), TOKEN, now, "77", ACCOUNT, &inner);
+    let (query, body) = peer::sealed_message(&account_crypto(), TOKEN, now, "77", ACCOUNT, &inner);
 
     let forged = query.replace("msg_signature=", "msg_signature=0");
     assert_eq!(
@@ -373,7 +372,7 @@ async fn hostile_safe_mode_requests_are_refused() {
     );
     assert_eq!(
         wechat
-            .post(&client::signed_query(TOKEN, now, "77"), inner.clone())
+            .post(&peer::signed_query(TOKEN, now, "77"), inner.clone())
             .await
             .status,
         403,
@@ -384,7 +383,7 @@ async fn hostile_safe_mode_requests_are_refused() {
         AesKey::parse(doumi_tests::stack::AES_KEY).expect("key"),
         "wx0000000000000000".to_owned(),
     );
-    let (query, body) = client::sealed_message(&stranger, TOKEN, now, "78", ACCOUNT, &inner);
+    let (query, body) = peer::sealed_message(&stranger, TOKEN, now, "78", ACCOUNT, &inner);
     assert_eq!(
         wechat.post(&query, body).await.status,
         403,
@@ -393,10 +392,10 @@ async fn hostile_safe_mode_requests_are_refused() {
 
     // Truncated ciphertext, re-signed so only the payload is wrong.
     let truncated = "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8";
-    let signature = doumi_gateway::signature::compute(&[TOKEN, &now.to_string(), "79", truncated]);
+    let signature = doumi_wechat::signature::compute(&[TOKEN, &now.to_string(), "79", truncated]);
     let query = format!(
         "{}&encrypt_type=aes&msg_signature={signature}",
-        client::signed_query(TOKEN, now, "79")
+        peer::signed_query(TOKEN, now, "79")
     );
     let body = format!(
         "<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{truncated}]]></Encrypt></xml>"

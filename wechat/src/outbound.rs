@@ -9,7 +9,7 @@ use doumi_proto::bot::v1::{Reply, reply::Kind};
 use quick_xml::se::{Serializer, TextFormat};
 use serde::Serialize;
 
-use crate::inbound::strip_illegal_chars;
+use crate::{crypto::MessageCrypto, inbound::strip_illegal_chars, signature};
 
 /// WeChat drops text replies longer than about 2047 bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 2047;
@@ -213,7 +213,35 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Result<Rendered, Re
     Ok(Rendered::Xml(to_xml(&xml)?))
 }
 
-pub(crate) fn to_xml<T: Serialize>(value: &T) -> Result<String, RenderError> {
+#[derive(Serialize)]
+#[serde(rename = "xml", rename_all = "PascalCase")]
+struct EnvelopeXml<'a> {
+    encrypt: String,
+    msg_signature: String,
+    time_stamp: i64,
+    nonce: &'a str,
+}
+
+/// The safe-mode reply around `xml`: encrypted, and signed over the
+/// request's timestamp and nonce as WeChat's own messages are.
+pub fn seal(
+    crypto: &MessageCrypto,
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    xml: &str,
+) -> Result<String, RenderError> {
+    let encrypt = crypto.encrypt(xml);
+    let msg_signature = signature::compute(&[token, timestamp, nonce, &encrypt]);
+    to_xml(&EnvelopeXml {
+        encrypt,
+        msg_signature,
+        time_stamp: timestamp.trim().parse().unwrap_or_default(),
+        nonce,
+    })
+}
+
+fn to_xml<T: Serialize>(value: &T) -> Result<String, RenderError> {
     let mut out = String::with_capacity(512);
     let mut serializer = Serializer::new(&mut out);
     serializer.text_format(TextFormat::CData);

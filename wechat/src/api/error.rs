@@ -1,0 +1,163 @@
+//! WeChat's refusals as types: the `errcode` values doumi branches on are
+//! variants, every other one is kept as its number.
+
+use serde::Deserialize;
+
+/// The `errcode` of a refused call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrCode {
+    /// `-1`: system busy; the one refusal worth repeating.
+    SystemBusy,
+    /// `40001`: the access_token is not valid (or, when fetching one, the
+    /// AppSecret is wrong).
+    InvalidCredential,
+    /// `40014`: not a valid access_token.
+    InvalidAccessToken,
+    /// `42001`: the access_token has expired.
+    AccessTokenExpired,
+    /// `45015`: the reader has not written for 48 hours; customer-service
+    /// messages may not reach them.
+    ReaderSilent,
+    /// `45047`: too many customer-service messages to this reader without an
+    /// answer from them.
+    TooManyMessages,
+    /// `48001`: the account lacks the permission for this API (unverified
+    /// subscription accounts have no customer-service messages).
+    Unauthorized,
+    /// Any other code.
+    Other(i64),
+}
+
+impl ErrCode {
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            -1 => Self::SystemBusy,
+            40001 => Self::InvalidCredential,
+            40014 => Self::InvalidAccessToken,
+            42001 => Self::AccessTokenExpired,
+            45015 => Self::ReaderSilent,
+            45047 => Self::TooManyMessages,
+            48001 => Self::Unauthorized,
+            other => Self::Other(other),
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            Self::SystemBusy => -1,
+            Self::InvalidCredential => 40001,
+            Self::InvalidAccessToken => 40014,
+            Self::AccessTokenExpired => 42001,
+            Self::ReaderSilent => 45015,
+            Self::TooManyMessages => 45047,
+            Self::Unauthorized => 48001,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// The token a call used is no longer good: refresh it once and retry.
+    pub fn token_rejected(self) -> bool {
+        matches!(
+            self,
+            Self::InvalidCredential | Self::InvalidAccessToken | Self::AccessTokenExpired
+        )
+    }
+}
+
+impl std::fmt::Display for ErrCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+/// Why a call to WeChat's API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("WeChat refused the call: errcode {code} ({message})")]
+    Refused { code: ErrCode, message: String },
+    #[error("WeChat could not be reached")]
+    Transport(#[source] reqwest::Error),
+    #[error("WeChat answered HTTP {0}")]
+    Http(u16),
+    #[error("WeChat's answer is too large")]
+    TooLarge,
+    #[error("WeChat's answer is not the JSON expected")]
+    Decode(#[source] serde_json::Error),
+    #[error("not a valid API URL")]
+    Url,
+    #[error("the shared token store holds no token")]
+    NoToken,
+}
+
+impl ApiError {
+    /// Worth repeating: WeChat was busy, or the call never got an answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Refused { code, .. } => *code == ErrCode::SystemBusy,
+            Self::Transport(_) => true,
+            Self::Http(status) => *status >= 500,
+            _ => false,
+        }
+    }
+
+    pub fn errcode(&self) -> Option<ErrCode> {
+        match self {
+            Self::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// A bounded label for metrics: the errcode, or the kind of failure.
+    pub fn code_label(&self) -> String {
+        match self {
+            Self::Refused { code, .. } => code.to_string(),
+            Self::Transport(_) => "transport".to_owned(),
+            Self::Http(_) => "http".to_owned(),
+            Self::TooLarge | Self::Decode(_) => "malformed".to_owned(),
+            Self::Url => "url".to_owned(),
+            Self::NoToken => "no_token".to_owned(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+/// A refusal when the answer carries a non-zero `errcode`.
+pub(super) fn check(body: &[u8]) -> Result<(), ApiError> {
+    let status: Status = serde_json::from_slice(body).map_err(ApiError::Decode)?;
+    if status.errcode == 0 {
+        return Ok(());
+    }
+    Err(ApiError::Refused {
+        code: ErrCode::from_code(status.errcode),
+        // WeChat's messages are short; a long one is cut so logs stay small.
+        message: status.errmsg.chars().take(200).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_typed_and_success_is_not_one() {
+        assert!(check(br#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
+        assert!(check(br#"{"access_token":"t","expires_in":7200}"#).is_ok());
+        let error = check(br#"{"errcode":40001,"errmsg":"invalid credential"}"#).unwrap_err();
+        assert_eq!(error.errcode(), Some(ErrCode::InvalidCredential));
+        assert!(error.errcode().unwrap().token_rejected() && !error.is_transient());
+        let busy = check(br#"{"errcode":-1,"errmsg":"system error"}"#).unwrap_err();
+        assert!(busy.is_transient());
+        let other = check(br#"{"errcode":45009,"errmsg":"reach max api daily quota limit"}"#);
+        assert_eq!(other.unwrap_err().errcode(), Some(ErrCode::Other(45009)));
+        for code in [-1, 40001, 40014, 42001, 45015, 45047, 48001, 12345] {
+            assert_eq!(ErrCode::from_code(code).code(), code);
+        }
+    }
+}

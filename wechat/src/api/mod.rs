@@ -1,0 +1,176 @@
+//! The server-to-WeChat API (`https://api.weixin.qq.com`): one HTTP client
+//! with timeouts and bounded retries, WeChat's `errcode`/`errmsg` as typed
+//! errors, the deployment's one `access_token` ([`TokenManager`]) and the
+//! calls doumi makes with it ([`OfficialAccount`]).
+//!
+//! WeChat answers almost everything with HTTP 200 and a JSON body; a refusal
+//! is a non-zero `errcode` in that body. Only `-1` ("system busy") and
+//! transport failures are worth repeating; every other refusal is final, and
+//! repeating it would only spend the account's daily quota.
+
+mod account;
+mod custom;
+mod error;
+mod token;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
+use url::Url;
+
+pub use account::{AccountError, OfficialAccount};
+pub use custom::CustomMessage;
+pub use error::{ApiError, ErrCode};
+pub use token::{AccessToken, TokenManager};
+
+/// Where WeChat's API lives; `DOUMI_WECHAT_API_BASE_URL` points elsewhere
+/// (a stand-in, a proxy).
+pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
+/// One call to WeChat, connection included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call when WeChat is busy or unreachable.
+const ATTEMPTS: u32 = 3;
+/// The pause before the second attempt; doubled before each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// WeChat's answers are small JSON documents; anything larger is not WeChat.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The account's credentials for the API: its AppID and AppSecret.
+#[derive(Clone)]
+pub struct Credentials {
+    pub app_id: String,
+    pub app_secret: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"***")
+            .finish()
+    }
+}
+
+/// The settings every user of WeChat's API shares (the gateway, `doumi menu`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// The account's AppSecret: enables WeChat's API (access_token, replies
+    /// delivered after WeChat's 5-second window, `doumi menu`). A secret.
+    #[arg(long, env = "DOUMI_WECHAT_APP_SECRET", hide_env_values = true)]
+    pub wechat_app_secret: Option<String>,
+    /// Where WeChat's API is.
+    #[arg(long, env = "DOUMI_WECHAT_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    pub wechat_api_base_url: String,
+}
+
+/// A plain HTTP client for WeChat's API: no token logic, just one call made
+/// well (timeouts, bounded retries, typed refusals).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+/// A call's HTTP method and body.
+enum Call<'a, B> {
+    Get,
+    Post(&'a B),
+}
+
+impl ApiClient {
+    pub fn new(base: Url) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(ApiError::Transport)?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET path?query`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        self.call::<(), T>(api, path, query, Call::Get).await
+    }
+
+    /// `POST path?query` with a JSON body.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.call(api, path, query, Call::Post(body)).await
+    }
+
+    /// One call, repeated while WeChat is busy or unreachable, at most
+    /// [`ATTEMPTS`] times. `api` names the call in metrics and logs.
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        call: Call<'_, B>,
+    ) -> Result<T, ApiError> {
+        let mut url = self.base.join(path).map_err(|_| ApiError::Url)?;
+        url.query_pairs_mut().extend_pairs(query);
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = self.once(&url, &call).await;
+            match &result {
+                Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                    tracing::debug!(api, attempt, %error, "wechat api busy, trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    metrics::counter!("doumi_wechat_api_errors_total", "api" => api, "code" => error.code_label()).increment(1);
+                    return result;
+                }
+                Ok(_) => return result,
+            }
+        }
+    }
+
+    async fn once<B: Serialize, T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        call: &Call<'_, B>,
+    ) -> Result<T, ApiError> {
+        let request = match call {
+            Call::Get => self.http.get(url.clone()),
+            Call::Post(body) => self.http.post(url.clone()).json(body),
+        };
+        let mut response = request.send().await.map_err(ApiError::Transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ApiError::Http(status.as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(ApiError::Transport)? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(ApiError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        error::check(&body)?;
+        serde_json::from_slice(&body).map_err(ApiError::Decode)
+    }
+}
+
+/// The AppSecret's text, for the one request body that carries it.
+fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}

@@ -1,0 +1,287 @@
+//! The deployment's one `access_token`.
+//!
+//! Every call to WeChat's API carries it. WeChat caps how many a day an
+//! account may fetch, and a forced refresh invalidates the previous token
+//! after a short overlap — so replicas fetching on their own would both burn
+//! the quota and knock each other's tokens out. Hence: one fetch in flight per
+//! process whatever the number of callers (they wait on one lock), the token
+//! kept until shortly before it expires, shared by every replica through
+//! Redis when there is one (a lock there makes N replicas fetch once), and a
+//! token WeChat rejects refreshed once — by whoever sees it first.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{AsyncCommands, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::{sync::Mutex, time::Instant};
+
+use super::{ApiClient, ApiError, Credentials, expose};
+
+/// A token is replaced this long before WeChat says it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// How long one replica may hold the shared fetch lock.
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How often a replica waiting on another's fetch looks for its token.
+const SHARED_POLL: Duration = Duration::from_millis(100);
+
+/// An access_token. It grants the account's API: it never appears in logs.
+#[derive(Clone)]
+pub struct AccessToken(Arc<SecretString>);
+
+impl AccessToken {
+    fn new(value: String) -> Self {
+        Self(Arc::new(SecretString::from(value)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for AccessToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(***)")
+    }
+}
+
+/// A token and when to stop using it.
+#[derive(Clone)]
+struct Held {
+    token: AccessToken,
+    until: Instant,
+}
+
+impl Held {
+    fn usable(&self, rejected: Option<&AccessToken>) -> bool {
+        Instant::now() < self.until && rejected != Some(&self.token)
+    }
+}
+
+/// How long to keep a token WeChat says lives `expires_in`.
+fn keep_for(expires_in: Duration) -> Duration {
+    if expires_in > REFRESH_MARGIN * 2 {
+        expires_in - REFRESH_MARGIN
+    } else {
+        expires_in / 2
+    }
+}
+
+/// Hands out the account's access_token; cheap to clone.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: ApiClient,
+    credentials: Credentials,
+    /// Held while fetching, so concurrent callers wait for one fetch.
+    held: Mutex<Option<Held>>,
+    shared: Option<SharedTokens>,
+}
+
+#[derive(Serialize)]
+struct StableTokenRequest<'a> {
+    grant_type: &'static str,
+    appid: &'a str,
+    secret: &'a str,
+    force_refresh: bool,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl TokenManager {
+    /// `redis`: share the token with the other replicas; `None` = this process alone.
+    pub fn new(
+        api: ApiClient,
+        credentials: Credentials,
+        redis: Option<redis::Client>,
+    ) -> redis::RedisResult<Self> {
+        let shared = match redis {
+            Some(client) => Some(SharedTokens::new(client, &credentials.app_id)?),
+            None => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                api,
+                credentials,
+                held: Mutex::new(None),
+                shared,
+            }),
+        })
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.inner.credentials.app_id
+    }
+
+    /// A token to call WeChat with.
+    pub async fn get(&self) -> Result<AccessToken, ApiError> {
+        self.obtain(None).await
+    }
+
+    /// A replacement for `rejected`, which WeChat refused (40001, 40014,
+    /// 42001). Whoever asks first refreshes; callers holding the same
+    /// rejected token get that one new token.
+    pub async fn refresh(&self, rejected: &AccessToken) -> Result<AccessToken, ApiError> {
+        self.obtain(Some(rejected)).await
+    }
+
+    async fn obtain(&self, rejected: Option<&AccessToken>) -> Result<AccessToken, ApiError> {
+        let mut held = self.inner.held.lock().await;
+        if let Some(current) = held.as_ref().filter(|h| h.usable(rejected)) {
+            return Ok(current.token.clone());
+        }
+        let fresh = match &self.inner.shared {
+            Some(shared) => match shared.obtain(self, rejected).await {
+                Ok(fresh) => fresh,
+                Err(SharedError::Api(error)) => return Err(error),
+                Err(SharedError::Redis(error)) => {
+                    tracing::warn!(%error, "shared access_token unavailable, fetching in this process");
+                    self.fetch(rejected.is_some()).await?
+                }
+            },
+            None => self.fetch(rejected.is_some()).await?,
+        };
+        *held = Some(fresh.clone());
+        Ok(fresh.token)
+    }
+
+    /// Asks WeChat for a token (`/cgi-bin/stable_token`); `force` replaces a
+    /// token WeChat no longer accepts.
+    async fn fetch(&self, force: bool) -> Result<Held, ApiError> {
+        let kind = if force { "forced" } else { "fetch" };
+        metrics::counter!("doumi_wechat_token_requests_total", "kind" => kind).increment(1);
+        let credentials = &self.inner.credentials;
+        let body = StableTokenRequest {
+            grant_type: "client_credential",
+            appid: &credentials.app_id,
+            secret: expose(&credentials.app_secret),
+            force_refresh: force,
+        };
+        let answer: TokenAnswer = self
+            .inner
+            .api
+            .post("stable_token", "/cgi-bin/stable_token", &[], &body)
+            .await?;
+        tracing::info!(force, expires_in = answer.expires_in, "new access_token");
+        Ok(Held {
+            token: AccessToken::new(answer.access_token),
+            until: Instant::now() + keep_for(Duration::from_secs(answer.expires_in)),
+        })
+    }
+}
+
+/// The token in Redis, shared by every replica of the account.
+struct SharedTokens {
+    connection: ConnectionManager,
+    token_key: String,
+    lock_key: String,
+}
+
+impl SharedTokens {
+    fn new(client: redis::Client, app_id: &str) -> redis::RedisResult<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1);
+        Ok(Self {
+            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            token_key: format!("doumi:wechat:v1:access-token:{app_id}"),
+            lock_key: format!("doumi:wechat:v1:access-token-lock:{app_id}"),
+        })
+    }
+
+    /// The stored token unless it is `rejected`.
+    async fn stored(&self, rejected: Option<&AccessToken>) -> redis::RedisResult<Option<Held>> {
+        let mut connection = self.connection.clone();
+        let (value, ttl_ms): (Option<String>, i64) = redis::pipe()
+            .get(&self.token_key)
+            .pttl(&self.token_key)
+            .query_async(&mut connection)
+            .await?;
+        Ok(value.and_then(|value| {
+            let held = Held {
+                token: AccessToken::new(value),
+                until: Instant::now() + Duration::from_millis(ttl_ms.max(0) as u64),
+            };
+            held.usable(rejected).then_some(held)
+        }))
+    }
+
+    /// The shared token: the stored one, or one fetched by the replica that
+    /// wins the lock while the others wait for it to appear.
+    async fn obtain(
+        &self,
+        tokens: &TokenManager,
+        rejected: Option<&AccessToken>,
+    ) -> Result<Held, SharedError> {
+        if let Some(held) = self.stored(rejected).await? {
+            return Ok(held);
+        }
+        let mut connection = self.connection.clone();
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(LOCK_TTL.as_millis() as u64));
+        let locked: Option<String> = connection.set_options(&self.lock_key, "1", options).await?;
+        if locked.is_some() {
+            // Another replica may have stored one between the read and the lock.
+            if let Some(held) = self.stored(rejected).await? {
+                let _: redis::RedisResult<()> = connection.del(&self.lock_key).await;
+                return Ok(held);
+            }
+            let fetched = tokens.fetch(rejected.is_some()).await;
+            if let Ok(held) = &fetched {
+                let ttl = held.until.saturating_duration_since(Instant::now());
+                let _: () = connection
+                    .pset_ex(
+                        &self.token_key,
+                        held.token.expose(),
+                        ttl.as_millis().max(1) as u64,
+                    )
+                    .await?;
+            }
+            let _: redis::RedisResult<()> = connection.del(&self.lock_key).await;
+            return Ok(fetched?);
+        }
+        let waited_until = Instant::now() + LOCK_TTL;
+        while Instant::now() < waited_until {
+            tokio::time::sleep(SHARED_POLL).await;
+            if let Some(held) = self.stored(rejected).await? {
+                return Ok(held);
+            }
+        }
+        // The replica holding the lock never stored a token: fetch here.
+        Ok(tokens.fetch(rejected.is_some()).await?)
+    }
+}
+
+/// Redis failing (fall back to this process) or WeChat refusing (final).
+#[derive(Debug)]
+enum SharedError {
+    Redis(redis::RedisError),
+    Api(ApiError),
+}
+
+impl From<redis::RedisError> for SharedError {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Redis(error)
+    }
+}
+
+impl From<ApiError> for SharedError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}

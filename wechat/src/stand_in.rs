@@ -1,0 +1,349 @@
+//! A stand-in for WeChat's API, written from its documentation: access
+//! tokens (`/cgi-bin/token`, `/cgi-bin/stable_token`), customer-service
+//! messages and typing, and the custom menu. It records what it was sent, per
+//! reader, and can be told to refuse calls with a given `errcode`.
+//!
+//! `doumi up` serves it so a local stack delivers late replies somewhere
+//! `doumi chat` can read them (`GET /stand-in/messages`); the end-to-end
+//! tests use it as WeChat's API.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Token lifetime the stand-in announces, as WeChat does.
+const EXPIRES_IN: u64 = 7200;
+/// Messages kept per reader.
+const KEPT_PER_READER: usize = 1000;
+
+/// Which of the stand-in's APIs an injected failure applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    Token,
+    CustomSend,
+    Typing,
+    Menu,
+}
+
+/// WeChat's API, in memory; cheap to clone.
+#[derive(Clone, Default)]
+pub struct StandIn {
+    state: Arc<StandInState>,
+}
+
+#[derive(Default)]
+struct StandInState {
+    /// `(AppID, AppSecret)` tokens are issued for; `None` = any.
+    credentials: Option<(String, String)>,
+    tokens: Mutex<Tokens>,
+    token_requests: AtomicU64,
+    forced_refreshes: AtomicU64,
+    send_calls: AtomicU64,
+    typing_calls: AtomicU64,
+    messages: Mutex<HashMap<String, Vec<Value>>>,
+    menu: Mutex<Option<Value>>,
+    failures: Mutex<HashMap<Api, (i64, u32)>>,
+}
+
+#[derive(Default)]
+struct Tokens {
+    current: Option<String>,
+    valid: HashSet<String>,
+    issued: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn refused(errcode: i64, errmsg: &str) -> Json<Value> {
+    Json(json!({ "errcode": errcode, "errmsg": errmsg }))
+}
+
+fn ok() -> Json<Value> {
+    refused(0, "ok")
+}
+
+impl StandIn {
+    /// A stand-in that issues tokens only for `app_id` and `app_secret`.
+    pub fn for_account(app_id: &str, app_secret: &str) -> Self {
+        Self {
+            state: Arc::new(StandInState {
+                credentials: Some((app_id.to_owned(), app_secret.to_owned())),
+                ..StandInState::default()
+            }),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/cgi-bin/token", get(token))
+            .route("/cgi-bin/stable_token", post(stable_token))
+            .route("/cgi-bin/message/custom/send", post(custom_send))
+            .route("/cgi-bin/message/custom/typing", post(typing))
+            .route("/cgi-bin/menu/create", post(menu_create))
+            .route("/cgi-bin/get_current_selfmenu_info", get(menu_get))
+            .route("/cgi-bin/menu/get", get(menu_get))
+            .route("/cgi-bin/menu/delete", get(menu_delete))
+            .route("/stand-in/messages", get(messages))
+            .with_state(self.clone())
+    }
+
+    /// Token requests made (forced or not).
+    pub fn token_requests(&self) -> u64 {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Token requests with `force_refresh`.
+    pub fn forced_refreshes(&self) -> u64 {
+        self.state.forced_refreshes.load(Ordering::SeqCst)
+    }
+
+    /// Calls to `custom/send`, refused ones included.
+    pub fn send_calls(&self) -> u64 {
+        self.state.send_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn typing_calls(&self) -> u64 {
+        self.state.typing_calls.load(Ordering::SeqCst)
+    }
+
+    /// The customer-service messages delivered to `reader`, oldest first.
+    pub fn delivered_to(&self, reader: &str) -> Vec<Value> {
+        lock(&self.state.messages)
+            .get(reader)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The menu as last created.
+    pub fn menu(&self) -> Option<Value> {
+        lock(&self.state.menu).clone()
+    }
+
+    /// The next `times` calls to `api` are refused with `errcode`.
+    pub fn refuse_next(&self, api: Api, errcode: i64, times: u32) {
+        lock(&self.state.failures).insert(api, (errcode, times));
+    }
+
+    /// Every token issued so far stops working (as after a refresh elsewhere).
+    pub fn invalidate_tokens(&self) {
+        let mut tokens = lock(&self.state.tokens);
+        tokens.valid.clear();
+        tokens.current = None;
+    }
+
+    fn injected(&self, api: Api) -> Option<Json<Value>> {
+        let mut failures = lock(&self.state.failures);
+        let (errcode, times) = failures.get_mut(&api)?;
+        let errcode = *errcode;
+        *times -= 1;
+        if *times == 0 {
+            failures.remove(&api);
+        }
+        Some(refused(errcode, "injected by the stand-in"))
+    }
+
+    fn issue(&self, app_id: &str, secret: &str, force: bool) -> Json<Value> {
+        self.state.token_requests.fetch_add(1, Ordering::SeqCst);
+        if force {
+            self.state.forced_refreshes.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(failure) = self.injected(Api::Token) {
+            return failure;
+        }
+        if let Some((expected_id, expected_secret)) = &self.state.credentials {
+            if app_id != expected_id {
+                return refused(40013, "invalid appid");
+            }
+            if secret != expected_secret {
+                return refused(40125, "invalid appsecret");
+            }
+        }
+        let mut tokens = lock(&self.state.tokens);
+        let token = match (&tokens.current, force) {
+            (Some(current), false) => current.clone(),
+            _ => {
+                tokens.issued += 1;
+                let token = format!(
+                    "stand-in-token-{}-{:016x}",
+                    tokens.issued,
+                    rand::random::<u64>()
+                );
+                tokens.valid.insert(token.clone());
+                tokens.current = Some(token.clone());
+                token
+            }
+        };
+        Json(json!({ "access_token": token, "expires_in": EXPIRES_IN }))
+    }
+
+    /// `None` when the token is good; WeChat's refusal otherwise.
+    fn authorise(&self, token: Option<&str>) -> Option<Json<Value>> {
+        match token {
+            Some(token) if lock(&self.state.tokens).valid.contains(token) => None,
+            Some(_) => Some(refused(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            )),
+            None => Some(refused(41001, "access_token missing")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    appid: Option<String>,
+    secret: Option<String>,
+}
+
+async fn token(State(wechat): State<StandIn>, Query(query): Query<TokenQuery>) -> Json<Value> {
+    wechat.issue(
+        query.appid.as_deref().unwrap_or_default(),
+        query.secret.as_deref().unwrap_or_default(),
+        false,
+    )
+}
+
+#[derive(Deserialize)]
+struct StableTokenBody {
+    grant_type: String,
+    appid: String,
+    secret: String,
+    #[serde(default)]
+    force_refresh: bool,
+}
+
+async fn stable_token(
+    State(wechat): State<StandIn>,
+    body: Option<Json<StableTokenBody>>,
+) -> Json<Value> {
+    match body {
+        Some(Json(body)) if body.grant_type == "client_credential" => {
+            wechat.issue(&body.appid, &body.secret, body.force_refresh)
+        }
+        _ => refused(40002, "invalid grant_type"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Authorised {
+    access_token: Option<String>,
+}
+
+async fn custom_send(
+    State(wechat): State<StandIn>,
+    Query(query): Query<Authorised>,
+    body: Option<Json<Value>>,
+) -> Json<Value> {
+    wechat.state.send_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    if let Some(failure) = wechat.injected(Api::CustomSend) {
+        return failure;
+    }
+    let Some(Json(message)) = body else {
+        return refused(47001, "data format error");
+    };
+    let Some(reader) = message
+        .get("touser")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return refused(40003, "invalid openid");
+    };
+    let mut messages = lock(&wechat.state.messages);
+    let kept = messages.entry(reader).or_default();
+    if kept.len() == KEPT_PER_READER {
+        kept.remove(0);
+    }
+    kept.push(message);
+    ok()
+}
+
+async fn typing(
+    State(wechat): State<StandIn>,
+    Query(query): Query<Authorised>,
+    Json(_): Json<Value>,
+) -> Json<Value> {
+    wechat.state.typing_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    wechat.injected(Api::Typing).unwrap_or_else(ok)
+}
+
+async fn menu_create(
+    State(wechat): State<StandIn>,
+    Query(query): Query<Authorised>,
+    body: Option<Json<Value>>,
+) -> Json<Value> {
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    if let Some(failure) = wechat.injected(Api::Menu) {
+        return failure;
+    }
+    match body {
+        Some(Json(menu)) if menu.get("button").is_some_and(Value::is_array) => {
+            *lock(&wechat.state.menu) = Some(menu);
+            ok()
+        }
+        _ => refused(40016, "invalid button size"),
+    }
+}
+
+async fn menu_get(State(wechat): State<StandIn>, Query(query): Query<Authorised>) -> Json<Value> {
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    match wechat.menu() {
+        Some(menu) => Json(json!({ "is_menu_open": 1, "selfmenu_info": menu })),
+        None => Json(json!({ "is_menu_open": 0 })),
+    }
+}
+
+async fn menu_delete(
+    State(wechat): State<StandIn>,
+    Query(query): Query<Authorised>,
+) -> Json<Value> {
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    *lock(&wechat.state.menu) = None;
+    ok()
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    touser: String,
+    #[serde(default)]
+    after: usize,
+}
+
+/// The stand-in's own read side: what was delivered to `touser`, from the
+/// `after`-th message on, and the count to ask `after` next time.
+async fn messages(
+    State(wechat): State<StandIn>,
+    Query(query): Query<MessagesQuery>,
+) -> Json<Value> {
+    let delivered = wechat.delivered_to(&query.touser);
+    let next = delivered.len();
+    let new: Vec<Value> = delivered.into_iter().skip(query.after).collect();
+    Json(json!({ "messages": new, "next": next }))
+}
