@@ -1,6 +1,6 @@
 //! Test support for doumi's end-to-end tests: a real `redis-server` on a free
 //! port, fake Douban, Open Library and Google Books servers serving recorded
-//! JSON, and the three services started on ephemeral ports through the same
+//! JSON, a fake of WeChat's API, and the three services started on ephemeral ports through the same
 //! `run` functions the binaries use.
 #![forbid(unsafe_code)]
 
@@ -11,9 +11,11 @@ pub mod openlibrary;
 pub mod redis_server;
 pub mod stack;
 pub mod wechat;
+pub mod wechat_api;
 
 pub use douban::FakeDouban;
 pub use googlebooks::FakeGoogleBooks;
 pub use openlibrary::FakeOpenLibrary;
 pub use redis_server::RedisServer;
 pub use stack::{StackOptions, TestStack};
+pub use wechat_api::FakeWechatApi;

@@ -5,12 +5,18 @@ use std::{net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
 use doumi_catalog::{CatalogConfig, Source};
-use doumi_gateway::{GatewayConfig, WechatToken, window::WindowSettings};
-use doumi_wechat::crypto::{AesKey, MessageCrypto};
+use doumi_gateway::{DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings};
+use doumi_wechat::{
+    api::Credentials,
+    crypto::{AesKey, MessageCrypto},
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::wechat::WechatClient;
+
+/// How long a late reply may still be delivered, as in production.
+pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The token the test stack's gateway shares with its WeChat client.
 pub const TOKEN: &str = "doumiTestToken42";
@@ -18,6 +24,8 @@ pub const TOKEN: &str = "doumiTestToken42";
 /// The safe-mode credentials of the test account (Tencent's sample key).
 pub const APP_ID: &str = "wx2c2769f8efd9abc2";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+/// The test account's AppSecret, known to the fake of WeChat's API.
+pub const APP_SECRET: &str = "doumiTestAppSecret0123456789abcd";
 
 /// The test account's safe-mode crypto, as WeChat holds it.
 pub fn account_crypto() -> MessageCrypto {
@@ -36,6 +44,9 @@ pub struct GatewayOptions {
     pub window: Option<WindowSettings>,
     /// Redis shared by gateway replicas; `None` = in-process.
     pub redis_url: Option<String>,
+    /// WeChat's API (a [`crate::FakeWechatApi`]) for replies that miss the
+    /// window, with the test account's AppSecret; `None` = no delivery.
+    pub wechat_api_url: Option<String>,
 }
 
 /// Where the catalog gets books and keeps them, and how the gateway is set up.
@@ -88,6 +99,16 @@ impl TestStack {
         gateway_config.require_encryption = options.require_encryption;
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
         gateway_config.redis_url = options.redis_url;
+        if let Some(url) = options.wechat_api_url {
+            gateway_config.delivery = Some(DeliverySettings {
+                api_base_url: url.parse()?,
+                credentials: Credentials {
+                    app_id: APP_ID.to_owned(),
+                    app_secret: APP_SECRET.to_owned().into(),
+                },
+                deadline: DELIVERY_DEADLINE,
+            });
+        }
 
         tokio::spawn(doumi_catalog::run(
             catalog_config,

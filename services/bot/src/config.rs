@@ -17,8 +17,9 @@ pub struct BotArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub catalog_url: String,
-    /// Upper bound on one catalog call; the caller's deadline, when shorter, rules.
-    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "15s")]
+    /// Upper bound on one catalog call; the caller's deadline, when shorter, rules
+    /// (the gateway sends 15 s, or its delivery deadline when late replies are delivered).
+    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "60s")]
     pub catalog_timeout: String,
 }
 
@@ -50,7 +51,7 @@ impl BotConfig {
         Self {
             listen,
             catalog_url,
-            catalog_timeout: Duration::from_secs(15),
+            catalog_timeout: Duration::from_secs(60),
         }
     }
 }

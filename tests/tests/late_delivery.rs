@@ -1,0 +1,314 @@
+//! Every reader gets the book: a reply that misses WeChat's window is sent
+//! as a customer-service message, exactly once, with one access_token for the
+//! whole deployment — tried against a fake of WeChat's API and a real Redis.
+
+use std::time::Duration;
+
+use doumi_gateway::window::{
+    INTERIM_DELIVERY_TEXT, INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings,
+};
+use doumi_tests::{
+    FakeDouban, FakeWechatApi, RedisServer, StackOptions, TestStack,
+    stack::{GatewayOptions, TOKEN},
+    wechat::{Attempt, Patience, READER, WechatClient},
+    wechat_api::text_of,
+};
+use doumi_wechat::{peer, stand_in::Api};
+
+const WAVE: &str = "/v2/book/isbn/9787121139512";
+
+/// Every attempt answered within the budget: the first one already gets the
+/// interim, so a lookup a little over 5 s is delivered late — quick tests of
+/// the delivery path.
+fn immediate() -> Option<WindowSettings> {
+    Some(WindowSettings {
+        policy: ReplyPolicy::Immediate,
+        budget: Duration::from_millis(4500),
+        interim: Interim::Text,
+    })
+}
+
+async fn stack(
+    douban: &FakeDouban,
+    wechat_api: &FakeWechatApi,
+    gateway: GatewayOptions,
+) -> TestStack {
+    TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        gateway: GatewayOptions {
+            wechat_api_url: Some(wechat_api.url().to_owned()),
+            ..gateway
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("stack")
+}
+
+fn text_from(reader: &str, content: &str) -> String {
+    peer::text_message(
+        reader,
+        doumi_tests::wechat::ACCOUNT,
+        WechatClient::now(),
+        WechatClient::next_msg_id(),
+        content,
+    )
+}
+
+#[tokio::test]
+async fn a_20s_lookup_is_promised_on_the_last_attempt_and_delivered_once() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(20));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let stack = stack(&douban, &wechat_api, GatewayOptions::default()).await;
+
+    let attempts = stack
+        .wechat()
+        .deliver_like_wechat(&text_from(READER, "9787121139512"))
+        .await;
+    let [
+        Attempt::TimedOut,
+        Attempt::TimedOut,
+        Attempt::Answered(last),
+    ] = attempts.as_slice()
+    else {
+        panic!("two held attempts, then the promise: {attempts:?}");
+    };
+    assert_eq!(last.text(), INTERIM_DELIVERY_TEXT);
+
+    let delivered = wechat_api.wait_for_messages(READER, 1).await;
+    assert!(
+        text_of(&delivered[0]).contains("《浪潮之巅》"),
+        "{delivered:?}"
+    );
+    assert_eq!(delivered[0]["touser"], READER);
+    assert_eq!(wechat_api.api().send_calls(), 1, "delivered exactly once");
+    assert_eq!(wechat_api.api().token_requests(), 1);
+    assert_eq!(douban.calls(WAVE), 1);
+}
+
+#[tokio::test]
+async fn a_7s_lookup_is_answered_passively_and_never_delivered_twice() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(7));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let stack = stack(&douban, &wechat_api, GatewayOptions::default()).await;
+
+    // A book per client, so neither is served from the catalog's cache.
+    for (patience, isbn) in Patience::ALL
+        .into_iter()
+        .zip(["9787121139512", "9780132350884"])
+    {
+        let reader = format!("oReader{patience:?}");
+        let attempts = stack
+            .wechat()
+            .with_patience(patience)
+            .deliver_like_wechat(&text_from(&reader, isbn))
+            .await;
+        let [Attempt::TimedOut, Attempt::Answered(second)] = attempts.as_slice() else {
+            panic!("{patience:?}: silence, then the book: {attempts:?}");
+        };
+        assert!(second.body.contains("ISBN："), "{patience:?}: {attempts:?}");
+    }
+    assert_eq!(
+        wechat_api.api().send_calls(),
+        0,
+        "answered in time: nothing to deliver"
+    );
+}
+
+#[tokio::test]
+async fn twenty_slow_messages_share_one_token_request() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(6));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let options = GatewayOptions {
+        window: immediate(),
+        ..Default::default()
+    };
+    let stack = stack(&douban, &wechat_api, options).await;
+    let wechat = stack.wechat();
+
+    let readers: Vec<String> = (0..20)
+        .map(|i| format!("oConcurrentReader{i:02}"))
+        .collect();
+    let answers = futures::future::join_all(readers.iter().map(|reader| {
+        let xml = text_from(reader, "9787121139512");
+        let wechat = &wechat;
+        async move { wechat.post_signed(&xml).await }
+    }))
+    .await;
+    for answer in &answers {
+        assert!(answer.body.contains(INTERIM_DELIVERY_TEXT), "{answer:?}");
+    }
+    for reader in &readers {
+        let delivered = wechat_api.wait_for_messages(reader, 1).await;
+        assert!(text_of(&delivered[0]).contains("《浪潮之巅》"));
+    }
+    assert_eq!(
+        wechat_api.api().token_requests(),
+        1,
+        "one token for twenty deliveries"
+    );
+    assert_eq!(wechat_api.api().send_calls(), 20);
+}
+
+#[tokio::test]
+async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(6));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let options = GatewayOptions {
+        window: immediate(),
+        ..Default::default()
+    };
+    let stack = stack(&douban, &wechat_api, options).await;
+    let wechat = stack.wechat();
+
+    wechat
+        .post_signed(&text_from("oFirst", "9787121139512"))
+        .await;
+    wechat_api.wait_for_messages("oFirst", 1).await;
+    // Someone else refreshed the token: the one the gateway holds is dead.
+    wechat_api.api().invalidate_tokens();
+    wechat
+        .post_signed(&text_from("oSecond", "9780132350884"))
+        .await;
+
+    // The typing indicator or the send meets the dead token first; either
+    // way one forced refresh replaces it and the reply arrives.
+    let delivered = wechat_api.wait_for_messages("oSecond", 1).await;
+    assert!(
+        text_of(&delivered[0]).contains("Clean Code"),
+        "{delivered:?}"
+    );
+    assert_eq!(wechat_api.api().forced_refreshes(), 1, "one forced refresh");
+    assert_eq!(wechat_api.api().token_requests(), 2);
+}
+
+#[tokio::test]
+async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(6));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let options = GatewayOptions {
+        window: immediate(),
+        ..Default::default()
+    };
+    let stack = stack(&douban, &wechat_api, options).await;
+    let wechat = stack.wechat();
+
+    // 45015: the reader has been silent for 48 h. One call, no retry.
+    wechat_api.api().refuse_next(Api::CustomSend, 45015, 1);
+    wechat
+        .post_signed(&text_from("oSilent", "9787121139512"))
+        .await;
+    wechat_api.wait_for_send_calls(1).await;
+
+    // 48001: the account may not send customer-service messages at all.
+    wechat_api.api().refuse_next(Api::CustomSend, 48001, 1);
+    let promised = wechat
+        .post_signed(&text_from("oUnlucky", "9780132350884"))
+        .await;
+    assert!(promised.body.contains(INTERIM_DELIVERY_TEXT));
+    wechat_api.wait_for_send_calls(2).await;
+    // From now on the reader is asked to send again, not promised a message.
+    let asked = wechat
+        .post_signed(&text_from("oLater", "9780201616224"))
+        .await;
+    assert!(asked.body.contains(INTERIM_TEXT), "{asked:?}");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for series in [
+        r#"doumi_gateway_deliveries_total{outcome="reader_silent"}"#,
+        r#"doumi_gateway_deliveries_total{outcome="no_permission"}"#,
+        r#"doumi_wechat_api_errors_total{api="custom_send",code="48001"}"#,
+        r#"doumi_wechat_token_requests_total{kind="fetch"}"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    assert!(wechat_api.api().delivered_to("oSilent").is_empty());
+    assert_eq!(wechat_api.api().send_calls(), 2, "no retry storm");
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_message() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(6));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let redis = RedisServer::start().await.expect("redis-server");
+    let options = GatewayOptions {
+        window: immediate(),
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    };
+    let stack = stack(&douban, &wechat_api, options).await;
+    let replica = stack.gateway_replica().await.expect("replica");
+    let first = stack.wechat();
+    let second = WechatClient::new(format!("http://{replica}/wechat"), TOKEN);
+
+    // One message, its attempts landing on both replicas at once.
+    let (query, body) = first.prepare(
+        &text_from("oBoth", "9787121139512"),
+        WechatClient::now(),
+        "557",
+    );
+    let (a, b) = tokio::join!(first.post(&query, body.clone()), second.post(&query, body));
+    assert!(a.body.contains(INTERIM_DELIVERY_TEXT) && b.body.contains(INTERIM_DELIVERY_TEXT));
+    // Two more messages, one on each replica: each needs a token.
+    let (on_first, on_second) = (
+        text_from("oOnFirst", "9780132350884"),
+        text_from("oOnSecond", "9780132350884"),
+    );
+    let (c, d) = tokio::join!(first.post_signed(&on_first), second.post_signed(&on_second));
+    assert!(c.body.contains(INTERIM_DELIVERY_TEXT) && d.body.contains(INTERIM_DELIVERY_TEXT));
+
+    for reader in ["oBoth", "oOnFirst", "oOnSecond"] {
+        wechat_api.wait_for_messages(reader, 1).await;
+    }
+    assert_eq!(wechat_api.api().send_calls(), 3, "one delivery per message");
+    assert_eq!(wechat_api.api().delivered_to("oBoth").len(), 1);
+    assert_eq!(
+        wechat_api.api().token_requests(),
+        1,
+        "one token for both replicas"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_each_replica_still_delivers() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(6));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let mut redis = RedisServer::start().await.expect("redis-server");
+    let options = GatewayOptions {
+        window: immediate(),
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    };
+    let stack = stack(&douban, &wechat_api, options).await;
+    let replica = stack.gateway_replica().await.expect("replica");
+    redis.stop();
+
+    let first = stack.wechat();
+    let second = WechatClient::new(format!("http://{replica}/wechat"), TOKEN);
+    let (to_first, to_second) = (
+        text_from("oNoRedisA", "9787121139512"),
+        text_from("oNoRedisB", "9787121139512"),
+    );
+    let (a, b) = tokio::join!(first.post_signed(&to_first), second.post_signed(&to_second));
+    assert!(a.body.contains(INTERIM_DELIVERY_TEXT) && b.body.contains(INTERIM_DELIVERY_TEXT));
+    for reader in ["oNoRedisA", "oNoRedisB"] {
+        let delivered = wechat_api.wait_for_messages(reader, 1).await;
+        assert!(text_of(&delivered[0]).contains("《浪潮之巅》"));
+    }
+    assert_eq!(wechat_api.api().send_calls(), 2);
+}
