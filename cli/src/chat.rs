@@ -1,5 +1,8 @@
 //! `doumi chat`: be a WeChat reader. Builds the XML WeChat would send, signs
-//! it, posts it to a gateway and prints what the reader would see.
+//! it, posts it to a gateway as WeChat does (an attempt given up after 5 s of
+//! silence, the identical request sent again, three attempts in all) and
+//! prints what the reader would see — including a reply delivered later as a
+//! customer-service message, picked up from `doumi up`'s WeChat API stand-in.
 
 use std::{
     io::{BufRead, Write},
@@ -7,13 +10,25 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use doumi_gateway::window::INTERIM_DELIVERY_TEXT;
 use doumi_wechat::{
     crypto::{AesKey, MessageCrypto},
     peer::{self, ParsedReply},
 };
 use rand::Rng;
 
-use crate::state;
+use crate::state::{self, WechatApi};
+
+/// WeChat gives an attempt this long.
+const ATTEMPT_SILENCE: Duration = Duration::from_secs(5);
+/// WeChat sends a message at most this many times.
+const ATTEMPTS: u32 = 3;
+/// What WeChat shows a reader when no attempt was answered.
+const WECHAT_GAVE_UP: &str = "该公众号暂时无法提供服务，请稍后再试";
+/// How long to wait for a late reply: the gateway's longest delivery
+/// deadline, and some.
+const LATE_REPLY_PATIENCE: Duration = Duration::from_secs(11 * 60);
+const LATE_REPLY_POLL: Duration = Duration::from_millis(300);
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
@@ -49,6 +64,8 @@ struct Session {
     reader: String,
     /// Set in safe mode.
     crypto: Option<MessageCrypto>,
+    /// Where late replies can be read (`doumi up`'s stand-in).
+    wechat_api: Option<WechatApi>,
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
@@ -72,18 +89,20 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let wechat_api = local.as_ref().and_then(|s| s.wechat_api.clone());
     let token = args.token.or_else(|| local.map(|s| s.token)).context(
         "no token: pass --token (or DOUMI_WECHAT_TOKEN), or start the stack with `doumi up`",
     )?;
     let session = Session {
-        // WeChat itself gives up after 5 seconds.
+        // WeChat gives up on an attempt after 5 seconds without an answer.
         http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .read_timeout(ATTEMPT_SILENCE)
             .build()?,
         url,
         token,
         reader: args.reader,
         crypto,
+        wechat_api,
     };
 
     if args.subscribe {
@@ -130,37 +149,159 @@ impl Session {
             }
             None => (peer::signed_query(&self.token, now(), &nonce), xml),
         };
+        let seen = self.delivered_count().await;
         let url = format!("{}?{query}", self.url);
-        let response = self
+        for _ in 0..ATTEMPTS {
+            let Some(text) = self.attempt(&url, body.clone()).await? else {
+                println!("(no answer within 5 s: WeChat sends the message again)");
+                continue;
+            };
+            let reply = match &self.crypto {
+                Some(crypto) => peer::open_reply(crypto, &self.token, &text).map_err(|e| {
+                    anyhow::anyhow!("the encrypted reply does not open ({e}): {text}")
+                })?,
+                None => text,
+            };
+            let parsed = peer::parse_reply(&reply).with_context(|| {
+                format!("the gateway's reply is not XML WeChat could read: {reply}")
+            })?;
+            print_reply(&parsed);
+            if is_promise(&parsed) {
+                self.wait_for_late_reply(seen).await?;
+            }
+            return Ok(());
+        }
+        println!("{WECHAT_GAVE_UP}");
+        Ok(())
+    }
+
+    /// One attempt; `None` when WeChat would have given up on it.
+    async fn attempt(&self, url: &str, body: String) -> anyhow::Result<Option<String>> {
+        let response = match self
             .http
-            .post(&url)
+            .post(url)
             .header("content-type", "text/xml")
             .body(body)
             .send()
             .await
-            .with_context(|| format!("posting to {}", self.url))?;
+        {
+            Ok(response) => response,
+            Err(error) if error.is_timeout() => return Ok(None),
+            Err(error) => {
+                return Err(error).with_context(|| format!("posting to {}", self.url));
+            }
+        };
         let status = response.status();
-        let text = response.text().await?;
+        let text = match response.text().await {
+            Ok(text) => text,
+            // Held until WeChat hung up, then closed without an answer.
+            Err(error) if error.is_timeout() || error.is_body() || error.is_decode() => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        };
         if !status.is_success() {
             bail!("the gateway answered {status}: {}", text.trim());
         }
-        let text = match &self.crypto {
-            Some(crypto) => peer::open_reply(crypto, &self.token, &text)
-                .map_err(|e| anyhow::anyhow!("the encrypted reply does not open ({e}): {text}"))?,
-            None => text,
-        };
-        match peer::parse_reply(&text) {
-            Some(ParsedReply::Text { content, .. }) => println!("{content}"),
-            Some(ParsedReply::News { titles, urls, .. }) => {
-                for (title, url) in titles.iter().zip(&urls) {
-                    println!("[{title}] {url}");
-                }
-            }
-            Some(ParsedReply::Nothing) => println!("(no reply)"),
-            Some(ParsedReply::Other { msg_type }) => println!("({msg_type} reply)"),
-            None => bail!("the gateway's reply is not XML WeChat could read: {text}"),
+        Ok(Some(text))
+    }
+
+    /// How many customer-service messages the reader has had so far.
+    async fn delivered_count(&self) -> usize {
+        match self.late_messages(0).await {
+            Ok((_, next)) => next,
+            Err(_) => 0,
         }
+    }
+
+    async fn late_messages(&self, after: usize) -> anyhow::Result<(Vec<serde_json::Value>, usize)> {
+        let Some(api) = &self.wechat_api else {
+            bail!("no WeChat API stand-in");
+        };
+        let answer: serde_json::Value = self
+            .http
+            .get(format!("{}/stand-in/messages", api.url))
+            .query(&[
+                ("touser", self.reader.as_str()),
+                ("after", &after.to_string()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let messages = answer["messages"].as_array().cloned().unwrap_or_default();
+        let next = answer["next"].as_u64().unwrap_or_default() as usize;
+        Ok((messages, next))
+    }
+
+    /// After the gateway promised the reply for later, waits for it to be
+    /// delivered and prints it, as WeChat shows it a moment later.
+    async fn wait_for_late_reply(&self, seen: usize) -> anyhow::Result<()> {
+        if self.wechat_api.is_none() {
+            eprintln!("(the reply goes out through WeChat's API, which this chat cannot see)");
+            return Ok(());
+        }
+        let give_up = tokio::time::Instant::now() + LATE_REPLY_PATIENCE;
+        while tokio::time::Instant::now() < give_up {
+            let (messages, _) = self.late_messages(seen).await?;
+            if !messages.is_empty() {
+                for message in &messages {
+                    print_delivered(message);
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(LATE_REPLY_POLL).await;
+        }
+        eprintln!("(no reply was delivered)");
         Ok(())
+    }
+}
+
+/// The gateway's answer when the reply is to be delivered later.
+fn is_promise(reply: &ParsedReply) -> bool {
+    match reply {
+        ParsedReply::Text { content, .. } => content == INTERIM_DELIVERY_TEXT,
+        _ => false,
+    }
+}
+
+fn print_reply(reply: &ParsedReply) {
+    match reply {
+        ParsedReply::Text { content, .. } => println!("{content}"),
+        ParsedReply::News { titles, urls, .. } => {
+            for (title, url) in titles.iter().zip(urls) {
+                println!("[{title}] {url}");
+            }
+        }
+        ParsedReply::Nothing => println!("(no reply)"),
+        ParsedReply::Other { msg_type } => println!("({msg_type} reply)"),
+    }
+}
+
+/// A customer-service message as the reader sees it.
+fn print_delivered(message: &serde_json::Value) {
+    let field = |pointer: &str| {
+        message
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    match field("/msgtype") {
+        "text" => println!("{}", field("/text/content")),
+        "news" => {
+            for article in message
+                .pointer("/news/articles")
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let title = article["title"].as_str().unwrap_or_default();
+                let url = article["url"].as_str().unwrap_or_default();
+                println!("[{title}] {url}");
+            }
+        }
+        other => println!("({other} message)"),
     }
 }
 

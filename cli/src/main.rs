@@ -1,9 +1,11 @@
 //! `doumi`: the operator's tool. `doumi up` runs the whole stack locally,
-//! `doumi chat` talks to a gateway as a WeChat reader would.
+//! `doumi chat` talks to a gateway as a WeChat reader would, `doumi menu`
+//! manages the account's custom menu.
 #![forbid(unsafe_code)]
 
 mod book;
 mod chat;
+mod menu;
 mod state;
 mod up;
 
@@ -29,6 +31,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Ask the catalog's gRPC API for books: by ISBN, by keywords, by Douban id.
     Book(book::BookArgs),
+    /// Manage the official account's custom menu (the 「扫码查书」 button).
+    Menu(menu::MenuArgs),
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() {
         }
         Command::Chat(args) => chat::run(args).await,
         Command::Book(args) => book::run(args).await,
+        Command::Menu(args) => menu::run(args).await,
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

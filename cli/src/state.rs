@@ -12,6 +12,15 @@ pub struct LocalStack {
     pub token: String,
     pub app_id: String,
     pub aes_key: String,
+    /// The stand-in for WeChat's API, when `doumi up` serves one.
+    pub wechat_api: Option<WechatApi>,
+}
+
+/// Where `doumi up`'s stand-in for WeChat's API is, and its AppSecret.
+#[derive(Debug, Clone)]
+pub struct WechatApi {
+    pub url: String,
+    pub app_secret: String,
 }
 
 fn path() -> Option<PathBuf> {
@@ -28,10 +37,16 @@ pub fn save(stack: &LocalStack) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = format!(
+    let mut text = format!(
         "webhook={}\ntoken={}\napp_id={}\naes_key={}\n",
         stack.webhook, stack.token, stack.app_id, stack.aes_key
     );
+    if let Some(api) = &stack.wechat_api {
+        text.push_str(&format!(
+            "wechat_api={}\napp_secret={}\n",
+            api.url, api.app_secret
+        ));
+    }
     write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -65,5 +80,8 @@ pub fn load() -> Option<LocalStack> {
         token: field("token")?,
         app_id: field("app_id").unwrap_or_default(),
         aes_key: field("aes_key").unwrap_or_default(),
+        wechat_api: field("wechat_api")
+            .zip(field("app_secret"))
+            .map(|(url, app_secret)| WechatApi { url, app_secret }),
     })
 }

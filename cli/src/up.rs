@@ -10,7 +10,7 @@ use rand::{Rng, distr::Alphanumeric};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::{self, LocalStack};
+use crate::state::{self, LocalStack, WechatApi};
 
 /// `doumi up` reads the same settings as the three binaries.
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,25 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         format!("wx{:016x}", rand::rng().random::<u64>())
     });
     let aes_key = fill(&mut args.gateway.wechat_aes_key, || random_alphanumeric(43));
+    // Without an AppSecret of its own, the local stack delivers late replies
+    // to a stand-in for WeChat's API, where `doumi chat` picks them up.
+    let stand_in = match args.gateway.api.wechat_app_secret.as_deref() {
+        Some(secret) if !secret.trim().is_empty() => None,
+        _ => {
+            let secret = random_alphanumeric(32);
+            let (url, stand_in) = serve_stand_in(&app_id, &secret).await?;
+            args.gateway.api.wechat_app_secret = Some(secret.clone());
+            args.gateway.api.wechat_api_base_url = url.clone();
+            Some((
+                WechatApi {
+                    url,
+                    app_secret: secret,
+                },
+                stand_in,
+            ))
+        }
+    };
+    let api_url = args.gateway.api.wechat_api_base_url.clone();
 
     // Validate everything first so one run reports every bad setting.
     let mut problems = Problems::new();
@@ -63,6 +82,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         token: token.clone(),
         app_id: app_id.clone(),
         aes_key,
+        wechat_api: stand_in.as_ref().map(|(api, _)| api.clone()),
     };
     if let Err(error) = state::save(&stack) {
         eprintln!("warning: doumi chat will need --token (and --app-id, --aes-key): {error:#}");
@@ -103,12 +123,20 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!("  webhook URL: {webhook}");
     println!("  token:       {token}");
     println!("  safe mode:   AppID {app_id}, EncodingAESKey saved for doumi chat");
+    match &stand_in {
+        Some((api, _)) => println!(
+            "  WeChat API:  a local stand-in at {} (late replies land there; doumi chat shows them)",
+            api.url
+        ),
+        None => println!("  WeChat API:  {api_url} (late replies as customer-service messages)"),
+    }
     println!("Point your official account's server URL at the webhook with that token,");
     println!(
         "or try it here:  doumi chat 9787121139512   (encrypted: doumi chat --safe-mode 9787121139512)"
     );
     println!("Ctrl-C stops everything.");
 
+    let _stand_in = stand_in.map(|(_, stop)| stop.drop_guard());
     tokio::select! {
         () = doumi_runtime::shutdown::signal() => {}
         Some(finished) = services.join_next() => {
@@ -121,6 +149,28 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         finished.context("a service panicked")??;
     }
     Ok(())
+}
+
+/// Serves a stand-in for WeChat's API on a loopback port; stops with the token.
+async fn serve_stand_in(
+    app_id: &str,
+    app_secret: &str,
+) -> anyhow::Result<(String, CancellationToken)> {
+    let stand_in = doumi_wechat::stand_in::StandIn::for_account(app_id, app_secret);
+    let listener = bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        "the WeChat API stand-in",
+    )
+    .await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        axum::serve(listener, stand_in.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok((url, stop))
 }
 
 /// The setting's value, set to `generate()` first when it is unset or empty.
