@@ -147,6 +147,15 @@ impl TestStack {
         Ok(addr)
     }
 
+    /// The gateway's `/metrics` page.
+    pub async fn gateway_metrics(&self) -> String {
+        let response = reqwest::get(format!("http://{}/metrics", self.gateway)).await;
+        match response {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => panic!("the gateway's /metrics did not answer: {error}"),
+        }
+    }
+
     /// A client that talks to this stack's gateway as WeChat does.
     pub fn wechat(&self) -> WechatClient {
         WechatClient::new(format!("http://{}/wechat", self.gateway), TOKEN)

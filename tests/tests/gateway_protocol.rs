@@ -584,12 +584,7 @@ async fn metrics_count_requests_refusals_and_bot_latency() {
     let huge = wechat.post_signed(&"a".repeat(1024 * 1024)).await;
     assert_eq!(huge.status, 413);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = stack.gateway_metrics().await;
     for series in [
         r#"doumi_gateway_requests_total{kind="text",outcome="fresh"}"#,
         r#"doumi_gateway_replies_total{kind="text"}"#,

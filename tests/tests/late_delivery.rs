@@ -28,6 +28,32 @@ fn immediate() -> Option<WindowSettings> {
     })
 }
 
+/// A Douban that answers after `delay`, WeChat's API, and a stack
+/// delivering late replies to it with the `gateway` options.
+async fn slow_stack(
+    delay: Duration,
+    gateway: GatewayOptions,
+) -> (FakeDouban, FakeWechatApi, TestStack) {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(delay);
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let stack = stack(&douban, &wechat_api, gateway).await;
+    (douban, wechat_api, stack)
+}
+
+/// [`slow_stack`] with a 6 s Douban and every attempt answered in its
+/// budget (so the first one is already promised).
+async fn promising_stack(gateway: GatewayOptions) -> (FakeDouban, FakeWechatApi, TestStack) {
+    slow_stack(
+        Duration::from_secs(6),
+        GatewayOptions {
+            window: immediate(),
+            ..gateway
+        },
+    )
+    .await
+}
+
 async fn stack(
     douban: &FakeDouban,
     wechat_api: &FakeWechatApi,
@@ -57,10 +83,8 @@ fn text_from(reader: &str, content: &str) -> String {
 
 #[tokio::test]
 async fn a_20s_lookup_is_promised_on_the_last_attempt_and_delivered_once() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(20));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let stack = stack(&douban, &wechat_api, GatewayOptions::default()).await;
+    let (douban, wechat_api, stack) =
+        slow_stack(Duration::from_secs(20), GatewayOptions::default()).await;
 
     let attempts = stack
         .wechat()
@@ -89,10 +113,8 @@ async fn a_20s_lookup_is_promised_on_the_last_attempt_and_delivered_once() {
 
 #[tokio::test]
 async fn a_7s_lookup_is_answered_passively_and_never_delivered_twice() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(7));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let stack = stack(&douban, &wechat_api, GatewayOptions::default()).await;
+    let (_douban, wechat_api, stack) =
+        slow_stack(Duration::from_secs(7), GatewayOptions::default()).await;
 
     // A book per client, so neither is served from the catalog's cache.
     for (patience, isbn) in Patience::ALL
@@ -119,14 +141,7 @@ async fn a_7s_lookup_is_answered_passively_and_never_delivered_twice() {
 
 #[tokio::test]
 async fn twenty_slow_messages_share_one_token_request() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(6));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let options = GatewayOptions {
-        window: immediate(),
-        ..Default::default()
-    };
-    let stack = stack(&douban, &wechat_api, options).await;
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
     let wechat = stack.wechat();
 
     let readers: Vec<String> = (0..20)
@@ -155,14 +170,7 @@ async fn twenty_slow_messages_share_one_token_request() {
 
 #[tokio::test]
 async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(6));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let options = GatewayOptions {
-        window: immediate(),
-        ..Default::default()
-    };
-    let stack = stack(&douban, &wechat_api, options).await;
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
     let wechat = stack.wechat();
 
     wechat
@@ -188,14 +196,7 @@ async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
 
 #[tokio::test]
 async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(6));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let options = GatewayOptions {
-        window: immediate(),
-        ..Default::default()
-    };
-    let stack = stack(&douban, &wechat_api, options).await;
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
     let wechat = stack.wechat();
 
     // 45015: the reader has been silent for 48 h. One call, no retry.
@@ -218,12 +219,7 @@ async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
         .await;
     assert!(asked.body.contains(INTERIM_TEXT), "{asked:?}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = stack.gateway_metrics().await;
     for series in [
         r#"doumi_gateway_deliveries_total{outcome="reader_silent"}"#,
         r#"doumi_gateway_deliveries_total{outcome="no_permission"}"#,
@@ -241,16 +237,12 @@ async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
 
 #[tokio::test]
 async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_message() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(6));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
     let redis = RedisServer::start().await.expect("redis-server");
-    let options = GatewayOptions {
-        window: immediate(),
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
         redis_url: Some(redis.url()),
         ..Default::default()
-    };
-    let stack = stack(&douban, &wechat_api, options).await;
+    })
+    .await;
     let replica = stack.gateway_replica().await.expect("replica");
     let first = stack.wechat();
     let second = WechatClient::new(format!("http://{replica}/wechat"), TOKEN);
@@ -285,16 +277,12 @@ async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_mess
 
 #[tokio::test]
 async fn with_redis_down_each_replica_still_delivers() {
-    let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(6));
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
     let mut redis = RedisServer::start().await.expect("redis-server");
-    let options = GatewayOptions {
-        window: immediate(),
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
         redis_url: Some(redis.url()),
         ..Default::default()
-    };
-    let stack = stack(&douban, &wechat_api, options).await;
+    })
+    .await;
     let replica = stack.gateway_replica().await.expect("replica");
     redis.stop();
 
