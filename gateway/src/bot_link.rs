@@ -42,18 +42,19 @@ impl BotLink {
             Ok(Err(status)) => {
                 metrics::counter!("doumi_gateway_bot_errors_total").increment(1);
                 tracing::warn!(code = ?status.code(), message = status.message(), "bot call failed");
-                apology()
+                busy()
             }
             Err(_elapsed) => {
                 metrics::counter!("doumi_gateway_deadline_hits_total").increment(1);
                 tracing::warn!(?deadline, "bot did not answer in time");
-                apology()
+                busy()
             }
         }
     }
 }
 
-fn apology() -> Reply {
+/// The reader-facing sentence for a bot that cannot answer now.
+pub fn busy() -> Reply {
     Reply {
         kind: Some(reply::Kind::Text(TextReply {
             content: BOT_UNAVAILABLE.to_owned(),

@@ -9,7 +9,7 @@ use url::Url;
 
 use doumi_wechat::crypto::{AesKey, MessageCrypto};
 
-use crate::window::{Interim, ReplyPolicy, WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings};
+use crate::window::{WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings};
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +55,15 @@ pub struct GatewayArgs {
         env = "DOUMI_REDIS_URL"
     )]
     pub redis_url: Option<String>,
+    /// How many messages the reply window remembers for WeChat's retries;
+    /// past it the oldest are forgotten (a retry of one may be answered
+    /// twice, never lost).
+    #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value = "50000")]
+    pub gateway_window_capacity: String,
+    /// Messages handled at once; past it a message is answered at once with
+    /// a "busy, send again" text, so WeChat never sees an error or a hang.
+    #[arg(long, env = "DOUMI_GATEWAY_MAX_IN_FLIGHT", default_value = "4096")]
+    pub gateway_max_in_flight: String,
     #[command(flatten)]
     pub api: ApiArgs,
     /// With DOUMI_WECHAT_APP_SECRET: how long after a message arrives its
@@ -62,6 +71,9 @@ pub struct GatewayArgs {
     #[arg(long, env = "DOUMI_WECHAT_DELIVERY_DEADLINE", default_value = "60s")]
     pub wechat_delivery_deadline: String,
 }
+
+/// Messages handled at once, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
 /// The longest a reader is kept waiting for a late reply.
 const MAX_DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
@@ -103,6 +115,8 @@ pub struct GatewayConfig {
     pub crypto: Option<MessageCrypto>,
     pub require_encryption: bool,
     pub redis_url: Option<String>,
+    /// Messages handled at once before the gateway sheds load.
+    pub max_in_flight: usize,
     /// Replies that miss WeChat's window are delivered through WeChat's API;
     /// `None` = the reader is asked to send again.
     pub delivery: Option<DeliverySettings>,
@@ -123,15 +137,12 @@ impl GatewayConfig {
             listen,
             bot_url,
             token,
-            window: WindowSettings {
-                policy: ReplyPolicy::Hold,
-                budget: Duration::from_millis(4500),
-                interim: Interim::Text,
-            },
+            window: WindowSettings::default(),
             timestamp_tolerance: Duration::from_secs(300),
             crypto: None,
             require_encryption: false,
             redis_url: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             delivery: None,
         }
     }
@@ -180,6 +191,16 @@ impl GatewayArgs {
         }
         let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         let delivery = self.delivery(problems);
+        let capacity = problems.number(
+            "DOUMI_GATEWAY_WINDOW_CAPACITY",
+            &self.gateway_window_capacity,
+            1..=10_000_000,
+        );
+        let max_in_flight = problems.number(
+            "DOUMI_GATEWAY_MAX_IN_FLIGHT",
+            &self.gateway_max_in_flight,
+            1..=1_000_000,
+        );
         Some(GatewayConfig {
             listen: listen?,
             bot_url: bot_url?,
@@ -188,12 +209,14 @@ impl GatewayArgs {
                 policy: policy?,
                 budget: budget?,
                 interim: interim?,
+                capacity: capacity?,
             },
             timestamp_tolerance: timestamp_tolerance?,
             crypto: crypto?,
             require_encryption: require_encryption?,
             redis_url: redis_url?,
             delivery: delivery?,
+            max_in_flight: max_in_flight?,
         })
     }
 
@@ -269,6 +292,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::window::{Interim, ReplyPolicy};
 
     #[derive(Parser)]
     struct Cli {
@@ -289,6 +313,21 @@ mod tests {
         let config = check(&["--wechat-token", "abc123"]).unwrap();
         assert_eq!(config.window.policy, ReplyPolicy::Hold);
         assert_eq!(config.window.budget, Duration::from_millis(4500));
+        // The flags' defaults are the library's.
+        let library =
+            GatewayConfig::new(config.listen, config.bot_url.clone(), config.token.clone());
+        assert_eq!(
+            (
+                config.window.capacity,
+                config.max_in_flight,
+                config.window.interim
+            ),
+            (
+                library.window.capacity,
+                library.max_in_flight,
+                library.window.interim
+            )
+        );
         assert!(
             config.crypto.is_none() && !config.require_encryption && config.redis_url.is_none()
         );

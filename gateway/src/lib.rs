@@ -86,6 +86,7 @@ pub async fn run(
         crypto: config.crypto,
         require_encryption: config.require_encryption,
         ready: ready.clone(),
+        admission: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
     };
     let _ = doumi_runtime::metrics::prometheus();
     tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot_url, "gateway listening");

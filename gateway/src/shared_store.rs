@@ -70,12 +70,13 @@ impl SharedStore {
     }
 
     /// Decides the message's fate unless it was decided already; the fate
-    /// that holds, `None` when Redis is unavailable.
-    pub async fn settle(&self, message: &str, fate: Fate) -> Option<Fate> {
+    /// that holds, `None` when Redis is unavailable. `ttl` outlives the work,
+    /// so the decision is still there when the work ends.
+    pub async fn settle(&self, message: &str, fate: Fate, ttl: Duration) -> Option<Fate> {
         let key = key("fate", message);
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::EX(REPLY_TTL.as_secs()));
+            .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
         let result: redis::RedisResult<(Option<String>, Option<String>)> = redis::pipe()
             .atomic()
             .set_options(&key, fate.as_str(), options)

@@ -16,6 +16,11 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 
+/// Calls one client connection may have in progress; past it calls are shed
+/// at once with RESOURCE_EXHAUSTED (which callers turn into "busy") rather
+/// than queued behind the work already there.
+const MAX_CALLS_PER_CONNECTION: usize = 512;
+
 /// Why a gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -97,6 +102,8 @@ where
     };
 
     Server::builder()
+        .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+        .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Clients re-resolve and spread over new replicas instead of pinning
         // one HTTP/2 connection forever.

@@ -80,6 +80,32 @@ impl Problems {
         parsed
     }
 
+    /// A whole number in `range`.
+    pub fn number<T>(
+        &mut self,
+        name: &str,
+        value: &str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        match value.trim().parse::<T>() {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.add(
+                    name,
+                    format!(
+                        "{value:?} is not a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
     pub fn flag(&mut self, name: &str, value: &str) -> Option<bool> {
         match value.trim().to_ascii_lowercase().as_str() {

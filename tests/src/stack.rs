@@ -44,6 +44,8 @@ pub struct GatewayOptions {
     pub window: Option<WindowSettings>,
     /// Redis shared by gateway replicas; `None` = in-process.
     pub redis_url: Option<String>,
+    /// Messages the gateway handles at once; `None` = the default.
+    pub max_in_flight: Option<usize>,
     /// WeChat's API (a [`crate::FakeWechatApi`]) for replies that miss the
     /// window, with the test account's AppSecret; `None` = no delivery.
     pub wechat_api_url: Option<String>,
@@ -99,6 +101,9 @@ impl TestStack {
         gateway_config.require_encryption = options.require_encryption;
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
         gateway_config.redis_url = options.redis_url;
+        gateway_config.max_in_flight = options
+            .max_in_flight
+            .unwrap_or(gateway_config.max_in_flight);
         if let Some(url) = options.wechat_api_url {
             gateway_config.delivery = Some(DeliverySettings {
                 api_base_url: url.parse()?,

@@ -505,8 +505,8 @@ async fn immediate_policy_answers_the_first_attempt_in_time() {
     douban.delay(Duration::from_secs(7));
     let window = WindowSettings {
         policy: ReplyPolicy::Immediate,
-        budget: Duration::from_millis(4500),
         interim: Interim::Success,
+        ..WindowSettings::default()
     };
     let stack = stack_with(
         &douban,

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use doumi_gateway::window::{
-    INTERIM_DELIVERY_TEXT, INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings,
-};
+use doumi_gateway::window::{INTERIM_DELIVERY_TEXT, INTERIM_TEXT, ReplyPolicy, WindowSettings};
 use doumi_tests::{
     FakeDouban, FakeWechatApi, RedisServer, StackOptions, TestStack,
     stack::{GatewayOptions, TOKEN},
@@ -23,8 +21,7 @@ const WAVE: &str = "/v2/book/isbn/9787121139512";
 fn immediate() -> Option<WindowSettings> {
     Some(WindowSettings {
         policy: ReplyPolicy::Immediate,
-        budget: Duration::from_millis(4500),
-        interim: Interim::Text,
+        ..WindowSettings::default()
     })
 }
 

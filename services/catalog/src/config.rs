@@ -196,32 +196,6 @@ impl CatalogConfig {
     }
 }
 
-/// Parses a whole number in `range`, recording a problem otherwise.
-fn number<T>(
-    problems: &mut Problems,
-    name: &str,
-    value: &str,
-    range: std::ops::RangeInclusive<T>,
-) -> Option<T>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    match value.trim().parse::<T>() {
-        Ok(n) if range.contains(&n) => Some(n),
-        _ => {
-            problems.add(
-                name,
-                format!(
-                    "{value:?} is not a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-            None
-        }
-    }
-}
-
 impl CatalogArgs {
     /// Validates every setting, recording each problem in `problems`.
     pub fn config(&self, problems: &mut Problems) -> Option<CatalogConfig> {
@@ -280,25 +254,14 @@ impl CatalogArgs {
 
     fn upstream_policy(&self, problems: &mut Problems) -> Option<UpstreamPolicy> {
         let timeout = problems.duration("DOUMI_UPSTREAM_TIMEOUT", &self.upstream_timeout);
-        let retries = number(
-            problems,
-            "DOUMI_UPSTREAM_RETRIES",
-            &self.upstream_retries,
-            0..=10,
-        );
+        let retries = problems.number("DOUMI_UPSTREAM_RETRIES", &self.upstream_retries, 0..=10);
         let backoff = problems.duration("DOUMI_UPSTREAM_BACKOFF", &self.upstream_backoff);
-        let concurrency = number(
-            problems,
+        let concurrency = problems.number(
             "DOUMI_UPSTREAM_CONCURRENCY",
             &self.upstream_concurrency,
             1..=10_000,
         );
-        let failures = number(
-            problems,
-            "DOUMI_CIRCUIT_FAILURES",
-            &self.circuit_failures,
-            1..=1000,
-        );
+        let failures = problems.number("DOUMI_CIRCUIT_FAILURES", &self.circuit_failures, 1..=1000);
         let cooldown = problems.duration("DOUMI_CIRCUIT_COOLDOWN", &self.circuit_cooldown);
         Some(UpstreamPolicy {
             timeout: timeout?,

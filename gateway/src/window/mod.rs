@@ -39,6 +39,10 @@ use tokio::{sync::watch, time::Instant};
 
 use crate::{bot_link::BotLink, delivery::Courier, shared_store::SharedStore};
 
+mod slots;
+
+use slots::Slots;
+
 /// WeChat gives up on an attempt after this long.
 pub const WECHAT_WINDOW: Duration = Duration::from_secs(5);
 /// WeChat sends a message at most this many times.
@@ -46,8 +50,9 @@ pub const WECHAT_ATTEMPTS: u32 = 3;
 /// How long an early attempt is held: WeChat's 5 s started before the request
 /// reached us, so by twice that it has surely hung up.
 const HOLD: Duration = Duration::from_secs(10);
-/// How long finished replies and attempt counts are remembered locally.
-const MEMORY: Duration = Duration::from_secs(120);
+/// How long a message is remembered in this process: WeChat's retries come
+/// within its 15 s, and a reply still to be delivered keeps its own slot.
+const MEMORY: Duration = Duration::from_secs(30);
 /// How often a replica that does not own the work looks for its reply.
 const SHARED_POLL: Duration = Duration::from_millis(100);
 
@@ -65,6 +70,10 @@ pub enum ReplyPolicy {
     Immediate,
 }
 
+/// What the window remembers by default: about 15 s of 3,000 messages a
+/// second, a few hundred bytes each.
+pub const DEFAULT_CAPACITY: usize = 50_000;
+
 /// What an attempt answers when the real reply is not ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Interim {
@@ -81,6 +90,20 @@ pub struct WindowSettings {
     /// How long an attempt that must be answered may take.
     pub budget: Duration,
     pub interim: Interim,
+    /// How many messages the window remembers at most (the oldest are
+    /// forgotten first).
+    pub capacity: usize,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self {
+            policy: ReplyPolicy::Hold,
+            budget: Duration::from_millis(4500),
+            interim: Interim::Text,
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
 }
 
 /// The whole time WeChat gives a message: three attempts of 5 s. Without
@@ -102,6 +125,8 @@ pub enum Outcome {
     Interim,
     /// An early attempt held until WeChat hung up, ended without an answer.
     Held,
+    /// Too many messages at once: answered "busy" without asking the bot.
+    Shed,
 }
 
 impl Outcome {
@@ -112,6 +137,7 @@ impl Outcome {
             Self::Replayed => "replayed",
             Self::Interim => "interim",
             Self::Held => "held",
+            Self::Shed => "shed",
         }
     }
 }
@@ -195,7 +221,7 @@ impl Slot {
 pub struct ReplyWindow {
     settings: WindowSettings,
     bot: BotLink,
-    slots: moka::sync::Cache<String, Arc<Slot>>,
+    slots: Arc<Slots>,
     shared: Option<SharedStore>,
     courier: Option<Courier>,
 }
@@ -210,7 +236,7 @@ impl ReplyWindow {
         Self {
             settings,
             bot,
-            slots: moka::sync::Cache::builder().time_to_live(MEMORY).build(),
+            slots: Arc::new(Slots::new(settings.capacity, MEMORY)),
             shared,
             courier,
         }
@@ -236,7 +262,7 @@ impl ReplyWindow {
         arrived: Instant,
     ) -> (Option<Reply>, Outcome) {
         let key = message_key(&message);
-        let slot = self.slots.get_with(key.clone(), || Arc::new(Slot::new()));
+        let slot = self.slots.get_or_insert(&key);
         let local_attempt = slot.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         let attempt = match &self.shared {
             Some(shared) => shared.attempt(&key).await.unwrap_or(local_attempt),
@@ -316,7 +342,11 @@ impl ReplyWindow {
     /// in this process otherwise — and returns the one decided.
     async fn settle(&self, slot: &Slot, key: &str, fate: Fate) -> Fate {
         let decided = match &self.shared {
-            Some(shared) => shared.settle(key, fate).await,
+            Some(shared) => {
+                shared
+                    .settle(key, fate, self.work_deadline() + WECHAT_PATIENCE)
+                    .await
+            }
             None => None,
         };
         match decided {

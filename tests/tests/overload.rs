@@ -1,0 +1,114 @@
+//! Under load the gateway degrades, it does not fail: past its limit WeChat
+//! still gets a valid answer inside its window, and the reply window's memory
+//! stays within its bound however many distinct messages arrive.
+
+use std::time::Duration;
+
+use doumi_gateway::{bot_link::BOT_UNAVAILABLE, window::WindowSettings};
+use doumi_tests::{
+    FakeDouban, StackOptions, TestStack,
+    stack::GatewayOptions,
+    wechat::{Attempt, WechatClient},
+};
+use doumi_wechat::peer;
+
+fn text(reader: &str, content: &str) -> String {
+    peer::text_message(
+        reader,
+        doumi_tests::wechat::ACCOUNT,
+        WechatClient::now(),
+        WechatClient::next_msg_id(),
+        content,
+    )
+}
+
+#[tokio::test]
+async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(1));
+    let limit = 4;
+    let stack = TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        gateway: GatewayOptions {
+            max_in_flight: Some(limit),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("stack");
+    let wechat = stack.wechat();
+
+    let messages: Vec<String> = (0..limit * 4)
+        .map(|i| text(&format!("oCrowd{i:02}"), "9787121139512"))
+        .collect();
+    let attempts =
+        futures::future::join_all(messages.iter().map(|xml| wechat.deliver_like_wechat(xml))).await;
+
+    let (mut books, mut busy) = (0, 0);
+    for attempts in &attempts {
+        // Answered on the first attempt: in time, and nothing WeChat would retry.
+        let [Attempt::Answered(answer)] = attempts.as_slice() else {
+            panic!("every message answered at once: {attempts:?}");
+        };
+        assert_eq!(answer.status, 200);
+        let Some(peer::ParsedReply::Text { content: text, .. }) = peer::parse_reply(&answer.body)
+        else {
+            panic!("not a text reply WeChat could show: {answer:?}");
+        };
+        if text.contains("《浪潮之巅》") {
+            books += 1;
+        } else {
+            assert_eq!(text, BOT_UNAVAILABLE);
+            busy += 1;
+        }
+    }
+    assert!(
+        books >= limit,
+        "the admitted messages got the book: {books}"
+    );
+    assert!(
+        busy >= limit * 2,
+        "the rest were told to send again: {busy}"
+    );
+    let metrics = stack.gateway_metrics().await;
+    assert!(
+        metrics.contains(r#"doumi_gateway_requests_total{kind="text",outcome="shed"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_distinct_messages_stays_within_the_window_bound() {
+    let douban = FakeDouban::start().await.expect("douban");
+    let capacity = 100;
+    let stack = TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        gateway: GatewayOptions {
+            window: Some(WindowSettings {
+                capacity,
+                ..WindowSettings::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("stack");
+    let wechat = stack.wechat();
+    let flood = 1000;
+    for i in 0..flood {
+        let answer = wechat.post_signed(&text("oFlood", "help")).await;
+        assert_eq!(answer.status, 200, "message {i}");
+    }
+    let metrics = stack.gateway_metrics().await;
+    let evicted: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("doumi_gateway_window_evictions_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count in:\n{metrics}"));
+    assert!(
+        evicted >= f64::from(flood - capacity as u32),
+        "{evicted} evictions for {flood} messages in a window of {capacity}"
+    );
+}
