@@ -56,7 +56,8 @@ pub struct GatewayOptions {
 pub struct StackOptions {
     /// A Douban base URL (a [`crate::FakeDouban`]); `None` = bundled sample catalog.
     pub douban_url: Option<String>,
-    /// A Redis URL (a [`crate::RedisServer`]); `None` = in-process cache.
+    /// A Redis URL (a [`crate::RedisServer`]) for the catalog's cache and
+    /// the bot's reader pace; `None` = in-process.
     pub redis_url: Option<String>,
     pub gateway: GatewayOptions,
 }
@@ -84,14 +85,15 @@ impl TestStack {
         let (gateway_listener, gateway) = ephemeral().await?;
 
         let mut catalog_config = CatalogConfig::offline(catalog);
-        catalog_config.redis_url = options.redis_url;
+        catalog_config.redis_url = options.redis_url.clone();
         if let Some(base_url) = options.douban_url {
             catalog_config.source = Source::douban_only(base_url);
             // Longer than any delay the tests give the fake Douban: the
             // deadlines down the chain are what must cut a slow lookup.
             catalog_config.upstream.timeout = Duration::from_secs(30);
         }
-        let bot_config = BotConfig::new(bot, format!("http://{catalog}"));
+        let mut bot_config = BotConfig::new(bot, format!("http://{catalog}"));
+        bot_config.redis_url = options.redis_url;
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
         let mut gateway_config = GatewayConfig::new(gateway, format!("http://{bot}"), token);
         let options = options.gateway;

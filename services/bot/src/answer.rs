@@ -31,6 +31,11 @@ pub fn search_not_found(query: &str) -> String {
     format!("没有找到与“{query}”相关的书。换个关键词，或者直接发送 ISBN 试试。")
 }
 
+/// One reader looking up faster than `DOUMI_READER_RATE_LIMIT` allows.
+pub fn too_fast() -> String {
+    "你查得太快了，请稍等一会儿。".to_owned()
+}
+
 pub fn busy() -> String {
     "抱歉，查询的人有点多，请过一会儿再试。".to_owned()
 }

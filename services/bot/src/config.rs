@@ -4,6 +4,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use doumi_runtime::settings::Problems;
 
+use crate::rate_limit::RateLimit;
+
+/// Lookups one reader may make, by default.
+pub const DEFAULT_READER_RATE_LIMIT: &str = "20/min";
+
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BotArgs {
@@ -21,6 +26,15 @@ pub struct BotArgs {
     /// (the gateway sends 15 s, or its delivery deadline when late replies are delivered).
     #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "60s")]
     pub catalog_timeout: String,
+    /// Lookups one reader may make: `20/min` (per s, min or h; a quarter of
+    /// it at once), or `off`.
+    #[arg(long, env = "DOUMI_READER_RATE_LIMIT", default_value = DEFAULT_READER_RATE_LIMIT)]
+    pub reader_rate_limit: String,
+    /// Redis shared by bot replicas, so each reader's pace is counted once
+    /// across them; unset = in-process. The same variable as the catalog's
+    /// and the gateway's, with its own flag so `doumi up` can carry all three.
+    #[arg(long = "bot-redis-url", id = "bot_redis_url", env = "DOUMI_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// The bot's validated configuration.
@@ -29,6 +43,9 @@ pub struct BotConfig {
     pub listen: SocketAddr,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
+    /// Each reader's pace; `None` = no limit.
+    pub rate_limit: Option<RateLimit>,
+    pub redis_url: Option<String>,
 }
 
 impl BotArgs {
@@ -37,10 +54,16 @@ impl BotArgs {
         let listen = problems.socket_addr("DOUMI_BOT_LISTEN", &self.bot_listen);
         let catalog_url = problems.http_url("DOUMI_CATALOG_URL", &self.catalog_url);
         let catalog_timeout = problems.duration("DOUMI_CATALOG_TIMEOUT", &self.catalog_timeout);
+        let rate_limit = RateLimit::parse(&self.reader_rate_limit)
+            .map_err(|e| problems.add("DOUMI_READER_RATE_LIMIT", e))
+            .ok();
+        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         Some(BotConfig {
             listen: listen?,
             catalog_url: catalog_url?,
             catalog_timeout: catalog_timeout?,
+            rate_limit: rate_limit?,
+            redis_url: redis_url?,
         })
     }
 }
@@ -52,6 +75,8 @@ impl BotConfig {
             listen,
             catalog_url,
             catalog_timeout: Duration::from_secs(60),
+            rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
+            redis_url: None,
         }
     }
 }

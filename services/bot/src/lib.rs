@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod config;
 pub mod intent;
+pub mod rate_limit;
 mod reply;
 pub mod service;
 
@@ -23,6 +24,8 @@ pub use config::{BotArgs, BotConfig};
 pub enum BotError {
     #[error("invalid catalog URL")]
     CatalogUrl(#[from] tonic::transport::Error),
+    #[error("setting up the shared rate limit in Redis failed")]
+    Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Serve(#[from] doumi_runtime::grpc::ServeError),
 }
@@ -38,7 +41,22 @@ pub async fn run(
     let channel = Endpoint::from_shared(config.catalog_url.clone())?
         .connect_timeout(Duration::from_secs(1))
         .connect_lazy();
-    let service = service::BotService::new(BookCatalogClient::new(channel), config.catalog_timeout);
+    let limiter = match config.rate_limit {
+        Some(limit) => {
+            let redis = config
+                .redis_url
+                .as_deref()
+                .map(redis::Client::open)
+                .transpose()?;
+            Some(rate_limit::ReaderLimiter::new(limit, redis)?)
+        }
+        None => None,
+    };
+    let service = service::BotService::new(
+        BookCatalogClient::new(channel),
+        config.catalog_timeout,
+        limiter,
+    );
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
     doumi_runtime::grpc::serve(
         BotServer::new(service),

@@ -14,6 +14,7 @@ use tonic::{Code, Request, Response, Status, transport::Channel};
 use crate::{
     answer,
     intent::{self, Intent},
+    rate_limit::ReaderLimiter,
     reply,
 };
 
@@ -28,13 +29,28 @@ pub struct BotService {
     catalog: BookCatalogClient<Channel>,
     /// Upper bound on a catalog call, whatever the caller allows.
     catalog_timeout: Duration,
+    /// Each reader's pace; `None` = no limit.
+    limiter: Option<ReaderLimiter>,
 }
 
 impl BotService {
-    pub fn new(catalog: BookCatalogClient<Channel>, catalog_timeout: Duration) -> Self {
+    pub fn new(
+        catalog: BookCatalogClient<Channel>,
+        catalog_timeout: Duration,
+        limiter: Option<ReaderLimiter>,
+    ) -> Self {
         Self {
             catalog,
             catalog_timeout,
+            limiter,
+        }
+    }
+
+    /// True when `reader` may ask the catalog now.
+    async fn within_pace(&self, reader: &str) -> bool {
+        match &self.limiter {
+            Some(limiter) => limiter.allow(reader).await,
+            None => true,
         }
     }
 
@@ -130,11 +146,16 @@ impl Bot for BotService {
             .message
             .ok_or_else(|| Status::invalid_argument("message is missing"))?;
         let intent = intent::classify(&message);
-        tracing::info!(intent = ?intent, "replying");
+        tracing::debug!(intent = ?intent, "replying");
         let reply = match intent {
             Intent::Welcome => reply::text(answer::welcome()),
             Intent::Help => reply::text(answer::help()),
             Intent::Unsupported => reply::text(answer::unsupported()),
+            Intent::LookupIsbn(_) | Intent::Search(_)
+                if !self.within_pace(&message.from_user).await =>
+            {
+                reply::text(answer::too_fast())
+            }
             Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn, deadline).await),
             Intent::Search(query) => reply::text(self.search(query, deadline).await),
             Intent::Ignore => reply::none(),

@@ -1,0 +1,210 @@
+//! Each reader's pace: a reader sending lookup after lookup is told to slow
+//! down before the catalog (and the providers' quotas behind it) see more
+//! than `DOUMI_READER_RATE_LIMIT` from them; other readers are unaffected.
+//!
+//! The rule is GCRA, a token bucket kept as one number per reader (the time
+//! at which the bucket is full again): `rate` lookups per period, with a
+//! burst of `burst` at once. With Redis the number lives there and one
+//! atomic script checks and updates it, so every bot replica applies the same
+//! limit; without Redis (or while it fails) the process keeps it, in a
+//! bounded cache.
+
+use std::{sync::Arc, time::Duration};
+
+use doumi_runtime::throttle::LogThrottle;
+use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig};
+use tokio::time::Instant;
+
+/// Readers whose pace this process remembers at most.
+const TRACKED_READERS: u64 = 100_000;
+/// How often a Redis failure is written to the log.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `rate` lookups per `period`, `burst` of them at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub rate: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `20/min`, `5/s`, `100/h`; `off` = no limit. The burst is a quarter of
+    /// the rate (at least 1), so a reader can look up a few books in a row.
+    pub fn parse(text: &str) -> Result<Option<Self>, &'static str> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        const FORMAT: &str = "must be like 20/min (per s, min or h), or off";
+        let (rate, unit) = text.split_once('/').ok_or(FORMAT)?;
+        let rate: u32 = rate.trim().parse().map_err(|_| FORMAT)?;
+        let period = match unit.trim() {
+            "s" | "sec" => Duration::from_secs(1),
+            "m" | "min" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(FORMAT),
+        };
+        if rate == 0 {
+            return Err("must allow at least one lookup (or be off)");
+        }
+        Ok(Some(Self {
+            rate,
+            period,
+            burst: (rate / 4).max(1),
+        }))
+    }
+
+    /// The time one lookup takes from the bucket.
+    fn interval(&self) -> Duration {
+        self.period / self.rate
+    }
+
+    /// How far ahead of now the bucket may be booked: the burst.
+    fn tolerance(&self) -> Duration {
+        self.interval() * (self.burst - 1)
+    }
+}
+
+/// Decides whether a reader may look up a book now; cheap to clone.
+#[derive(Clone)]
+pub struct ReaderLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limit: RateLimit,
+    local: moka::sync::Cache<String, Instant>,
+    shared: Option<ConnectionManager>,
+    throttle: LogThrottle,
+}
+
+/// GCRA in Redis: the key holds the time (ms, by Redis' clock) at which the
+/// reader's bucket is full again. Allowed → 1 and the time moves on;
+/// refused → 0 and nothing changes.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tolerance then return 0 end
+local next = tat + interval
+redis.call('SET', KEYS[1], next, 'PX', next - now)
+return 1
+";
+
+impl ReaderLimiter {
+    /// `redis`: share the limit across replicas; `None` = this process alone.
+    pub fn new(limit: RateLimit, redis: Option<redis::Client>) -> redis::RedisResult<Self> {
+        let shared = match redis {
+            Some(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(300)))
+                    .set_response_timeout(Some(Duration::from_millis(100)))
+                    .set_number_of_retries(1);
+                Some(ConnectionManager::new_lazy_with_config(client, config)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                limit,
+                // A reader whose bucket is full again needs no entry at all.
+                local: moka::sync::Cache::builder()
+                    .max_capacity(TRACKED_READERS)
+                    .time_to_live(limit.interval() * limit.burst)
+                    .build(),
+                shared,
+                throttle: LogThrottle::new(FAILURE_LOG_INTERVAL),
+            }),
+        })
+    }
+
+    /// True when `reader` may look up a book now (and counts it).
+    pub async fn allow(&self, reader: &str) -> bool {
+        let allowed = match &self.inner.shared {
+            Some(connection) => match self.allow_shared(connection, reader).await {
+                Ok(allowed) => allowed,
+                Err(error) => {
+                    if let Some(held_back) = self.inner.throttle.admit("redis") {
+                        tracing::warn!(%error, held_back, "shared rate limit unavailable, limiting in this process");
+                    }
+                    self.allow_local(reader)
+                }
+            },
+            None => self.allow_local(reader),
+        };
+        if !allowed {
+            metrics::counter!("doumi_bot_rate_limited_total").increment(1);
+        }
+        allowed
+    }
+
+    async fn allow_shared(
+        &self,
+        connection: &ConnectionManager,
+        reader: &str,
+    ) -> redis::RedisResult<bool> {
+        let limit = &self.inner.limit;
+        let allowed: i64 = redis::Script::new(SCRIPT)
+            .key(format!("doumi:bot:v1:pace:{reader}"))
+            .arg(limit.interval().as_millis() as u64)
+            .arg(limit.tolerance().as_millis() as u64)
+            .invoke_async(&mut connection.clone())
+            .await?;
+        Ok(allowed == 1)
+    }
+
+    fn allow_local(&self, reader: &str) -> bool {
+        let limit = self.inner.limit;
+        let now = Instant::now();
+        let mut allowed = false;
+        self.inner
+            .local
+            .entry_by_ref(reader)
+            .and_compute_with(|entry| {
+                let tat = entry.map_or(now, |e| (*e.value()).max(now));
+                if tat.duration_since(now) > limit.tolerance() {
+                    return moka::ops::compute::Op::Nop;
+                }
+                allowed = true;
+                moka::ops::compute::Op::Put(tat + limit.interval())
+            });
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_with_a_quarter_as_burst() {
+        let limit = RateLimit::parse("20/min").unwrap().unwrap();
+        assert_eq!(
+            (limit.rate, limit.period, limit.burst),
+            (20, Duration::from_secs(60), 5)
+        );
+        assert_eq!(limit.interval(), Duration::from_secs(3));
+        assert_eq!(RateLimit::parse("off").unwrap(), None);
+        for bad in ["20", "x/min", "20/day", "0/min", ""] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_then_one_per_interval_and_readers_apart() {
+        let limiter =
+            ReaderLimiter::new(RateLimit::parse("20/min").unwrap().unwrap(), None).unwrap();
+        for i in 0..5 {
+            assert!(limiter.allow("oFast").await, "burst lookup {i}");
+        }
+        assert!(
+            !limiter.allow("oFast").await,
+            "the sixth in a row is refused"
+        );
+        assert!(limiter.allow("oCalm").await, "another reader is unaffected");
+    }
+}
