@@ -67,7 +67,13 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
         BookCommand::Isbn { isbns } if isbns.len() == 1 => {
             let isbn = isbns.into_iter().next().unwrap_or_default();
             let book = client
-                .get_book_by_isbn(request(GetBookByIsbnRequest { isbn }, timeout))
+                .get_book_by_isbn(request(
+                    GetBookByIsbnRequest {
+                        isbn,
+                        ..Default::default()
+                    },
+                    timeout,
+                ))
                 .await
                 .map_err(failed)?
                 .into_inner()
@@ -77,7 +83,13 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
         }
         BookCommand::Isbn { isbns } => {
             let results = client
-                .batch_get_books_by_isbn(request(BatchGetBooksByIsbnRequest { isbns }, timeout))
+                .batch_get_books_by_isbn(request(
+                    BatchGetBooksByIsbnRequest {
+                        isbns,
+                        ..Default::default()
+                    },
+                    timeout,
+                ))
                 .await
                 .map_err(failed)?
                 .into_inner()
@@ -112,6 +124,7 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
                         query: query.join(" "),
                         page_size,
                         page_token: page_token.clone(),
+                        ..Default::default()
                     },
                     timeout,
                 ))
@@ -143,7 +156,13 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
         }
         BookCommand::Get { id } => {
             let book = client
-                .get_book(request(GetBookRequest { id }, timeout))
+                .get_book(request(
+                    GetBookRequest {
+                        id,
+                        ..Default::default()
+                    },
+                    timeout,
+                ))
                 .await
                 .map_err(failed)?
                 .into_inner()

@@ -4,6 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+
+/// Every doumi binary allocates through mimalloc: a message's trip through
+/// the three services is dozens of small, short-lived allocations, which
+/// mimalloc's per-thread free lists serve in a fraction of glibc's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod metrics;
 pub mod settings;
 pub mod shutdown;

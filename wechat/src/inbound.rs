@@ -207,6 +207,14 @@ fn check_shape(text: &str) -> Result<(), ParseError> {
 /// Removes characters XML 1.0 forbids (C0 controls except tab, LF, CR).
 pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    // Every message passes here: a byte scan and two substring searches
+    // settle the usual case without decoding a character.
+    let control = text
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
+    if !control && !text.contains('\u{fffe}') && !text.contains('\u{ffff}') {
+        return text.into();
+    }
     if text.contains(illegal) {
         text.replace(illegal, "").into()
     } else {

@@ -45,6 +45,20 @@ pub fn apology() -> String {
 }
 
 /// The book as a chat message: what a reader checks before buying or borrowing.
+/// The `Book` fields [`book`] shows, asked for by name so the catalog sends
+/// only these (no summary, no table of contents).
+pub const BOOK_FIELDS: &[&str] = &[
+    "title",
+    "subtitle",
+    "authors",
+    "translators",
+    "publisher",
+    "pubdate",
+    "rating",
+    "isbn13",
+    "web_url",
+];
+
 pub fn book(book: &Book) -> String {
     let mut out = format!("《{}》", book.title);
     if !book.subtitle.is_empty() {
@@ -83,6 +97,9 @@ pub fn book(book: &Book) -> String {
     }
     out
 }
+
+/// The `Book` fields [`search_results`] shows.
+pub const SEARCH_FIELDS: &[&str] = &["title", "authors", "rating", "isbn13"];
 
 /// The first results of a keyword search, each with the ISBN to ask for more.
 pub fn search_results(query: &str, books: &[Book], total: i32) -> String {

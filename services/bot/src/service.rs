@@ -55,7 +55,11 @@ impl BotService {
     }
 
     async fn lookup(&self, isbn: String, deadline: Duration) -> String {
-        let request = with_deadline(GetBookByIsbnRequest { isbn: isbn.clone() }, deadline);
+        let request = GetBookByIsbnRequest {
+            isbn: isbn.clone(),
+            read_mask: Some(field_mask(answer::BOOK_FIELDS)),
+        };
+        let request = with_deadline(request, deadline);
         let mut catalog = self.catalog.clone();
         match within(deadline, catalog.get_book_by_isbn(request)).await {
             Ok(response) => match response.into_inner().book {
@@ -75,6 +79,7 @@ impl BotService {
             query: query.clone(),
             page_size: SEARCH_RESULTS,
             page_token: String::new(),
+            read_mask: Some(field_mask(answer::SEARCH_FIELDS)),
         };
         let request = with_deadline(request, deadline);
         let mut catalog = self.catalog.clone();
@@ -114,6 +119,12 @@ async fn within<T>(
                 "the catalog did not answer in time",
             ))
         })
+}
+
+fn field_mask(fields: &[&str]) -> prost_types::FieldMask {
+    prost_types::FieldMask {
+        paths: fields.iter().map(|field| (*field).to_owned()).collect(),
+    }
 }
 
 /// A catalog failure as the reader hears it; the cause goes to the log.

@@ -139,7 +139,11 @@ impl Books {
         }
     }
 
-    pub async fn by_isbn(&self, isbn: &Isbn13, deadline: Deadline) -> Result<Book, ProviderError> {
+    pub async fn by_isbn(
+        &self,
+        isbn: &Isbn13,
+        deadline: Deadline,
+    ) -> Result<Arc<Book>, ProviderError> {
         self.lookup(BookKey::Isbn(isbn.clone()), deadline).await
     }
 
@@ -147,7 +151,7 @@ impl Books {
         &self,
         id: &DoubanId,
         deadline: Deadline,
-    ) -> Result<Book, ProviderError> {
+    ) -> Result<Arc<Book>, ProviderError> {
         self.lookup(BookKey::Douban(id.clone()), deadline).await
     }
 
@@ -180,7 +184,7 @@ impl Books {
         (self.inner.clock)()
     }
 
-    async fn lookup(&self, key: BookKey, deadline: Deadline) -> Result<Book, ProviderError> {
+    async fn lookup(&self, key: BookKey, deadline: Deadline) -> Result<Arc<Book>, ProviderError> {
         let memory = &self.inner.memory;
         if let Some(entry) = memory.get(&key).await {
             match entry.freshness(self.now()) {
@@ -332,9 +336,10 @@ impl Books {
     }
 }
 
-fn answer(entry: CacheEntry) -> Result<Book, ProviderError> {
+/// The cached book itself, shared: the caller copies what it sends.
+fn answer(entry: CacheEntry) -> Result<Arc<Book>, ProviderError> {
     match entry.answer {
-        Answer::Found(book) => Ok(Arc::unwrap_or_clone(book)),
+        Answer::Found(book) => Ok(book),
         Answer::NotFound => Err(ProviderError::NotFound),
     }
 }

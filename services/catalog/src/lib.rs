@@ -20,6 +20,7 @@ pub mod key;
 pub mod metrics;
 pub mod openlibrary;
 pub mod provider;
+pub mod read_mask;
 pub mod redis_cache;
 pub mod sample;
 pub mod service;

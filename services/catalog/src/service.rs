@@ -9,8 +9,11 @@ use doumi_proto::catalog::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
 use crate::{
     books::Books, deadline::Deadline, isbn::Isbn13, key::DoubanId, provider::ProviderError,
+    read_mask::ReadMask,
 };
 
 /// Page size when the caller asks for 0.
@@ -53,9 +56,12 @@ impl BookCatalog for CatalogService {
         request: Request<GetBookByIsbnRequest>,
     ) -> Result<Response<GetBookByIsbnResponse>, Status> {
         let deadline = deadline_of(&request)?;
-        let raw = request.into_inner().isbn;
-        let book = self.isbn_lookup(&raw, deadline).await?;
-        Ok(Response::new(GetBookByIsbnResponse { book: Some(book) }))
+        let request = request.into_inner();
+        let mask = read_mask(request.read_mask.as_ref())?;
+        let book = self.isbn_lookup(&request.isbn, deadline).await?;
+        Ok(Response::new(GetBookByIsbnResponse {
+            book: Some(mask.apply(book)),
+        }))
     }
 
     async fn get_book(
@@ -63,13 +69,17 @@ impl BookCatalog for CatalogService {
         request: Request<GetBookRequest>,
     ) -> Result<Response<GetBookResponse>, Status> {
         let deadline = deadline_of(&request)?;
-        let id = DoubanId::parse(&request.into_inner().id)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let request = request.into_inner();
+        let mask = read_mask(request.read_mask.as_ref())?;
+        let id =
+            DoubanId::parse(&request.id).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let book = self.books.by_douban_id(&id, deadline).await.map_err(|e| {
             tracing::info!(%id, error = %e, "lookup failed");
             to_status(e, &format!("no book with Douban id {id}"))
         })?;
-        Ok(Response::new(GetBookResponse { book: Some(book) }))
+        Ok(Response::new(GetBookResponse {
+            book: Some(mask.apply(book)),
+        }))
     }
 
     async fn batch_get_books_by_isbn(
@@ -77,7 +87,9 @@ impl BookCatalog for CatalogService {
         request: Request<BatchGetBooksByIsbnRequest>,
     ) -> Result<Response<BatchGetBooksByIsbnResponse>, Status> {
         let deadline = deadline_of(&request)?;
-        let isbns = request.into_inner().isbns;
+        let request = request.into_inner();
+        let mask = read_mask(request.read_mask.as_ref())?;
+        let isbns = request.isbns;
         if isbns.is_empty() {
             return Err(Status::invalid_argument("isbns is empty"));
         }
@@ -90,7 +102,7 @@ impl BookCatalog for CatalogService {
         // All at once: each lookup is coalesced and rate-limited below us.
         let results = futures::future::join_all(isbns.into_iter().map(|isbn| async move {
             let result = match self.isbn_lookup(&isbn, deadline).await {
-                Ok(book) => book_result::Result::Book(book),
+                Ok(book) => book_result::Result::Book(mask.apply(book)),
                 Err(status) => book_result::Result::Error(BookError {
                     code: status.code() as i32,
                     message: status.message().to_owned(),
@@ -111,6 +123,7 @@ impl BookCatalog for CatalogService {
     ) -> Result<Response<SearchBooksResponse>, Status> {
         let deadline = deadline_of(&request)?;
         let request = request.into_inner();
+        let mask = read_mask(request.read_mask.as_ref())?;
         let query = request.query.trim();
         if query.is_empty() {
             return Err(Status::invalid_argument("query is empty"));
@@ -141,7 +154,11 @@ impl BookCatalog for CatalogService {
             String::new()
         };
         Ok(Response::new(SearchBooksResponse {
-            books: page.books,
+            books: page
+                .books
+                .into_iter()
+                .map(|book| mask.apply(Arc::new(book)))
+                .collect(),
             next_page_token,
             total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
         }))
@@ -153,13 +170,17 @@ impl CatalogService {
         &self,
         raw: &str,
         deadline: Deadline,
-    ) -> Result<doumi_proto::catalog::v1::Book, Status> {
+    ) -> Result<Arc<doumi_proto::catalog::v1::Book>, Status> {
         let isbn = Isbn13::parse(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.books.by_isbn(&isbn, deadline).await.map_err(|e| {
             tracing::info!(%isbn, error = %e, "lookup failed");
             to_status(e, &format!("no book with ISBN {isbn}"))
         })
     }
+}
+
+fn read_mask(mask: Option<&prost_types::FieldMask>) -> Result<ReadMask, Status> {
+    ReadMask::parse(mask).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// Page tokens are opaque to callers; inside they are the offset of the page.

@@ -53,6 +53,7 @@ async fn batch_lookups_answer_each_isbn_on_its_own() {
         .client()
         .batch_get_books_by_isbn(BatchGetBooksByIsbnRequest {
             isbns: isbns.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         })
         .await
         .expect("batch")
@@ -93,13 +94,17 @@ async fn batch_lookups_answer_each_isbn_on_its_own() {
         .client()
         .batch_get_books_by_isbn(BatchGetBooksByIsbnRequest {
             isbns: vec![WAVE.to_owned(); 51],
+            ..Default::default()
         })
         .await
         .expect_err("51 ISBNs");
     assert_eq!(too_many.code(), Code::InvalidArgument);
     let empty = app
         .client()
-        .batch_get_books_by_isbn(BatchGetBooksByIsbnRequest { isbns: vec![] })
+        .batch_get_books_by_isbn(BatchGetBooksByIsbnRequest {
+            isbns: vec![],
+            ..Default::default()
+        })
         .await
         .expect_err("no ISBNs");
     assert_eq!(empty.code(), Code::InvalidArgument);
@@ -134,6 +139,7 @@ async fn search_goes_to_douban() {
             query: "浪潮之巅".to_owned(),
             page_size: 5,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("search")

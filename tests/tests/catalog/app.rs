@@ -134,6 +134,7 @@ impl CatalogApp {
         self.client()
             .get_book_by_isbn(GetBookByIsbnRequest {
                 isbn: isbn.to_owned(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().book.unwrap_or_default())
@@ -141,7 +142,10 @@ impl CatalogApp {
 
     pub async fn douban_id(&self, id: &str) -> Result<Book, Status> {
         self.client()
-            .get_book(GetBookRequest { id: id.to_owned() })
+            .get_book(GetBookRequest {
+                id: id.to_owned(),
+                ..Default::default()
+            })
             .await
             .map(|r| r.into_inner().book.unwrap_or_default())
     }

@@ -34,6 +34,7 @@ async fn hundred_concurrent_asks(app: &CatalogApp) {
                 client
                     .get_book_by_isbn(doumi_proto::catalog::v1::GetBookByIsbnRequest {
                         isbn: WAVE.to_owned(),
+                        ..Default::default()
                     })
                     .await
             })

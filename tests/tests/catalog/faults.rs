@@ -78,6 +78,7 @@ async fn a_deadline_already_passed_causes_no_upstream_request() {
     let app = CatalogApp::start(up.config(&["douban", "openlibrary", "googlebooks"])).await;
     let mut request = tonic::Request::new(GetBookByIsbnRequest {
         isbn: WAVE.to_owned(),
+        ..Default::default()
     });
     request.set_timeout(Duration::from_nanos(1));
     let status = app
@@ -103,6 +104,7 @@ async fn no_fallback_starts_after_the_deadline_passed_during_a_slow_provider() {
     let app = CatalogApp::start(up.config(&["douban", "openlibrary"])).await;
     let mut request = tonic::Request::new(GetBookByIsbnRequest {
         isbn: CHAMBER.to_owned(),
+        ..Default::default()
     });
     request.set_timeout(Duration::from_millis(200));
     let status = app
