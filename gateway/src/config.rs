@@ -58,7 +58,7 @@ pub struct GatewayArgs {
     /// How many messages the reply window remembers for WeChat's retries;
     /// past it the oldest are forgotten (a retry of one may be answered
     /// twice, never lost).
-    #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value = "50000")]
+    #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value = "20000")]
     pub gateway_window_capacity: String,
     /// Messages handled at once; past it a message is answered at once with
     /// a "busy, send again" text, so WeChat never sees an error or a hang.
