@@ -17,11 +17,9 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 use tokio::net::TcpListener;
-use tonic::transport::Endpoint;
 
 pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 
@@ -45,10 +43,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    // Lazy: the gateway starts (and apologises) even while the bot is down.
-    let channel = Endpoint::from_shared(config.bot_url.clone())?
-        .connect_timeout(Duration::from_secs(1))
-        .connect_lazy();
+    let channel = doumi_runtime::grpc::channel(&config.bot_url)?;
     let shared = match &config.redis_url {
         Some(url) => Some(shared_store::SharedStore::new(redis::Client::open(
             url.as_str(),

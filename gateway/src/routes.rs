@@ -46,7 +46,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every handler shares.
-#[derive(Clone)]
 pub struct AppState {
     pub token: WechatToken,
     pub window: ReplyWindow,
@@ -73,6 +72,8 @@ pub struct SignedQuery {
 }
 
 pub fn router(state: AppState) -> Router {
+    // One shared copy: axum clones the state for every request.
+    let state = Arc::new(state);
     Router::new()
         .route("/wechat", get(verify_url).post(receive))
         .route("/healthz", get(|| async { "ok" }))
@@ -187,7 +188,7 @@ impl AppState {
 /// WeChat's server verification: echo `echostr` when the signature holds.
 /// It is signed the same way in every encryption mode.
 async fn verify_url(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<SignedQuery>,
 ) -> Result<String, Refusal> {
     let (Some(signature), Some(timestamp), Some(nonce), Some(echostr)) = (
@@ -207,7 +208,7 @@ async fn verify_url(
 
 /// A message or event, from WeChat's request to our reply.
 async fn receive(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<SignedQuery>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
@@ -273,7 +274,7 @@ fn xml_response(xml: String) -> Response {
         .into_response()
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {

@@ -21,6 +21,26 @@ use tonic_health::{
 /// than queued behind the work already there.
 const MAX_CALLS_PER_CONNECTION: usize = 512;
 
+/// HTTP/2 flow-control windows of both hops. Everything rides one
+/// connection per hop, so the default 64 KiB window would make concurrent
+/// calls wait on each other's WINDOW_UPDATEs; these are set once, never
+/// adapted per call.
+const STREAM_WINDOW: u32 = 1 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// A lazily connected channel to another doumi service: the service starts
+/// (and answers with an apology) while the other is still starting or down.
+pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
 /// Why a gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -104,6 +124,8 @@ where
     Server::builder()
         .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
         .load_shed(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Clients re-resolve and spread over new replicas instead of pinning
         // one HTTP/2 connection forever.

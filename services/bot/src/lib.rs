@@ -9,13 +9,12 @@ pub mod rate_limit;
 mod reply;
 pub mod service;
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
 use doumi_proto::{
     bot::v1::bot_server::BotServer, catalog::v1::book_catalog_client::BookCatalogClient,
 };
 use tokio::net::TcpListener;
-use tonic::transport::Endpoint;
 
 pub use config::{BotArgs, BotConfig};
 
@@ -36,11 +35,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BotError> {
-    // Lazy: the bot starts (and answers with an apology) even while the
-    // catalog is still starting or down.
-    let channel = Endpoint::from_shared(config.catalog_url.clone())?
-        .connect_timeout(Duration::from_secs(1))
-        .connect_lazy();
+    let channel = doumi_runtime::grpc::channel(&config.catalog_url)?;
     let limiter = match config.rate_limit {
         Some(limit) => {
             let redis = config
