@@ -148,7 +148,7 @@ expect_reply() { # NAME TEXT MUST_CONTAIN [MUST_NOT_CONTAIN]
   [[ $wechat_status != 000 ]] || fail "$1: no answer from the gateway"
   [[ $wechat_status == 200 ]] || fail "$1: HTTP $wechat_status (want 200): $(cat "$wechat_reply")"
   grep -qF -- "$3" "$wechat_reply" || fail "$1: the reply lacks '$3': $(cat "$wechat_reply")"
-  wechat_reply_is_addressed || fail "$1: the reply is not addressed back to user1 from gh_test: $(cat "$wechat_reply")"
+  wechat_reply_is_addressed || fail "$1: the reply is not addressed back to $wechat_reader from gh_test: $(cat "$wechat_reply")"
   if [[ -n ${4:-} ]] && grep -qF -- "$4" "$wechat_reply"; then
     fail "$1: the reply contains '$4': $(cat "$wechat_reply")"
   fi

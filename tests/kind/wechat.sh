@@ -29,14 +29,17 @@ wechat_verify() {
   curl -sS --max-time "${2:-5}" "$wechat_url?$(wechat_query)&echostr=$1"
 }
 
-# wechat_send TEXT [CURL_MAX_TIME]: POSTs a signed text message from user1 to gh_test. The reply
-# body goes to $wechat_reply, the HTTP status to $wechat_status (000: no answer) and the seconds
-# it took to $wechat_secs. Call it directly, never in $(...): the MsgId counter must advance.
+# wechat_send TEXT [CURL_MAX_TIME]: POSTs a signed text message to gh_test from a reader of its
+# own (reader-<MsgId>, in $wechat_reader: each check is a different reader, so the bot's
+# per-reader pace never answers a check with "too fast"). The reply body goes to $wechat_reply,
+# the HTTP status to $wechat_status (000: no answer) and the seconds it took to $wechat_secs.
+# Call it directly, never in $(...): the MsgId counter must advance.
 wechat_send() {
   wechat_msg_id=$((wechat_msg_id + 1))
+  wechat_reader=reader-$wechat_msg_id
   local body out
   body=$(printf '<xml><ToUserName><![CDATA[gh_test]]></ToUserName>%s%s%s%s%s</xml>' \
-    '<FromUserName><![CDATA[user1]]></FromUserName>' "<CreateTime>$(date +%s)</CreateTime>" \
+    "<FromUserName><![CDATA[$wechat_reader]]></FromUserName>" "<CreateTime>$(date +%s)</CreateTime>" \
     '<MsgType><![CDATA[text]]></MsgType>' "<Content><![CDATA[$1]]></Content>" "<MsgId>$wechat_msg_id</MsgId>")
   : >"$wechat_reply"
   if out=$(curl -sS --max-time "${2:-10}" -o "$wechat_reply" -w '%{http_code} %{time_total}' \
@@ -48,8 +51,8 @@ wechat_send() {
   fi
 }
 
-# wechat_reply_is_addressed: the last reply goes back to user1, from gh_test.
+# wechat_reply_is_addressed: the last reply goes back to its reader, from gh_test.
 wechat_reply_is_addressed() {
   grep -qF -- '<FromUserName><![CDATA[gh_test]]></FromUserName>' "$wechat_reply" &&
-    grep -qF -- '<ToUserName><![CDATA[user1]]></ToUserName>' "$wechat_reply"
+    grep -qF -- "<ToUserName><![CDATA[$wechat_reader]]></ToUserName>" "$wechat_reply"
 }
