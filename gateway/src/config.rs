@@ -60,8 +60,9 @@ pub struct GatewayArgs {
     /// twice, never lost).
     #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value = "20000")]
     pub gateway_window_capacity: String,
-    /// Messages handled at once; past it a message is answered at once with
-    /// a "busy, send again" text, so WeChat never sees an error or a hang.
+    /// Messages worked on at once (a late reply's included, until delivered);
+    /// past it a new message is answered at once with a "busy, send again"
+    /// text, so WeChat never sees an error or a hang.
     #[arg(long, env = "DOUMI_GATEWAY_MAX_IN_FLIGHT", default_value = "4096")]
     pub gateway_max_in_flight: String,
     #[command(flatten)]
@@ -72,7 +73,7 @@ pub struct GatewayArgs {
     pub wechat_delivery_deadline: String,
 }
 
-/// Messages handled at once, by default.
+/// Messages worked on at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
 /// The longest a reader is kept waiting for a late reply.
@@ -115,7 +116,7 @@ pub struct GatewayConfig {
     pub crypto: Option<MessageCrypto>,
     pub require_encryption: bool,
     pub redis_url: Option<String>,
-    /// Messages handled at once before the gateway sheds load.
+    /// Messages worked on at once before the gateway sheds load.
     pub max_in_flight: usize,
     /// Replies that miss WeChat's window are delivered through WeChat's API;
     /// `None` = the reader is asked to send again.

@@ -69,6 +69,7 @@ pub async fn run(
     };
     let window = window::ReplyWindow::new(
         config.window,
+        config.max_in_flight,
         bot_link::BotLink::new(channel),
         shared,
         courier,
@@ -81,7 +82,6 @@ pub async fn run(
         crypto: config.crypto,
         require_encryption: config.require_encryption,
         ready: ready.clone(),
-        admission: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
     };
     let _ = doumi_runtime::metrics::prometheus();
     tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot_url, "gateway listening");

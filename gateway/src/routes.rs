@@ -22,7 +22,7 @@ use axum::{
 };
 use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
 use serde::Deserialize;
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use doumi_wechat::{
@@ -32,12 +32,7 @@ use doumi_wechat::{
     signature,
 };
 
-use crate::{
-    bot_link,
-    config::WechatToken,
-    error::Refusal,
-    window::{Outcome, ReplyWindow},
-};
+use crate::{config::WechatToken, error::Refusal, window::ReplyWindow};
 
 /// WeChat's messages are a few KiB; anything past this is not from WeChat.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,9 +50,6 @@ pub struct AppState {
     /// False once shutdown starts, so `/readyz` takes the pod out of rotation
     /// while in-flight messages are still answered.
     pub ready: Arc<AtomicBool>,
-    /// One permit per message being handled: past the limit a message is
-    /// answered at once with a "busy" text instead of queueing.
-    pub admission: Arc<Semaphore>,
 }
 
 /// The query WeChat signs every request with.
@@ -219,10 +211,7 @@ async fn receive(
     let kind = kind_label(&message);
     let (reader, account) = (message.from_user.clone(), message.to_account.clone());
 
-    let (reply, outcome) = match state.admission.try_acquire() {
-        Ok(_permit) => state.window.answer(message, arrived).await,
-        Err(_) => (Some(bot_link::busy()), Outcome::Shed),
-    };
+    let (reply, outcome) = state.window.answer(message, arrived).await;
     metrics::counter!("doumi_gateway_requests_total", "kind" => kind, "outcome" => outcome.as_str()).increment(1);
     let Some(reply) = reply else {
         tracing::info!(

@@ -297,3 +297,51 @@ async fn with_redis_down_each_replica_still_delivers() {
     }
     assert_eq!(wechat_api.api().send_calls(), 2);
 }
+
+#[tokio::test]
+async fn a_busy_wechat_is_asked_again_a_bounded_number_of_times() {
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
+    // -1 is WeChat's "system busy": worth repeating, a few times at most.
+    wechat_api.api().refuse_next(Api::Token, -1, 1);
+    wechat_api.api().refuse_next(Api::CustomSend, -1, 2);
+    stack
+        .wechat()
+        .post_signed(&text_from("oBusyDay", "9787121139512"))
+        .await;
+
+    let delivered = wechat_api.wait_for_messages("oBusyDay", 1).await;
+    assert!(text_of(&delivered[0]).contains("《浪潮之巅》"));
+    assert_eq!(
+        wechat_api.api().token_requests(),
+        2,
+        "the token asked for again once"
+    );
+    assert_eq!(
+        wechat_api.api().send_calls(),
+        3,
+        "two busy answers, then sent"
+    );
+
+    // Busy on every attempt: the reply is given up after three, not retried forever.
+    wechat_api.api().refuse_next(Api::CustomSend, -1, 100);
+    stack
+        .wechat()
+        .post_signed(&text_from("oUnlucky", "9780132350884"))
+        .await;
+    let refused = r#"doumi_gateway_deliveries_total{outcome="refused"}"#;
+    let mut metrics = stack.gateway_metrics().await;
+    for _ in 0..600 {
+        if metrics.contains(refused) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = stack.gateway_metrics().await;
+    }
+    assert!(metrics.contains(refused), "{metrics}");
+    assert_eq!(
+        wechat_api.api().send_calls(),
+        6,
+        "three attempts, then given up"
+    );
+    assert!(wechat_api.api().delivered_to("oUnlucky").is_empty());
+}

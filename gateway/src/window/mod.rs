@@ -35,9 +35,16 @@ use std::{
 use doumi_proto::bot::v1::{InboundMessage, Reply, TextReply, reply};
 use prost::Message;
 use sha1::{Digest, Sha1};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    time::Instant,
+};
 
-use crate::{bot_link::BotLink, delivery::Courier, shared_store::SharedStore};
+use crate::{
+    bot_link::{self, BotLink},
+    delivery::Courier,
+    shared_store::SharedStore,
+};
 
 mod slots;
 
@@ -225,11 +232,17 @@ pub struct ReplyWindow {
     slots: Arc<Slots>,
     shared: Option<SharedStore>,
     courier: Option<Courier>,
+    /// One permit per message being worked on, held by its work until the
+    /// reply is given or delivered: past the limit a new message is answered
+    /// "busy" at once instead of piling up work (and memory) behind a slow
+    /// catalog.
+    works: Arc<Semaphore>,
 }
 
 impl ReplyWindow {
     pub fn new(
         settings: WindowSettings,
+        max_in_flight: usize,
         bot: BotLink,
         shared: Option<SharedStore>,
         courier: Option<Courier>,
@@ -240,6 +253,7 @@ impl ReplyWindow {
             slots: Arc::new(Slots::new(settings.capacity, MEMORY)),
             shared,
             courier,
+            works: Arc::new(Semaphore::new(max_in_flight)),
         }
     }
 
@@ -274,10 +288,22 @@ impl ReplyWindow {
             return (Some(reply), Outcome::Replayed);
         }
 
-        let owner = !slot.started.swap(true, Ordering::SeqCst) && self.claim(&slot, &key).await;
+        // A new message needs a permit for its work before anything else;
+        // without one it is shed and leaves no trace, so its retry may try again.
+        let permit = if slot.started.load(Ordering::SeqCst) {
+            None
+        } else {
+            match self.works.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return (Some(bot_link::busy()), Outcome::Shed),
+            }
+        };
+        let owner = permit.is_some()
+            && !slot.started.swap(true, Ordering::SeqCst)
+            && self.claim(&slot, &key).await;
         let reader = message.from_user.clone();
-        if owner {
-            self.spawn_work(message, key.clone(), slot.clone());
+        if let (true, Some(permit)) = (owner, permit) {
+            self.spawn_work(message, key.clone(), slot.clone(), permit);
         }
         let answered = |reply| {
             let outcome = if owner && attempt == 1 {
@@ -359,7 +385,13 @@ impl ReplyWindow {
         }
     }
 
-    fn spawn_work(&self, message: InboundMessage, key: String, slot: Arc<Slot>) {
+    fn spawn_work(
+        &self,
+        message: InboundMessage,
+        key: String,
+        slot: Arc<Slot>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let window = self.clone();
         let deadline = self.work_deadline();
         // Spawned so that it runs to the end even when WeChat drops the
@@ -378,6 +410,7 @@ impl ReplyWindow {
             {
                 courier.deliver(&reader, &reply).await;
             }
+            drop(permit);
         });
     }
 
