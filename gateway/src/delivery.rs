@@ -36,7 +36,8 @@ struct Inner {
 }
 
 impl Courier {
-    /// `deadline`: how long after a message arrives its reply may still be sent.
+    /// `deadline`: how long a message's work may run when its reply is to be
+    /// delivered (the delivery itself follows, bounded by the API's timeouts).
     pub fn new(account: OfficialAccount, deadline: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {

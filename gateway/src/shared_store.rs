@@ -4,7 +4,9 @@
 //! to decide wins), and the finished reply (a short-lived cache). Every operation is best-effort: on a
 //! Redis error the caller falls back to what this process knows.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use doumi_runtime::throttle::LogThrottle;
 
 use doumi_proto::bot::v1::Reply;
 
@@ -19,10 +21,15 @@ fn key(kind: &str, message: &str) -> String {
     format!("doumi:gateway:v1:{kind}:{message}")
 }
 
+/// How often a Redis failure of one kind is written to the log.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The Redis side of the reply window.
 #[derive(Clone)]
 pub struct SharedStore {
     connection: ConnectionManager,
+    /// A Redis outage fails every message: its lines are summarised.
+    throttle: Arc<LogThrottle>,
 }
 
 impl SharedStore {
@@ -35,7 +42,21 @@ impl SharedStore {
             .set_max_delay(Duration::from_secs(2));
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            throttle: Arc::new(LogThrottle::new(FAILURE_LOG_INTERVAL)),
         })
+    }
+
+    /// The value, or `None` after logging (summarised) why Redis failed.
+    fn ok<T>(&self, result: redis::RedisResult<T>, what: &'static str) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                if let Some(held_back) = self.throttle.admit(what) {
+                    tracing::warn!(%error, held_back, "{what}");
+                }
+                None
+            }
+        }
     }
 
     /// Counts this attempt; `None` when Redis is unavailable.
@@ -47,9 +68,7 @@ impl SharedStore {
             .expire(&key, REPLY_TTL.as_secs() as i64)
             .query_async(&mut self.connection.clone())
             .await;
-        result
-            .inspect_err(|error| tracing::warn!(%error, "shared attempt count unavailable"))
-            .ok()
+        self.ok(result, "shared attempt count unavailable")
             .map(|(n, _)| n)
     }
 
@@ -63,9 +82,7 @@ impl SharedStore {
             .clone()
             .set_options(key("work", message), "1", options)
             .await;
-        result
-            .inspect_err(|error| tracing::warn!(%error, "shared work claim unavailable"))
-            .ok()
+        self.ok(result, "shared work claim unavailable")
             .map(|ok| ok.is_some())
     }
 
@@ -83,19 +100,23 @@ impl SharedStore {
             .get(&key)
             .query_async(&mut self.connection.clone())
             .await;
-        result
-            .inspect_err(|error| tracing::warn!(%error, "shared fate unavailable"))
-            .ok()
+        self.ok(result, "shared fate unavailable")
             .and_then(|(_, decided)| Fate::parse(decided.as_deref()?))
+    }
+
+    /// The message's fate, if one was decided.
+    pub async fn fate(&self, message: &str) -> Option<Fate> {
+        let result: redis::RedisResult<Option<String>> =
+            self.connection.clone().get(key("fate", message)).await;
+        let decided = self.ok(result, "shared fate unavailable")??;
+        Fate::parse(&decided)
     }
 
     /// The finished reply, if some replica stored one.
     pub async fn finished(&self, message: &str) -> Option<Reply> {
         let result: redis::RedisResult<Option<Vec<u8>>> =
             self.connection.clone().get(key("reply", message)).await;
-        let bytes = result
-            .inspect_err(|error| tracing::warn!(%error, "shared reply unavailable"))
-            .ok()??;
+        let bytes = self.ok(result, "shared reply unavailable")??;
         Reply::decode(bytes.as_slice()).ok()
     }
 
@@ -109,8 +130,6 @@ impl SharedStore {
                 REPLY_TTL.as_secs(),
             )
             .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "shared reply not stored");
-        }
+        self.ok(result, "shared reply not stored");
     }
 }

@@ -345,3 +345,45 @@ async fn a_busy_wechat_is_asked_again_a_bounded_number_of_times() {
     );
     assert!(wechat_api.api().delivered_to("oUnlucky").is_empty());
 }
+
+#[tokio::test]
+async fn a_last_attempt_that_never_arrives_still_gets_the_reply_delivered() {
+    let (_douban, wechat_api, stack) =
+        slow_stack(Duration::from_secs(20), GatewayOptions::default()).await;
+    let wechat = stack.wechat();
+    let (query, body) = wechat.prepare(
+        &text_from("oLostLast", "9787121139512"),
+        WechatClient::now(),
+        "558",
+    );
+    // Two attempts, both held until WeChat gives up; the third is lost on the way.
+    for _ in 0..2 {
+        assert!(wechat.try_post(&query, body.clone()).await.is_none());
+    }
+    let delivered = wechat_api.wait_for_messages("oLostLast", 1).await;
+    assert!(text_of(&delivered[0]).contains("《浪潮之巅》"));
+    assert_eq!(wechat_api.api().send_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_promised_for_delivery_is_not_also_given_passively() {
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
+    let wechat = stack.wechat();
+    let (query, body) = wechat.prepare(
+        &text_from("oTwice", "9787121139512"),
+        WechatClient::now(),
+        "559",
+    );
+    let promise = wechat.post(&query, body.clone()).await;
+    assert!(promise.body.contains(INTERIM_DELIVERY_TEXT), "{promise:?}");
+    // WeChat missed that answer and sends the message again; the reply is
+    // ready while this attempt waits, but it was already promised.
+    let again = wechat.post(&query, body).await;
+    assert_eq!(again.body.trim(), "success", "{again:?}");
+    wechat_api.wait_for_messages("oTwice", 1).await;
+    assert_eq!(
+        wechat_api.api().send_calls(),
+        1,
+        "delivered once, never twice"
+    );
+}

@@ -17,9 +17,11 @@
 //!
 //! With a [`Courier`] (the account's AppSecret configured), the work may run
 //! past WeChat's window and a reply that missed it is sent as a
-//! customer-service message. Whether a message was answered in time or
-//! promised for later is decided once ([`Fate`]), so the reader gets the
-//! reply exactly once: passively or delivered, never both, never neither.
+//! customer-service message. Whether a message's reply goes passively or by
+//! delivery is decided once ([`Fate`]): an attempt about to give the reply
+//! claims it (`Answered`), an attempt that gives up on it promises it
+//! (`Late`), and once WeChat's last attempt is past the work settles it
+//! `Late` unless an attempt gave it — so the reader gets it once.
 //!
 //! With Redis configured, attempts, the claim on the work, the fate and the
 //! finished reply live there too, so several gateway replicas agree.
@@ -135,6 +137,8 @@ pub enum Outcome {
     Held,
     /// Too many messages at once: answered "busy" without asking the bot.
     Shed,
+    /// The reply was already promised for delivery: this attempt says nothing.
+    Delivered,
 }
 
 impl Outcome {
@@ -146,18 +150,19 @@ impl Outcome {
             Self::Interim => "interim",
             Self::Held => "held",
             Self::Shed => "shed",
+            Self::Delivered => "delivered",
         }
     }
 }
 
-/// How a message's reply reaches the reader, decided once by whichever comes
-/// first: the reply (answered passively) or the last attempt's deadline
-/// (promised, then delivered).
+/// How a message's reply reaches the reader, decided once: by an attempt
+/// giving it (answered passively), or by an attempt giving up on it or the
+/// end of WeChat's attempts (promised, then delivered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// The reply existed before any attempt had to give up on it.
+    /// An attempt gives the reply passively.
     Answered = 1,
-    /// An attempt answered with the interim: the reply is to be delivered.
+    /// The reply is to be delivered.
     Late = 2,
 }
 
@@ -195,6 +200,9 @@ struct Slot {
     reply: watch::Sender<Option<Reply>>,
     /// The [`Fate`] as this process knows it; 0 while undecided.
     fate: AtomicU8,
+    /// When this process first saw the message: WeChat's attempts end
+    /// [`WECHAT_PATIENCE`] after that.
+    first_seen: Instant,
 }
 
 impl Slot {
@@ -205,6 +213,7 @@ impl Slot {
             remote: AtomicBool::new(false),
             reply: watch::Sender::new(None),
             fate: AtomicU8::new(0),
+            first_seen: Instant::now(),
         }
     }
 
@@ -285,17 +294,19 @@ impl ReplyWindow {
         };
 
         if let Some(reply) = self.finished(&slot, &key).await {
-            return (Some(reply), Outcome::Replayed);
+            return self.give(&slot, &key, reply, Outcome::Replayed).await;
         }
 
-        // A new message needs a permit for its work before anything else;
-        // without one it is shed and leaves no trace, so its retry may try again.
+        // A new message needs a permit for its work. A retry goes on without
+        // one: its work runs (or ran) somewhere, and "busy" would end WeChat's
+        // retries and hide the reply.
         let permit = if slot.started.load(Ordering::SeqCst) {
             None
         } else {
             match self.works.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
-                Err(_) => return (Some(bot_link::busy()), Outcome::Shed),
+                Err(_) if attempt == 1 => return (Some(bot_link::busy()), Outcome::Shed),
+                Err(_) => None,
             }
         };
         let owner = permit.is_some()
@@ -305,24 +316,21 @@ impl ReplyWindow {
         if let (true, Some(permit)) = (owner, permit) {
             self.spawn_work(message, key.clone(), slot.clone(), permit);
         }
-        let answered = |reply| {
-            let outcome = if owner && attempt == 1 {
-                Outcome::Fresh
-            } else {
-                Outcome::Joined
-            };
-            (Some(reply), outcome)
+        let outcome = if owner && attempt == 1 {
+            Outcome::Fresh
+        } else {
+            Outcome::Joined
         };
 
         let last = attempt >= WECHAT_ATTEMPTS || self.settings.policy == ReplyPolicy::Immediate;
         if !last {
             return match self.wait(&slot, &key, arrived + HOLD).await {
-                Some(reply) => answered(reply),
+                Some(reply) => self.give(&slot, &key, reply, outcome).await,
                 None => (None, Outcome::Held),
             };
         }
         if let Some(reply) = self.wait(&slot, &key, arrived + self.settings.budget).await {
-            return answered(reply);
+            return self.give(&slot, &key, reply, outcome).await;
         }
         let Some(courier) = self.courier() else {
             return (Some(self.interim(INTERIM_TEXT)), Outcome::Interim);
@@ -333,12 +341,29 @@ impl ReplyWindow {
                 tokio::spawn(async move { courier.typing(&reader).await });
                 (Some(self.interim(INTERIM_DELIVERY_TEXT)), Outcome::Interim)
             }
-            // The reply came in the meantime: it is this attempt's to give.
+            // Another attempt gave the reply already: this one is a copy of it.
             Fate::Answered => match self.finished(&slot, &key).await {
-                Some(reply) => answered(reply),
-                None => (Some(self.interim(INTERIM_DELIVERY_TEXT)), Outcome::Interim),
+                Some(reply) => (Some(reply), Outcome::Replayed),
+                None => (Some(self.interim(INTERIM_TEXT)), Outcome::Interim),
             },
         }
+    }
+
+    /// An attempt about to answer with the real reply. With delivery on, it
+    /// first claims the reply for the passive answer; when the message was
+    /// already promised for delivery, the courier brings it and this attempt
+    /// answers with nothing, so the reader never gets it twice.
+    async fn give(
+        &self,
+        slot: &Slot,
+        key: &str,
+        reply: Reply,
+        outcome: Outcome,
+    ) -> (Option<Reply>, Outcome) {
+        if self.courier().is_some() && self.settle(slot, key, Fate::Answered).await == Fate::Late {
+            return (Some(self.interim_none()), Outcome::Delivered);
+        }
+        (Some(reply), outcome)
     }
 
     /// The finished reply, from this process or the shared store.
@@ -385,6 +410,17 @@ impl ReplyWindow {
         }
     }
 
+    /// True when an attempt already promised the reply for delivery.
+    async fn promised(&self, slot: &Slot, key: &str) -> bool {
+        if Fate::from_u8(slot.fate.load(Ordering::SeqCst)) == Some(Fate::Late) {
+            return true;
+        }
+        match &self.shared {
+            Some(shared) => shared.fate(key).await == Some(Fate::Late),
+            None => false,
+        }
+    }
+
     fn spawn_work(
         &self,
         message: InboundMessage,
@@ -399,16 +435,26 @@ impl ReplyWindow {
         tokio::spawn(async move {
             let reader = message.from_user.clone();
             let reply = window.bot.reply(message, deadline).await;
+            // Published (here first: a slow Redis must not delay the attempts
+            // waiting in this process) before any fate is settled, so an
+            // attempt that loses the race below finds the reply.
+            slot.reply.send_replace(Some(reply.clone()));
             if let Some(shared) = &window.shared {
                 shared.finish(&key, &reply).await;
             }
-            // Published before the fate is settled, so an attempt that loses
-            // the race below finds the reply.
-            slot.reply.send_replace(Some(reply.clone()));
-            if let Some(courier) = window.courier()
-                && window.settle(&slot, &key, Fate::Answered).await == Fate::Late
-            {
-                courier.deliver(&reader, &reply).await;
+            // Attempts may still give the reply passively until WeChat's last
+            // one has been answered; past that nobody will, so unless an
+            // attempt did, it is delivered. This also covers a last attempt
+            // that never settled (its connection dropped, its count lost).
+            if window.courier().is_some() {
+                if !window.promised(&slot, &key).await {
+                    tokio::time::sleep_until(slot.first_seen + WECHAT_PATIENCE).await;
+                }
+                if let Some(courier) = window.courier()
+                    && window.settle(&slot, &key, Fate::Late).await == Fate::Late
+                {
+                    courier.deliver(&reader, &reply).await;
+                }
             }
             drop(permit);
         });
@@ -441,6 +487,13 @@ impl ReplyWindow {
         }
     }
 
+    /// Nothing for WeChat to show (`success`).
+    fn interim_none(&self) -> Reply {
+        Reply {
+            kind: Some(reply::Kind::None(Default::default())),
+        }
+    }
+
     fn interim(&self, text: &str) -> Reply {
         match self.settings.interim {
             Interim::Text => Reply {
@@ -448,9 +501,7 @@ impl ReplyWindow {
                     content: text.to_owned(),
                 })),
             },
-            Interim::Success => Reply {
-                kind: Some(reply::Kind::None(Default::default())),
-            },
+            Interim::Success => self.interim_none(),
         }
     }
 }

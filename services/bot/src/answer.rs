@@ -44,7 +44,6 @@ pub fn apology() -> String {
     "抱歉，书目服务暂时出了点问题，请稍后再试。".to_owned()
 }
 
-/// The book as a chat message: what a reader checks before buying or borrowing.
 /// The `Book` fields [`book`] shows, asked for by name so the catalog sends
 /// only these (no summary, no table of contents).
 pub const BOOK_FIELDS: &[&str] = &[
@@ -59,6 +58,7 @@ pub const BOOK_FIELDS: &[&str] = &[
     "web_url",
 ];
 
+/// The book as a chat message: what a reader checks before buying or borrowing.
 pub fn book(book: &Book) -> String {
     let mut out = format!("《{}》", book.title);
     if !book.subtitle.is_empty() {

@@ -91,7 +91,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 if tat - now > tolerance then return 0 end
 local next = tat + interval
-redis.call('SET', KEYS[1], next, 'PX', next - now)
+redis.call('SET', KEYS[1], next, 'PX', math.max(next - now, 1))
 return 1
 ";
 

@@ -38,10 +38,6 @@ impl OfficialAccount {
         Ok(Self { api, tokens })
     }
 
-    pub fn tokens(&self) -> &TokenManager {
-        &self.tokens
-    }
-
     /// Sends `message` to its reader.
     pub async fn send(&self, message: &CustomMessage) -> Result<(), ApiError> {
         self.post::<_, Done>("custom_send", "/cgi-bin/message/custom/send", message)

@@ -130,11 +130,6 @@ impl CustomMessage {
             body,
         })
     }
-
-    /// The reader it goes to.
-    pub fn reader(&self) -> &str {
-        &self.touser
-    }
 }
 
 #[cfg(test)]

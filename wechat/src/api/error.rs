@@ -85,8 +85,8 @@ pub enum ApiError {
     Decode(#[source] serde_json::Error),
     #[error("not a valid API URL")]
     Url,
-    #[error("the shared token store holds no token")]
-    NoToken,
+    #[error("no access_token: the last request for one failed moments ago")]
+    TokenUnavailable,
 }
 
 impl ApiError {
@@ -96,6 +96,15 @@ impl ApiError {
             Self::Refused { code, .. } => *code == ErrCode::SystemBusy,
             Self::Transport(_) => true,
             Self::Http(status) => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// Surely never reached WeChat: busy, or no connection was made.
+    pub fn never_arrived(&self) -> bool {
+        match self {
+            Self::Refused { code, .. } => *code == ErrCode::SystemBusy,
+            Self::Transport(error) => error.is_connect(),
             _ => false,
         }
     }
@@ -115,7 +124,7 @@ impl ApiError {
             Self::Http(_) => "http".to_owned(),
             Self::TooLarge | Self::Decode(_) => "malformed".to_owned(),
             Self::Url => "url".to_owned(),
-            Self::NoToken => "no_token".to_owned(),
+            Self::TokenUnavailable => "no_token".to_owned(),
         }
     }
 }

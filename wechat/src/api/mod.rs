@@ -5,8 +5,10 @@
 //!
 //! WeChat answers almost everything with HTTP 200 and a JSON body; a refusal
 //! is a non-zero `errcode` in that body. Only `-1` ("system busy") and
-//! transport failures are worth repeating; every other refusal is final, and
-//! repeating it would only spend the account's daily quota.
+//! transport failures are worth repeating — and for a call that changes
+//! something (a message sent), only failures that prove it did not reach
+//! WeChat, or the reader would get it twice. Every other refusal is final,
+//! and repeating it would only spend the account's daily quota.
 
 mod account;
 mod custom;
@@ -75,7 +77,20 @@ pub struct ApiClient {
 /// A call's HTTP method and body.
 enum Call<'a, B> {
     Get,
-    Post(&'a B),
+    /// A POST whose repetition is harmless (a token request).
+    Idempotent(&'a B),
+    /// A POST that acts (a message sent): repeated only when it surely did
+    /// not reach WeChat.
+    Acting(&'a B),
+}
+
+impl<B> Call<'_, B> {
+    fn may_repeat_after(&self, error: &ApiError) -> bool {
+        match self {
+            Self::Get | Self::Idempotent(_) => error.is_transient(),
+            Self::Acting(_) => error.never_arrived(),
+        }
+    }
 }
 
 impl ApiClient {
@@ -102,7 +117,8 @@ impl ApiClient {
         self.call::<(), T>(api, path, query, Call::Get).await
     }
 
-    /// `POST path?query` with a JSON body.
+    /// `POST path?query` with a JSON body, for a call that acts (sends a
+    /// message, changes the menu): never repeated once it may have landed.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         api: &'static str,
@@ -110,7 +126,18 @@ impl ApiClient {
         query: &[(&str, &str)],
         body: &B,
     ) -> Result<T, ApiError> {
-        self.call(api, path, query, Call::Post(body)).await
+        self.call(api, path, query, Call::Acting(body)).await
+    }
+
+    /// `POST path?query` for a call that may safely be made twice.
+    pub async fn post_idempotent<B: Serialize, T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.call(api, path, query, Call::Idempotent(body)).await
     }
 
     /// One call, repeated while WeChat is busy or unreachable, at most
@@ -129,7 +156,7 @@ impl ApiClient {
         loop {
             let result = self.once(&url, &call).await;
             match &result {
-                Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                Err(error) if call.may_repeat_after(error) && attempt < ATTEMPTS => {
                     tracing::debug!(api, attempt, %error, "wechat api busy, trying again");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
@@ -151,15 +178,17 @@ impl ApiClient {
     ) -> Result<T, ApiError> {
         let request = match call {
             Call::Get => self.http.get(url.clone()),
-            Call::Post(body) => self.http.post(url.clone()).json(body),
+            Call::Idempotent(body) | Call::Acting(body) => self.http.post(url.clone()).json(body),
         };
-        let mut response = request.send().await.map_err(ApiError::Transport)?;
+        // The URL carries the access_token: it must not reach an error message.
+        let transport = |error: reqwest::Error| ApiError::Transport(error.without_url());
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
             return Err(ApiError::Http(status.as_u16()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(ApiError::Transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(ApiError::TooLarge);
             }

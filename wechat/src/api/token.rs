@@ -20,8 +20,12 @@ use super::{ApiClient, ApiError, Credentials, expose};
 
 /// A token is replaced this long before WeChat says it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-/// How long one replica may hold the shared fetch lock.
-const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long one replica may hold the shared fetch lock: longer than a fetch
+/// can take (three attempts of 5 s and their pauses).
+const LOCK_TTL: Duration = Duration::from_secs(20);
+/// After a failed fetch, callers are refused at once for this long instead
+/// of each trying (and waiting) again in turn.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
 /// How often a replica waiting on another's fetch looks for its token.
 const SHARED_POLL: Duration = Duration::from_millis(100);
 
@@ -64,6 +68,14 @@ impl Held {
     }
 }
 
+/// What the process knows of its token.
+#[derive(Default)]
+struct Holding {
+    token: Option<Held>,
+    /// Until when a failed fetch answers for itself.
+    failed_until: Option<Instant>,
+}
+
 /// How long to keep a token WeChat says lives `expires_in`.
 fn keep_for(expires_in: Duration) -> Duration {
     if expires_in > REFRESH_MARGIN * 2 {
@@ -83,7 +95,7 @@ struct Inner {
     api: ApiClient,
     credentials: Credentials,
     /// Held while fetching, so concurrent callers wait for one fetch.
-    held: Mutex<Option<Held>>,
+    held: Mutex<Holding>,
     shared: Option<SharedTokens>,
 }
 
@@ -116,14 +128,10 @@ impl TokenManager {
             inner: Arc::new(Inner {
                 api,
                 credentials,
-                held: Mutex::new(None),
+                held: Mutex::new(Holding::default()),
                 shared,
             }),
         })
-    }
-
-    pub fn app_id(&self) -> &str {
-        &self.inner.credentials.app_id
     }
 
     /// A token to call WeChat with.
@@ -139,23 +147,40 @@ impl TokenManager {
     }
 
     async fn obtain(&self, rejected: Option<&AccessToken>) -> Result<AccessToken, ApiError> {
-        let mut held = self.inner.held.lock().await;
-        if let Some(current) = held.as_ref().filter(|h| h.usable(rejected)) {
+        let mut holding = self.inner.held.lock().await;
+        if let Some(current) = holding.token.as_ref().filter(|h| h.usable(rejected)) {
             return Ok(current.token.clone());
+        }
+        if holding
+            .failed_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err(ApiError::TokenUnavailable);
         }
         let fresh = match &self.inner.shared {
             Some(shared) => match shared.obtain(self, rejected).await {
-                Ok(fresh) => fresh,
-                Err(SharedError::Api(error)) => return Err(error),
+                Ok(fresh) => Ok(fresh),
+                Err(SharedError::Api(error)) => Err(error),
                 Err(SharedError::Redis(error)) => {
                     tracing::warn!(%error, "shared access_token unavailable, fetching in this process");
-                    self.fetch(rejected.is_some()).await?
+                    self.fetch(rejected.is_some()).await
                 }
             },
-            None => self.fetch(rejected.is_some()).await?,
+            None => self.fetch(rejected.is_some()).await,
         };
-        *held = Some(fresh.clone());
-        Ok(fresh.token)
+        match fresh {
+            Ok(fresh) => {
+                *holding = Holding {
+                    token: Some(fresh.clone()),
+                    failed_until: None,
+                };
+                Ok(fresh.token)
+            }
+            Err(error) => {
+                holding.failed_until = Some(Instant::now() + FAILURE_MEMORY);
+                Err(error)
+            }
+        }
     }
 
     /// Asks WeChat for a token (`/cgi-bin/stable_token`); `force` replaces a
@@ -170,11 +195,15 @@ impl TokenManager {
             secret: expose(&credentials.app_secret),
             force_refresh: force,
         };
-        let answer: TokenAnswer = self
-            .inner
-            .api
-            .post("stable_token", "/cgi-bin/stable_token", &[], &body)
-            .await?;
+        let api = &self.inner.api;
+        let path = "/cgi-bin/stable_token";
+        // A forced refresh replaces the token others hold: made once at most.
+        let answer: TokenAnswer = if force {
+            api.post("stable_token", path, &[], &body).await?
+        } else {
+            api.post_idempotent("stable_token", path, &[], &body)
+                .await?
+        };
         tracing::info!(force, expires_in = answer.expires_in, "new access_token");
         Ok(Held {
             token: AccessToken::new(answer.access_token),
@@ -231,29 +260,27 @@ impl SharedTokens {
             return Ok(held);
         }
         let mut connection = self.connection.clone();
+        let owner = format!("{:016x}", rand::random::<u64>());
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(LOCK_TTL.as_millis() as u64));
-        let locked: Option<String> = connection.set_options(&self.lock_key, "1", options).await?;
+        let locked: Option<String> = connection
+            .set_options(&self.lock_key, &owner, options)
+            .await?;
         if locked.is_some() {
             // Another replica may have stored one between the read and the lock.
-            if let Some(held) = self.stored(rejected).await? {
-                let _: redis::RedisResult<()> = connection.del(&self.lock_key).await;
-                return Ok(held);
-            }
-            let fetched = tokens.fetch(rejected.is_some()).await;
-            if let Ok(held) = &fetched {
-                let ttl = held.until.saturating_duration_since(Instant::now());
-                let _: () = connection
-                    .pset_ex(
-                        &self.token_key,
-                        held.token.expose(),
-                        ttl.as_millis().max(1) as u64,
-                    )
-                    .await?;
-            }
-            let _: redis::RedisResult<()> = connection.del(&self.lock_key).await;
-            return Ok(fetched?);
+            let held = match self.stored(rejected).await {
+                Ok(Some(held)) => Ok(held),
+                _ => match tokens.fetch(rejected.is_some()).await {
+                    Ok(held) => {
+                        self.store(&held).await;
+                        Ok(held)
+                    }
+                    Err(error) => Err(error),
+                },
+            };
+            self.unlock(&owner).await;
+            return Ok(held?);
         }
         let waited_until = Instant::now() + LOCK_TTL;
         while Instant::now() < waited_until {
@@ -263,9 +290,48 @@ impl SharedTokens {
             }
         }
         // The replica holding the lock never stored a token: fetch here.
-        Ok(tokens.fetch(rejected.is_some()).await?)
+        let held = tokens.fetch(rejected.is_some()).await?;
+        self.store(&held).await;
+        Ok(held)
+    }
+
+    /// Shares `held` with the other replicas, until it is to be replaced.
+    /// Best effort: a replica that misses it fetches the same stable token.
+    async fn store(&self, held: &Held) {
+        let ttl = held.until.saturating_duration_since(Instant::now());
+        let stored: redis::RedisResult<()> = self
+            .connection
+            .clone()
+            .pset_ex(
+                &self.token_key,
+                held.token.expose(),
+                ttl.as_millis().max(1) as u64,
+            )
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, "access_token not shared through redis");
+        }
+    }
+
+    /// Releases the fetch lock if it is still this replica's (it may have
+    /// expired and been taken by another).
+    async fn unlock(&self, owner: &str) {
+        let released: redis::RedisResult<i64> = redis::Script::new(UNLOCK)
+            .key(&self.lock_key)
+            .arg(owner)
+            .invoke_async(&mut self.connection.clone())
+            .await;
+        if let Err(error) = released {
+            tracing::debug!(%error, "access_token lock left to expire");
+        }
     }
 }
+
+/// Deletes the lock only when it holds the caller's value.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
 
 /// Redis failing (fall back to this process) or WeChat refusing (final).
 #[derive(Debug)]
