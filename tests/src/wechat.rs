@@ -136,16 +136,14 @@ impl WechatClient {
         NEXT_MSG_ID.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// The XML of a text message from `reader`, with a fresh MsgId.
+    pub fn text_from(reader: &str, content: &str) -> String {
+        peer::text_message(reader, ACCOUNT, Self::now(), Self::next_msg_id(), content)
+    }
+
     /// A text message with a fresh MsgId.
     pub async fn send_text(&self, content: &str) -> Answer {
-        self.post_signed(&peer::text_message(
-            READER,
-            ACCOUNT,
-            Self::now(),
-            Self::next_msg_id(),
-            content,
-        ))
-        .await
+        self.post_signed(&Self::text_from(READER, content)).await
     }
 
     pub async fn send_event(&self, event: &str, key: &str) -> Answer {

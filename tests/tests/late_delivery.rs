@@ -11,7 +11,7 @@ use doumi_tests::{
     wechat::{Attempt, Patience, READER, WechatClient},
     wechat_api::text_of,
 };
-use doumi_wechat::{peer, stand_in::Api};
+use doumi_wechat::stand_in::Api;
 
 const WAVE: &str = "/v2/book/isbn/9787121139512";
 
@@ -68,16 +68,6 @@ async fn stack(
     .expect("stack")
 }
 
-fn text_from(reader: &str, content: &str) -> String {
-    peer::text_message(
-        reader,
-        doumi_tests::wechat::ACCOUNT,
-        WechatClient::now(),
-        WechatClient::next_msg_id(),
-        content,
-    )
-}
-
 #[tokio::test]
 async fn a_20s_lookup_is_promised_on_the_last_attempt_and_delivered_once() {
     let (douban, wechat_api, stack) =
@@ -85,7 +75,7 @@ async fn a_20s_lookup_is_promised_on_the_last_attempt_and_delivered_once() {
 
     let attempts = stack
         .wechat()
-        .deliver_like_wechat(&text_from(READER, "9787121139512"))
+        .deliver_like_wechat(&WechatClient::text_from(READER, "9787121139512"))
         .await;
     let [
         Attempt::TimedOut,
@@ -122,7 +112,7 @@ async fn a_7s_lookup_is_answered_passively_and_never_delivered_twice() {
         let attempts = stack
             .wechat()
             .with_patience(patience)
-            .deliver_like_wechat(&text_from(&reader, isbn))
+            .deliver_like_wechat(&WechatClient::text_from(&reader, isbn))
             .await;
         let [Attempt::TimedOut, Attempt::Answered(second)] = attempts.as_slice() else {
             panic!("{patience:?}: silence, then the book: {attempts:?}");
@@ -145,7 +135,7 @@ async fn twenty_slow_messages_share_one_token_request() {
         .map(|i| format!("oConcurrentReader{i:02}"))
         .collect();
     let answers = futures::future::join_all(readers.iter().map(|reader| {
-        let xml = text_from(reader, "9787121139512");
+        let xml = WechatClient::text_from(reader, "9787121139512");
         let wechat = &wechat;
         async move { wechat.post_signed(&xml).await }
     }))
@@ -171,13 +161,13 @@ async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
     let wechat = stack.wechat();
 
     wechat
-        .post_signed(&text_from("oFirst", "9787121139512"))
+        .post_signed(&WechatClient::text_from("oFirst", "9787121139512"))
         .await;
     wechat_api.wait_for_messages("oFirst", 1).await;
     // Someone else refreshed the token: the one the gateway holds is dead.
     wechat_api.api().invalidate_tokens();
     wechat
-        .post_signed(&text_from("oSecond", "9780132350884"))
+        .post_signed(&WechatClient::text_from("oSecond", "9780132350884"))
         .await;
 
     // The typing indicator or the send meets the dead token first; either
@@ -199,20 +189,20 @@ async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
     // 45015: the reader has been silent for 48 h. One call, no retry.
     wechat_api.api().refuse_next(Api::CustomSend, 45015, 1);
     wechat
-        .post_signed(&text_from("oSilent", "9787121139512"))
+        .post_signed(&WechatClient::text_from("oSilent", "9787121139512"))
         .await;
     wechat_api.wait_for_send_calls(1).await;
 
     // 48001: the account may not send customer-service messages at all.
     wechat_api.api().refuse_next(Api::CustomSend, 48001, 1);
     let promised = wechat
-        .post_signed(&text_from("oUnlucky", "9780132350884"))
+        .post_signed(&WechatClient::text_from("oUnlucky", "9780132350884"))
         .await;
     assert!(promised.body.contains(INTERIM_DELIVERY_TEXT));
     wechat_api.wait_for_send_calls(2).await;
     // From now on the reader is asked to send again, not promised a message.
     let asked = wechat
-        .post_signed(&text_from("oLater", "9780201616224"))
+        .post_signed(&WechatClient::text_from("oLater", "9780201616224"))
         .await;
     assert!(asked.body.contains(INTERIM_TEXT), "{asked:?}");
 
@@ -246,7 +236,7 @@ async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_mess
 
     // One message, its attempts landing on both replicas at once.
     let (query, body) = first.prepare(
-        &text_from("oBoth", "9787121139512"),
+        &WechatClient::text_from("oBoth", "9787121139512"),
         WechatClient::now(),
         "557",
     );
@@ -254,8 +244,8 @@ async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_mess
     assert!(a.body.contains(INTERIM_DELIVERY_TEXT) && b.body.contains(INTERIM_DELIVERY_TEXT));
     // Two more messages, one on each replica: each needs a token.
     let (on_first, on_second) = (
-        text_from("oOnFirst", "9780132350884"),
-        text_from("oOnSecond", "9780132350884"),
+        WechatClient::text_from("oOnFirst", "9780132350884"),
+        WechatClient::text_from("oOnSecond", "9780132350884"),
     );
     let (c, d) = tokio::join!(first.post_signed(&on_first), second.post_signed(&on_second));
     assert!(c.body.contains(INTERIM_DELIVERY_TEXT) && d.body.contains(INTERIM_DELIVERY_TEXT));
@@ -286,8 +276,8 @@ async fn with_redis_down_each_replica_still_delivers() {
     let first = stack.wechat();
     let second = WechatClient::new(format!("http://{replica}/wechat"), TOKEN);
     let (to_first, to_second) = (
-        text_from("oNoRedisA", "9787121139512"),
-        text_from("oNoRedisB", "9787121139512"),
+        WechatClient::text_from("oNoRedisA", "9787121139512"),
+        WechatClient::text_from("oNoRedisB", "9787121139512"),
     );
     let (a, b) = tokio::join!(first.post_signed(&to_first), second.post_signed(&to_second));
     assert!(a.body.contains(INTERIM_DELIVERY_TEXT) && b.body.contains(INTERIM_DELIVERY_TEXT));
@@ -306,7 +296,7 @@ async fn a_busy_wechat_is_asked_again_a_bounded_number_of_times() {
     wechat_api.api().refuse_next(Api::CustomSend, -1, 2);
     stack
         .wechat()
-        .post_signed(&text_from("oBusyDay", "9787121139512"))
+        .post_signed(&WechatClient::text_from("oBusyDay", "9787121139512"))
         .await;
 
     let delivered = wechat_api.wait_for_messages("oBusyDay", 1).await;
@@ -326,7 +316,7 @@ async fn a_busy_wechat_is_asked_again_a_bounded_number_of_times() {
     wechat_api.api().refuse_next(Api::CustomSend, -1, 100);
     stack
         .wechat()
-        .post_signed(&text_from("oUnlucky", "9780132350884"))
+        .post_signed(&WechatClient::text_from("oUnlucky", "9780132350884"))
         .await;
     let refused = r#"doumi_gateway_deliveries_total{outcome="refused"}"#;
     let mut metrics = stack.gateway_metrics().await;
@@ -352,7 +342,7 @@ async fn a_last_attempt_that_never_arrives_still_gets_the_reply_delivered() {
         slow_stack(Duration::from_secs(20), GatewayOptions::default()).await;
     let wechat = stack.wechat();
     let (query, body) = wechat.prepare(
-        &text_from("oLostLast", "9787121139512"),
+        &WechatClient::text_from("oLostLast", "9787121139512"),
         WechatClient::now(),
         "558",
     );
@@ -370,7 +360,7 @@ async fn a_reply_promised_for_delivery_is_not_also_given_passively() {
     let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
     let wechat = stack.wechat();
     let (query, body) = wechat.prepare(
-        &text_from("oTwice", "9787121139512"),
+        &WechatClient::text_from("oTwice", "9787121139512"),
         WechatClient::now(),
         "559",
     );

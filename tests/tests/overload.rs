@@ -12,16 +12,6 @@ use doumi_tests::{
 };
 use doumi_wechat::peer;
 
-fn text(reader: &str, content: &str) -> String {
-    peer::text_message(
-        reader,
-        doumi_tests::wechat::ACCOUNT,
-        WechatClient::now(),
-        WechatClient::next_msg_id(),
-        content,
-    )
-}
-
 #[tokio::test]
 async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
     let douban = FakeDouban::start().await.expect("douban");
@@ -40,7 +30,7 @@ async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
     let wechat = stack.wechat();
 
     let messages: Vec<String> = (0..limit * 4)
-        .map(|i| text(&format!("oCrowd{i:02}"), "9787121139512"))
+        .map(|i| WechatClient::text_from(&format!("oCrowd{i:02}"), "9787121139512"))
         .collect();
     let attempts =
         futures::future::join_all(messages.iter().map(|xml| wechat.deliver_like_wechat(xml))).await;
@@ -98,7 +88,9 @@ async fn a_flood_of_distinct_messages_stays_within_the_window_bound() {
     let wechat = stack.wechat();
     let flood = 1000;
     for i in 0..flood {
-        let answer = wechat.post_signed(&text("oFlood", "help")).await;
+        let answer = wechat
+            .post_signed(&WechatClient::text_from("oFlood", "help"))
+            .await;
         assert_eq!(answer.status, 200, "message {i}");
     }
     let metrics = stack.gateway_metrics().await;

@@ -11,14 +11,9 @@ const TOO_FAST: &str = "你查得太快了，请稍等一会儿。";
 
 /// What `reader` sees for one lookup through `wechat`.
 async fn look_up(wechat: &WechatClient, reader: &str) -> String {
-    let xml = peer::text_message(
-        reader,
-        doumi_tests::wechat::ACCOUNT,
-        WechatClient::now(),
-        WechatClient::next_msg_id(),
-        "9787121139512",
-    );
-    let answer = wechat.post_signed(&xml).await;
+    let answer = wechat
+        .post_signed(&WechatClient::text_from(reader, "9787121139512"))
+        .await;
     match peer::parse_reply(&answer.body) {
         Some(ParsedReply::Text { content, .. }) => content,
         other => panic!("not a text reply: {other:?}"),
