@@ -250,49 +250,56 @@ impl SharedTokens {
     }
 
     /// The shared token: the stored one, or one fetched by the replica that
-    /// wins the lock while the others wait for it to appear.
+    /// holds the lock while the others wait for it to appear — taking the
+    /// lock themselves when its holder gave up without a token.
     async fn obtain(
         &self,
         tokens: &TokenManager,
         rejected: Option<&AccessToken>,
     ) -> Result<Held, SharedError> {
-        if let Some(held) = self.stored(rejected).await? {
-            return Ok(held);
+        let give_up = Instant::now() + LOCK_TTL;
+        loop {
+            if let Some(held) = self.stored(rejected).await? {
+                return Ok(held);
+            }
+            if let Some(owner) = self.lock().await? {
+                // Another replica may have stored one between the read and the lock.
+                let held = match self.stored(rejected).await {
+                    Ok(Some(held)) => Ok(held),
+                    _ => match tokens.fetch(rejected.is_some()).await {
+                        Ok(held) => {
+                            self.store(&held).await;
+                            Ok(held)
+                        }
+                        Err(error) => Err(error),
+                    },
+                };
+                self.unlock(&owner).await;
+                return Ok(held?);
+            }
+            if Instant::now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(SHARED_POLL).await;
         }
-        let mut connection = self.connection.clone();
+        // The lock never came free and no token appeared: fetch here.
+        let held = tokens.fetch(rejected.is_some()).await?;
+        self.store(&held).await;
+        Ok(held)
+    }
+
+    /// Takes the fetch lock; `Some(owner)` when this replica holds it.
+    async fn lock(&self) -> redis::RedisResult<Option<String>> {
         let owner = format!("{:016x}", rand::random::<u64>());
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(LOCK_TTL.as_millis() as u64));
-        let locked: Option<String> = connection
+        let locked: Option<String> = self
+            .connection
+            .clone()
             .set_options(&self.lock_key, &owner, options)
             .await?;
-        if locked.is_some() {
-            // Another replica may have stored one between the read and the lock.
-            let held = match self.stored(rejected).await {
-                Ok(Some(held)) => Ok(held),
-                _ => match tokens.fetch(rejected.is_some()).await {
-                    Ok(held) => {
-                        self.store(&held).await;
-                        Ok(held)
-                    }
-                    Err(error) => Err(error),
-                },
-            };
-            self.unlock(&owner).await;
-            return Ok(held?);
-        }
-        let waited_until = Instant::now() + LOCK_TTL;
-        while Instant::now() < waited_until {
-            tokio::time::sleep(SHARED_POLL).await;
-            if let Some(held) = self.stored(rejected).await? {
-                return Ok(held);
-            }
-        }
-        // The replica holding the lock never stored a token: fetch here.
-        let held = tokens.fetch(rejected.is_some()).await?;
-        self.store(&held).await;
-        Ok(held)
+        Ok(locked.map(|_| owner))
     }
 
     /// Shares `held` with the other replicas, until it is to be replaced.
