@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use doumi_gateway::window::INTERIM_DELIVERY_TEXT;
+use doumi_gateway::window::{INTERIM_DELIVERY_TEXT, WECHAT_ATTEMPTS, WECHAT_WINDOW};
 use doumi_wechat::{
     crypto::{AesKey, MessageCrypto},
     peer::{self, ParsedReply},
@@ -19,10 +19,6 @@ use rand::Rng;
 
 use crate::state::{self, WechatApi};
 
-/// WeChat gives an attempt this long.
-const ATTEMPT_SILENCE: Duration = Duration::from_secs(5);
-/// WeChat sends a message at most this many times.
-const ATTEMPTS: u32 = 3;
 /// What WeChat shows a reader when no attempt was answered.
 const WECHAT_GAVE_UP: &str = "该公众号暂时无法提供服务，请稍后再试";
 /// How long to wait for a late reply: the gateway's longest delivery
@@ -96,7 +92,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let session = Session {
         // WeChat gives up on an attempt after 5 seconds without an answer.
         http: reqwest::Client::builder()
-            .read_timeout(ATTEMPT_SILENCE)
+            .read_timeout(WECHAT_WINDOW)
             .build()?,
         url,
         token,
@@ -151,7 +147,7 @@ impl Session {
         };
         let seen = self.delivered_count().await;
         let url = format!("{}?{query}", self.url);
-        for _ in 0..ATTEMPTS {
+        for _ in 0..WECHAT_ATTEMPTS {
             let Some(text) = self.attempt(&url, body.clone()).await? else {
                 println!("(no answer within 5 s: WeChat sends the message again)");
                 continue;
