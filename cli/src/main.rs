@@ -19,7 +19,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    log: telemetry::LogArgs,
+    telemetry: telemetry::TelemetryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,10 +39,7 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(args) => {
-            telemetry::init(cli.log.format);
-            up::run(*args).await
-        }
+        Command::Up(args) => up::run(*args, &cli.telemetry).await,
         Command::Chat(args) => chat::run(args).await,
         Command::Book(args) => book::run(args).await,
         Command::Menu(args) => menu::run(args).await,

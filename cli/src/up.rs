@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use doumi_runtime::settings::Problems;
+use doumi_runtime::{settings::Problems, telemetry::TelemetryArgs};
 use rand::{Rng, distr::Alphanumeric};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ pub struct UpArgs {
     catalog: doumi_catalog::CatalogArgs,
 }
 
-pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<()> {
     // A local stack gets its own credentials unless given some: a token for
     // plaintext mode and an AppID + EncodingAESKey so safe mode works too.
     let token = fill(&mut args.gateway.wechat_token, || random_alphanumeric(32));
@@ -53,12 +53,25 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
 
     // Validate everything first so one run reports every bad setting.
     let mut problems = Problems::new();
+    let export = telemetry.trace_export(&mut problems);
     let catalog = args.catalog.config(&mut problems);
     let bot = args.bot.config(&mut problems);
     let gateway = args.gateway.config(&mut problems);
     let (mut catalog, mut bot, mut gateway) = problems
         .finish(catalog.zip(bot).zip(gateway).map(|((c, b), g)| (c, b, g)))
         .unwrap_or_else(|e| e.exit());
+    let traces = doumi_runtime::telemetry::init(
+        "doumi",
+        telemetry.format,
+        export.as_ref(),
+        telemetry.service_name.as_deref(),
+    )?;
+    for service in ["gateway", "bot", "catalog"] {
+        doumi_runtime::metrics::register_service(service);
+    }
+    // One process, one set of metrics: the catalog's listener (and the
+    // gateway's /metrics) show all three services.
+    bot.metrics_listen = None;
 
     let catalog_listener = bind(catalog.listen, "catalog").await?;
     let bot_listener = bind(bot.listen, "bot").await?;
@@ -130,6 +143,9 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         ),
         None => println!("  WeChat API:  {api_url} (late replies as customer-service messages)"),
     }
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        println!("  traces:      exported to {endpoint} (service.name doumi)");
+    }
     println!("Point your official account's server URL at the webhook with that token,");
     println!(
         "or try it here:  doumi chat 9787121139512   (encrypted: doumi chat --safe-mode 9787121139512)"
@@ -137,18 +153,22 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops everything.");
 
     let _stand_in = stand_in.map(|(_, stop)| stop.drop_guard());
-    tokio::select! {
-        () = doumi_runtime::shutdown::signal() => {}
+    let result = tokio::select! {
+        () = doumi_runtime::shutdown::signal() => {
+            stop.cancel();
+            let mut result = Ok(());
+            while let Some(finished) = services.join_next().await {
+                result = result.and(finished.context("a service panicked").and_then(|r| r));
+            }
+            result
+        }
         Some(finished) = services.join_next() => {
             stop.cancel();
-            return finished.context("a service panicked")?.and_then(|()| anyhow::bail!("a service stopped unexpectedly"));
+            finished.context("a service panicked")?.and_then(|()| anyhow::bail!("a service stopped unexpectedly"))
         }
-    }
-    stop.cancel();
-    while let Some(finished) = services.join_next().await {
-        finished.context("a service panicked")??;
-    }
-    Ok(())
+    };
+    traces.shutdown().await;
+    result
 }
 
 /// Serves a stand-in for WeChat's API on a loopback port; stops with the token.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use doumi_proto::bot::v1::{
     InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply,
 };
-use tonic::transport::Channel;
+use doumi_runtime::grpc::Channel;
 
 /// What the reader sees when the bot is down or too slow.
 pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再发一次。";
@@ -35,17 +35,16 @@ impl BotLink {
         // catalog behind it can plan for it, and is enforced here too.
         request.set_timeout(deadline);
         let result = tokio::time::timeout(deadline, self.client.clone().reply(request)).await;
-        metrics::histogram!("doumi_gateway_bot_latency_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::BOT_LATENCY).record(started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),
             Ok(Err(status)) => {
-                metrics::counter!("doumi_gateway_bot_errors_total").increment(1);
+                metrics::counter!(crate::metrics::BOT_ERRORS).increment(1);
                 tracing::warn!(code = ?status.code(), message = status.message(), "bot call failed");
                 busy()
             }
             Err(_elapsed) => {
-                metrics::counter!("doumi_gateway_deadline_hits_total").increment(1);
+                metrics::counter!(crate::metrics::DEADLINE_HITS).increment(1);
                 tracing::warn!(?deadline, "bot did not answer in time");
                 busy()
             }

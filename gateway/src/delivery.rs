@@ -104,5 +104,5 @@ impl Courier {
 }
 
 fn count(outcome: &'static str) {
-    metrics::counter!("doumi_gateway_deliveries_total", "outcome" => outcome).increment(1);
+    metrics::counter!(crate::metrics::DELIVERIES, "outcome" => outcome).increment(1);
 }

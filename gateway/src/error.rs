@@ -61,9 +61,10 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        metrics::counter!("doumi_gateway_refusals_total", "reason" => self.reason()).increment(1);
+        metrics::counter!(crate::metrics::REFUSALS, "reason" => self.reason()).increment(1);
         if let Self::Crypto(error) = &self {
-            metrics::counter!("doumi_gateway_crypto_failures_total", "code" => error.code().to_string()).increment(1);
+            metrics::counter!(crate::metrics::CRYPTO_FAILURES, "code" => error.code().to_string())
+                .increment(1);
         }
         tracing::warn!(reason = %self, "request refused");
         let reason = match &self {
@@ -93,7 +94,7 @@ pub async fn count_other_refusals(response: Response) -> Response {
             StatusCode::REQUEST_TIMEOUT => "too_slow",
             _ => "malformed",
         };
-        metrics::counter!("doumi_gateway_refusals_total", "reason" => reason).increment(1);
+        metrics::counter!(crate::metrics::REFUSALS, "reason" => reason).increment(1);
         tracing::warn!(status = status.as_u16(), reason, "request refused");
     }
     response

@@ -7,6 +7,7 @@ pub mod bot_link;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod shared_store;
 pub mod window;
@@ -83,7 +84,7 @@ pub async fn run(
         require_encryption: config.require_encryption,
         ready: ready.clone(),
     };
-    let _ = doumi_runtime::metrics::prometheus();
+    metrics::install();
     tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot_url, "gateway listening");
     axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(async move {

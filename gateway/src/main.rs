@@ -10,7 +10,7 @@ struct Cli {
     #[command(flatten)]
     gateway: doumi_gateway::GatewayArgs,
     #[command(flatten)]
-    log: telemetry::LogArgs,
+    telemetry: telemetry::TelemetryArgs,
 }
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() {
     let cli = Cli::parse();
     doumi_runtime::service_main(
         "gateway",
-        cli.log.format,
+        &cli.telemetry,
         |problems| cli.gateway.config(problems),
         |config| config.listen,
         doumi_gateway::run,

@@ -21,9 +21,11 @@ use axum::{
     routing::get,
 };
 use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
+use doumi_runtime::telemetry;
 use serde::Deserialize;
 use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use tracing::{Instrument, field::Empty};
 
 use doumi_wechat::{
     crypto::{CryptoError, MessageCrypto},
@@ -32,7 +34,12 @@ use doumi_wechat::{
     signature,
 };
 
-use crate::{config::WechatToken, error::Refusal, window::ReplyWindow};
+use crate::{
+    config::WechatToken,
+    error::Refusal,
+    metrics as m,
+    window::{ReplyWindow, message_tag},
+};
 
 /// WeChat's messages are a few KiB; anything past this is not from WeChat.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -82,8 +89,32 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(
             crate::error::count_other_refusals,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: a message's root span on `/wechat` (joined to
+/// the caller's trace when a load balancer sends `traceparent`), a debug
+/// span for probes and scrapes. Never the query string: it carries the
+/// reader's OpenID.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    if path != "/wechat" {
+        return tracing::debug_span!("http", method = %request.method(), path);
+    }
+    let span = tracing::info_span!(
+        "message",
+        otel.name = "POST /wechat",
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = path,
+        msg = Empty,
+        reader = Empty,
+        kind = Empty,
+        trace_id = Empty,
+    );
+    telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 /// The signed parts of a request, once present.
@@ -205,14 +236,23 @@ async fn receive(
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let arrived = Instant::now();
-    let signed = state.check_signed(&query)?;
-    let (xml, encrypted) = state.open(&query, &signed, &body)?;
-    let message = inbound::parse(&xml)?;
+    let signed = tracing::debug_span!("verify").in_scope(|| state.check_signed(&query))?;
+    let (xml, encrypted) =
+        tracing::debug_span!("decrypt").in_scope(|| state.open(&query, &signed, &body))?;
+    let message = tracing::debug_span!("parse").in_scope(|| inbound::parse(&xml))?;
     let kind = kind_label(&message);
     let (reader, account) = (message.from_user.clone(), message.to_account.clone());
+    let span = tracing::Span::current();
+    span.record("msg", message_tag(&message));
+    span.record("reader", telemetry::pseudonym(&reader));
+    span.record("kind", kind);
 
-    let (reply, outcome) = state.window.answer(message, arrived).await;
-    metrics::counter!("doumi_gateway_requests_total", "kind" => kind, "outcome" => outcome.as_str()).increment(1);
+    let (reply, outcome) = state
+        .window
+        .answer(message, arrived)
+        .instrument(tracing::debug_span!("window"))
+        .await;
+    metrics::counter!(m::REQUESTS, "kind" => kind, "outcome" => outcome.as_str()).increment(1);
     let Some(reply) = reply else {
         tracing::info!(
             kind,
@@ -222,7 +262,7 @@ async fn receive(
         );
         return Ok(abandoned());
     };
-    metrics::counter!("doumi_gateway_replies_total", "kind" => reply_label(&reply)).increment(1);
+    metrics::counter!(m::REPLIES, "kind" => reply_label(&reply)).increment(1);
     tracing::info!(kind, outcome = outcome.as_str(), encrypted, "answered");
 
     let to = Addressing {
@@ -230,19 +270,23 @@ async fn receive(
         account: &account,
         now: now_unix(),
     };
-    let rendered = outbound::render(Some(&reply), &to).unwrap_or_else(|error| {
-        tracing::error!(%error, "reply dropped");
-        Rendered::Success
-    });
-    Ok(match rendered {
-        Rendered::Xml(xml) if encrypted => xml_response(state.seal(&xml, &signed)?),
-        Rendered::Xml(xml) => xml_response(xml),
-        Rendered::Success => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "success",
-        )
-            .into_response(),
-    })
+    let response = tracing::debug_span!("render").in_scope(|| {
+        let rendered = outbound::render(Some(&reply), &to).unwrap_or_else(|error| {
+            tracing::error!(%error, "reply dropped");
+            Rendered::Success
+        });
+        Ok::<_, Refusal>(match rendered {
+            Rendered::Xml(xml) if encrypted => xml_response(state.seal(&xml, &signed)?),
+            Rendered::Xml(xml) => xml_response(xml),
+            Rendered::Success => (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "success",
+            )
+                .into_response(),
+        })
+    })?;
+    metrics::histogram!(m::ATTEMPT_LATENCY).record(arrived.elapsed().as_secs_f64());
+    Ok(response)
 }
 
 /// The end of an attempt WeChat has given up on. Nothing may look like an

@@ -29,11 +29,12 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The whole life of a service binary, so each `main.rs` stays a few lines:
-/// telemetry, settings (every bad one listed, exit 64), the bound listener,
-/// `run` until SIGTERM or SIGINT, then a drain bounded by [`DRAIN_TIMEOUT`].
+/// settings (every bad one listed, exit 64), telemetry, the bound listener,
+/// `run` until SIGTERM or SIGINT, then a drain bounded by [`DRAIN_TIMEOUT`]
+/// and the last spans exported.
 pub async fn service_main<C, E, Fut>(
-    name: &str,
-    log: telemetry::LogFormat,
+    name: &'static str,
+    telemetry: &telemetry::TelemetryArgs,
     config: impl FnOnce(&mut settings::Problems) -> Option<C>,
     listen: impl FnOnce(&C) -> SocketAddr,
     run: impl FnOnce(C, TcpListener, Shutdown) -> Fut,
@@ -41,10 +42,24 @@ pub async fn service_main<C, E, Fut>(
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    telemetry::init(log);
     let mut problems = settings::Problems::new();
+    let export = telemetry.trace_export(&mut problems);
     let config = config(&mut problems);
     let config = problems.finish(config).unwrap_or_else(|e| e.exit());
+    let binary = format!("doumi-{name}");
+    let traces = match telemetry::init(
+        &binary,
+        telemetry.format,
+        export.as_ref(),
+        telemetry.service_name.as_deref(),
+    ) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("error: {name} cannot export traces: {error}");
+            std::process::exit(1)
+        }
+    };
+    metrics::register_service(name);
     let addr = listen(&config);
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
@@ -69,8 +84,10 @@ pub async fn service_main<C, E, Fut>(
         result = run(config, listener, shutdown) => {
             if let Err(error) = result {
                 tracing::error!(%error, "{name} stopped");
+                traces.shutdown().await;
                 std::process::exit(1);
             }
+            traces.shutdown().await;
         }
         () = drain_deadline => {
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "{name} did not drain in time");

@@ -1,14 +1,53 @@
 //! One Prometheus recorder per process, shared by every service in it
 //! (`doumi up` and the tests run several services in one process, and a
-//! process can only have one global `metrics` recorder).
+//! process can only have one global `metrics` recorder), with what every
+//! service exposes: process metrics, a build-info gauge and the gRPC series.
 
-use std::sync::OnceLock;
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Once, OnceLock},
+};
 
+use axum::{Router, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
 
 /// Latency buckets in seconds, spanning a cache hit to WeChat's 15 s of retries.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.5, 7.0, 10.0, 15.0,
+];
+
+/// The gRPC series, named as the gRPC world's Prometheus middlewares name
+/// them, so existing dashboards and alerts apply.
+pub const GRPC_SERVER_STARTED: &str = "grpc_server_started_total";
+pub const GRPC_SERVER_HANDLED: &str = "grpc_server_handled_total";
+pub const GRPC_SERVER_HANDLING: &str = "grpc_server_handling_seconds";
+pub const GRPC_CLIENT_STARTED: &str = "grpc_client_started_total";
+pub const GRPC_CLIENT_HANDLED: &str = "grpc_client_handled_total";
+pub const GRPC_CLIENT_HANDLING: &str = "grpc_client_handling_seconds";
+/// `1`, labelled with the service and its version.
+pub const BUILD_INFO: &str = "doumi_build_info";
+
+/// Every series this module exposes in each service (the process ones as
+/// the `metrics-process` collector names them on Linux): what dashboards and
+/// alert rules may rely on.
+pub const NAMES: &[&str] = &[
+    GRPC_SERVER_STARTED,
+    GRPC_SERVER_HANDLED,
+    GRPC_SERVER_HANDLING,
+    GRPC_CLIENT_STARTED,
+    GRPC_CLIENT_HANDLED,
+    GRPC_CLIENT_HANDLING,
+    BUILD_INFO,
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -24,12 +63,103 @@ pub fn prometheus() -> Option<PrometheusHandle> {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+            let installed = metrics::set_global_recorder(recorder).ok().map(|()| handle);
+            if installed.is_some() {
+                describe_common();
+            }
+            installed
         })
         .clone()
 }
 
-/// The metrics in Prometheus' text format.
+fn process() -> &'static metrics_process::Collector {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS.get_or_init(metrics_process::Collector::default)
+}
+
+fn describe_common() {
+    process().describe();
+    metrics::describe_gauge!(BUILD_INFO, "1, labelled with the service and its version");
+    metrics::describe_counter!(GRPC_SERVER_STARTED, "gRPC calls started on the server");
+    metrics::describe_counter!(
+        GRPC_SERVER_HANDLED,
+        "gRPC calls completed on the server, by status code"
+    );
+    metrics::describe_histogram!(
+        GRPC_SERVER_HANDLING,
+        metrics::Unit::Seconds,
+        "Time the server took to answer a gRPC call"
+    );
+    metrics::describe_counter!(GRPC_CLIENT_STARTED, "gRPC calls started by this client");
+    metrics::describe_counter!(
+        GRPC_CLIENT_HANDLED,
+        "gRPC calls this client saw completed, by status code"
+    );
+    metrics::describe_histogram!(
+        GRPC_CLIENT_HANDLING,
+        metrics::Unit::Seconds,
+        "Time a gRPC call took, as this client saw it"
+    );
+}
+
+/// Announces a service of this process in `doumi_build_info`.
+pub fn register_service(service: &'static str) {
+    let _ = prometheus();
+    metrics::gauge!(BUILD_INFO, "service" => service, "version" => env!("CARGO_PKG_VERSION"))
+        .set(1.0);
+}
+
+/// Runs `describe` once per process: HELP lines for a service's own series.
+pub fn describe_once(once: &'static Once, describe: fn()) {
+    let _ = prometheus();
+    once.call_once(describe);
+}
+
+/// The metrics in Prometheus' text format, process metrics freshly read.
 pub fn render() -> String {
-    prometheus().map(|h| h.render()).unwrap_or_default()
+    let Some(handle) = prometheus() else {
+        return String::new();
+    };
+    process().collect();
+    handle.render()
+}
+
+/// Why a metrics listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for metrics on {addr}")]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds the `/metrics` listener at `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError { addr, source })
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves: a small
+/// HTTP listener beside a gRPC port, for Prometheus to scrape.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _ = prometheus();
+    let app = Router::new().route("/metrics", get(|| async { render() }));
+    tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves `/metrics` on `listener` in the background until `shutdown`
+/// resolves; a failure is logged, never fatal to the service.
+pub fn spawn(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(error) = serve(listener, shutdown).await {
+            tracing::error!(%error, "metrics listener failed");
+        }
+    });
 }

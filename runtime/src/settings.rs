@@ -35,6 +35,14 @@ impl Problems {
             .ok()
     }
 
+    /// Parses an optional listen address: `off` (or empty) = no listener.
+    pub fn listen_or_off(&mut self, name: &str, value: &str) -> Option<Option<SocketAddr>> {
+        match value.trim() {
+            "" | "off" => Some(None),
+            addr => self.socket_addr(name, addr).map(Some),
+        }
+    }
+
     /// Parses a duration like `4.5s` or `300ms`.
     pub fn duration(&mut self, name: &str, value: &str) -> Option<Duration> {
         let parsed = parse_duration(value);

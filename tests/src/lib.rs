@@ -1,6 +1,6 @@
 //! Test support for doumi's end-to-end tests: a real `redis-server` on a free
 //! port, fake Douban, Open Library and Google Books servers serving recorded
-//! JSON, a fake of WeChat's API, and the three services started on ephemeral ports through the same
+//! JSON, a fake of WeChat's API, an OpenTelemetry collector, and the three services started on ephemeral ports through the same
 //! `run` functions the binaries use.
 #![forbid(unsafe_code)]
 
@@ -8,6 +8,7 @@ pub mod douban;
 pub mod fake_upstream;
 pub mod googlebooks;
 pub mod openlibrary;
+pub mod otlp;
 pub mod redis_server;
 pub mod stack;
 pub mod wechat;

@@ -41,6 +41,7 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, watch},
     time::Instant,
 };
+use tracing::Instrument;
 
 use crate::{
     bot_link::{self, BotLink},
@@ -430,9 +431,13 @@ impl ReplyWindow {
     ) {
         let window = self.clone();
         let deadline = self.work_deadline();
+        // A child of the attempt that started it, in the same trace, though
+        // it may outlive that attempt; calls made inside carry the tag.
+        let span = tracing::info_span!("work");
+        let tag = message_tag(&message);
         // Spawned so that it runs to the end even when WeChat drops the
         // connection of the attempt that started it.
-        tokio::spawn(async move {
+        let work = async move {
             let reader = message.from_user.clone();
             let reply = window.bot.reply(message, deadline).await;
             // Published (here first: a slow Redis must not delay the attempts
@@ -453,11 +458,15 @@ impl ReplyWindow {
                 if let Some(courier) = window.courier()
                     && window.settle(&slot, &key, Fate::Late).await == Fate::Late
                 {
-                    courier.deliver(&reader, &reply).await;
+                    courier
+                        .deliver(&reader, &reply)
+                        .instrument(tracing::info_span!("deliver"))
+                        .await;
                 }
             }
             drop(permit);
-        });
+        };
+        tokio::spawn(doumi_runtime::telemetry::for_message(tag, work).instrument(span));
     }
 
     /// Waits until the reply exists or `deadline` passes.
@@ -504,6 +513,17 @@ impl ReplyWindow {
             Interim::Success => self.interim_none(),
         }
     }
+}
+
+/// How a message appears in every service's logs: its MsgId, which WeChat
+/// keeps across retries and which says nothing about the reader; for events
+/// (no MsgId) a digest of their key.
+pub fn message_tag(message: &InboundMessage) -> String {
+    if message.msg_id != 0 {
+        return message.msg_id.to_string();
+    }
+    let digest = Sha1::digest(message_key(message));
+    format!("event-{}", hex::encode(&digest[..6]))
 }
 
 /// One message across its retries: MsgId with the sender for messages;

@@ -55,7 +55,7 @@ impl Slots {
         }
         while inner.by_key.len() >= self.capacity {
             inner.forget_oldest();
-            metrics::counter!("doumi_gateway_window_evictions_total").increment(1);
+            metrics::counter!(crate::metrics::WINDOW_EVICTIONS).increment(1);
         }
         let key: Arc<str> = Arc::from(key);
         let slot = Arc::new(Slot::new());

@@ -15,6 +15,9 @@ pub struct BotArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "DOUMI_BOT_LISTEN", default_value = "0.0.0.0:50051")]
     pub bot_listen: String,
+    /// Address of the Prometheus `/metrics` HTTP listener; `off` = none.
+    #[arg(long, env = "DOUMI_BOT_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    pub bot_metrics_listen: String,
     /// The book catalog's gRPC address.
     #[arg(
         long,
@@ -41,6 +44,8 @@ pub struct BotArgs {
 #[derive(Debug, Clone)]
 pub struct BotConfig {
     pub listen: SocketAddr,
+    /// `None` = no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
     /// Each reader's pace; `None` = no limit.
@@ -52,6 +57,8 @@ impl BotArgs {
     /// Validates every setting, recording each problem in `problems`.
     pub fn config(&self, problems: &mut Problems) -> Option<BotConfig> {
         let listen = problems.socket_addr("DOUMI_BOT_LISTEN", &self.bot_listen);
+        let metrics_listen =
+            problems.listen_or_off("DOUMI_BOT_METRICS_LISTEN", &self.bot_metrics_listen);
         let catalog_url = problems.http_url("DOUMI_CATALOG_URL", &self.catalog_url);
         let catalog_timeout = problems.duration("DOUMI_CATALOG_TIMEOUT", &self.catalog_timeout);
         let rate_limit = RateLimit::parse(&self.reader_rate_limit)
@@ -60,6 +67,7 @@ impl BotArgs {
         let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         Some(BotConfig {
             listen: listen?,
+            metrics_listen: metrics_listen?,
             catalog_url: catalog_url?,
             catalog_timeout: catalog_timeout?,
             rate_limit: rate_limit?,
@@ -69,10 +77,12 @@ impl BotArgs {
 }
 
 impl BotConfig {
-    /// Defaults pointed at a catalog; used by tests and `doumi up`.
+    /// Defaults pointed at a catalog, without a metrics listener; used by
+    /// tests and `doumi up`.
     pub fn new(listen: SocketAddr, catalog_url: String) -> Self {
         Self {
             listen,
+            metrics_listen: None,
             catalog_url,
             catalog_timeout: Duration::from_secs(60),
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),

@@ -23,6 +23,20 @@ pub enum Intent {
     Ignore,
 }
 
+impl Intent {
+    /// A bounded label for metrics and logs (never the reader's words).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Welcome => "welcome",
+            Self::Help => "help",
+            Self::LookupIsbn(_) => "isbn",
+            Self::Search(_) => "search",
+            Self::Unsupported => "unsupported",
+            Self::Ignore => "ignore",
+        }
+    }
+}
+
 /// Classifies one inbound message.
 pub fn classify(message: &InboundMessage) -> Intent {
     use inbound_message::Kind;

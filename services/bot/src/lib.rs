@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod config;
 pub mod intent;
+pub mod metrics;
 pub mod rate_limit;
 mod reply;
 pub mod service;
@@ -26,6 +27,8 @@ pub enum BotError {
     #[error("setting up the shared rate limit in Redis failed")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
+    MetricsListen(#[from] doumi_runtime::metrics::ListenError),
+    #[error(transparent)]
     Serve(#[from] doumi_runtime::grpc::ServeError),
 }
 
@@ -35,6 +38,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BotError> {
+    metrics::install();
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let _stop_metrics_on_return = metrics_stop.clone().drop_guard();
+    if let Some(addr) = config.metrics_listen {
+        let listener = doumi_runtime::metrics::bind(addr).await?;
+        doumi_runtime::metrics::spawn(listener, metrics_stop.cancelled_owned());
+    }
     let channel = doumi_runtime::grpc::channel(&config.catalog_url)?;
     let limiter = match config.rate_limit {
         Some(limit) => {

@@ -10,7 +10,7 @@ struct Cli {
     #[command(flatten)]
     bot: doumi_bot::BotArgs,
     #[command(flatten)]
-    log: telemetry::LogArgs,
+    telemetry: telemetry::TelemetryArgs,
 }
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() {
     let cli = Cli::parse();
     doumi_runtime::service_main(
         "bot",
-        cli.log.format,
+        &cli.telemetry,
         |problems| cli.bot.config(problems),
         |config| config.listen,
         doumi_bot::run,

@@ -137,7 +137,7 @@ impl ReaderLimiter {
             None => self.allow_local(reader),
         };
         if !allowed {
-            metrics::counter!("doumi_bot_rate_limited_total").increment(1);
+            metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
         }
         allowed
     }

@@ -9,7 +9,9 @@ use doumi_proto::{
 };
 use std::time::Duration;
 
-use tonic::{Code, Request, Response, Status, transport::Channel};
+use doumi_runtime::{grpc::Channel, telemetry};
+use tonic::{Code, Request, Response, Status};
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     answer,
@@ -156,21 +158,31 @@ impl Bot for BotService {
             .into_inner()
             .message
             .ok_or_else(|| Status::invalid_argument("message is missing"))?;
-        let intent = intent::classify(&message);
-        tracing::debug!(intent = ?intent, "replying");
-        let reply = match intent {
-            Intent::Welcome => reply::text(answer::welcome()),
-            Intent::Help => reply::text(answer::help()),
-            Intent::Unsupported => reply::text(answer::unsupported()),
-            Intent::LookupIsbn(_) | Intent::Search(_)
-                if !self.within_pace(&message.from_user).await =>
-            {
-                reply::text(answer::too_fast())
+        let span = tracing::info_span!(
+            "reply",
+            reader = %telemetry::pseudonym(&message.from_user),
+            intent = Empty,
+        );
+        let intent = span.in_scope(|| intent::classify(&message));
+        span.record("intent", intent.label());
+        metrics::counter!(crate::metrics::INTENTS, "intent" => intent.label()).increment(1);
+        let reply = async {
+            match intent {
+                Intent::Welcome => reply::text(answer::welcome()),
+                Intent::Help => reply::text(answer::help()),
+                Intent::Unsupported => reply::text(answer::unsupported()),
+                Intent::LookupIsbn(_) | Intent::Search(_)
+                    if !self.within_pace(&message.from_user).await =>
+                {
+                    reply::text(answer::too_fast())
+                }
+                Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn, deadline).await),
+                Intent::Search(query) => reply::text(self.search(query, deadline).await),
+                Intent::Ignore => reply::none(),
             }
-            Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn, deadline).await),
-            Intent::Search(query) => reply::text(self.search(query, deadline).await),
-            Intent::Ignore => reply::none(),
-        };
+        }
+        .instrument(span)
+        .await;
         Ok(Response::new(ReplyResponse { reply: Some(reply) }))
     }
 }

@@ -18,6 +18,7 @@ use std::{
 
 use doumi_proto::catalog::v1::Book;
 use moka::Expiry;
+use tracing::Instrument;
 
 use crate::{
     breaker::BreakerState,
@@ -184,9 +185,12 @@ impl Books {
         (self.inner.clock)()
     }
 
+    /// The span's `tier` says who answered: `memory`, `redis` or `providers`.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(%key, tier = tracing::field::Empty))]
     async fn lookup(&self, key: BookKey, deadline: Deadline) -> Result<Arc<Book>, ProviderError> {
         let memory = &self.inner.memory;
         if let Some(entry) = memory.get(&key).await {
+            tracing::Span::current().record("tier", "memory");
             match entry.freshness(self.now()) {
                 Freshness::Fresh => {
                     metrics::counter!(m::CACHE_HITS, "tier" => "memory").increment(1);
@@ -246,6 +250,7 @@ impl Books {
         if let Some(redis) = &self.inner.redis {
             let now = self.now();
             if let Some(entry) = redis.get(key, now).await {
+                tracing::Span::current().record("tier", "redis");
                 match entry.freshness(now) {
                     Freshness::Fresh => {
                         metrics::counter!(m::CACHE_HITS, "tier" => "redis").increment(1);
@@ -260,6 +265,7 @@ impl Books {
             }
         }
         metrics::counter!(m::CACHE_MISSES).increment(1);
+        tracing::Span::current().record("tier", "providers");
         let entry = self.fetch(key, deadline).await?;
         self.store_in_redis(key.clone(), entry.clone());
         Ok(entry)
@@ -295,11 +301,12 @@ impl Books {
             return;
         }
         let books = self.clone();
-        tokio::spawn(async move {
+        let store = async move {
             if let Some(redis) = &books.inner.redis {
                 redis.put(&key, &entry, books.now()).await;
             }
-        });
+        };
+        tokio::spawn(store.in_current_span());
     }
 
     /// Refetches a stale entry unless a refresh of it is already running. A
@@ -309,7 +316,7 @@ impl Books {
             return;
         }
         let books = self.clone();
-        tokio::spawn(async move {
+        let refresh = async move {
             match books.fetch(&key, Deadline::NONE).await {
                 Ok(entry) => {
                     books.inner.memory.insert(key.clone(), entry.clone()).await;
@@ -324,7 +331,9 @@ impl Books {
                 }
             }
             books.refreshing().remove(&key);
-        });
+        };
+        // In the trace of the lookup that found the entry stale.
+        tokio::spawn(refresh.instrument(tracing::debug_span!("cache.refresh")));
     }
 
     fn refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<BookKey>> {

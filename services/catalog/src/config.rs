@@ -200,12 +200,8 @@ impl CatalogArgs {
     /// Validates every setting, recording each problem in `problems`.
     pub fn config(&self, problems: &mut Problems) -> Option<CatalogConfig> {
         let listen = problems.socket_addr("DOUMI_CATALOG_LISTEN", &self.catalog_listen);
-        let metrics_listen = match self.catalog_metrics_listen.trim() {
-            "" | "off" => Some(None),
-            addr => problems
-                .socket_addr("DOUMI_CATALOG_METRICS_LISTEN", addr)
-                .map(Some),
-        };
+        let metrics_listen =
+            problems.listen_or_off("DOUMI_CATALOG_METRICS_LISTEN", &self.catalog_metrics_listen);
         let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         let redis = self.redis_policy(problems);
         let cache = self.cache_policy(problems);

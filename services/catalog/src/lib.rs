@@ -53,11 +53,8 @@ pub enum CatalogError {
     HttpClient(#[from] reqwest::Error),
     #[error("setting up the Redis cache failed")]
     Redis(#[from] redis::RedisError),
-    #[error("cannot listen for metrics on {addr}")]
-    MetricsListen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    MetricsListen(#[from] doumi_runtime::metrics::ListenError),
     #[error(transparent)]
     Serve(#[from] doumi_runtime::grpc::ServeError),
 }
@@ -77,11 +74,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CatalogError> {
     let metrics = match config.metrics_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| CatalogError::MetricsListen { addr, source })?,
-        ),
+        Some(addr) => Some(doumi_runtime::metrics::bind(addr).await?),
         None => None,
     };
     serve(
@@ -118,16 +111,9 @@ pub async fn serve(
     // Everything beside the gRPC server stops with it.
     let stop = CancellationToken::new();
     let _stop_on_return = stop.clone().drop_guard();
+    metrics::install();
     if let Some(listener) = listeners.metrics {
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            if let Err(error) = metrics::serve(listener, shutdown).await {
-                tracing::error!(%error, "metrics listener failed");
-            }
-        });
-    } else {
-        // Record anyway: the recorder is process-wide and cheap.
-        metrics::install();
+        doumi_runtime::metrics::spawn(listener, stop.clone().cancelled_owned());
     }
     let reporter = tonic_health::server::HealthReporter::new();
     tokio::spawn(health::report(

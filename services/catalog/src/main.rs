@@ -10,7 +10,7 @@ struct Cli {
     #[command(flatten)]
     catalog: doumi_catalog::CatalogArgs,
     #[command(flatten)]
-    log: telemetry::LogArgs,
+    telemetry: telemetry::TelemetryArgs,
 }
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() {
     let cli = Cli::parse();
     doumi_runtime::service_main(
         "catalog",
-        cli.log.format,
+        &cli.telemetry,
         |problems| cli.catalog.config(problems),
         |config| config.listen,
         doumi_catalog::run,

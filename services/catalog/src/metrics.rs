@@ -1,12 +1,9 @@
 //! The catalog's metrics in Prometheus text format: cache hits, misses, stale
 //! serves and coalesced waits; upstream requests by provider and outcome, and
-//! their latency; circuit and Redis state. Served on a small HTTP listener at
-//! `/metrics`, apart from the gRPC port.
+//! their latency; circuit and Redis state. Served with the process's other
+//! metrics on a small HTTP listener at `/metrics`, apart from the gRPC port.
 
-use std::{future::Future, sync::Once};
-
-use axum::{Router, routing::get};
-use tokio::net::TcpListener;
+use std::sync::Once;
 
 pub const CACHE_HITS: &str = "doumi_catalog_cache_hits_total";
 pub const CACHE_MISSES: &str = "doumi_catalog_cache_misses_total";
@@ -19,16 +16,27 @@ pub const UPSTREAM_REQUESTS: &str = "doumi_catalog_upstream_requests_total";
 pub const UPSTREAM_SKIPPED: &str = "doumi_catalog_upstream_skipped_total";
 pub const UPSTREAM_LATENCY: &str = "doumi_catalog_upstream_latency_seconds";
 pub const CIRCUIT_STATE: &str = "doumi_catalog_circuit_state";
+/// Every series of the catalog's own.
+pub const NAMES: &[&str] = &[
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_STALE_SERVED,
+    CACHE_COALESCED_WAITS,
+    CACHE_REFRESHES,
+    REDIS_ERRORS,
+    REDIS_UP,
+    UPSTREAM_REQUESTS,
+    UPSTREAM_SKIPPED,
+    UPSTREAM_LATENCY,
+    CIRCUIT_STATE,
+];
 
 /// Installs the process-wide recorder (shared with any other service in the
 /// same process, see `doumi_runtime::metrics`) and describes the catalog's
 /// series, once.
 pub fn install() {
     static DESCRIBED: Once = Once::new();
-    if doumi_runtime::metrics::prometheus().is_none() {
-        tracing::warn!("another metrics recorder is installed; catalog metrics go there");
-    }
-    DESCRIBED.call_once(describe);
+    doumi_runtime::metrics::describe_once(&DESCRIBED, describe);
 }
 
 fn describe() {
@@ -71,20 +79,4 @@ fn describe() {
         "Provider request latency"
     );
     metrics::describe_gauge!(CIRCUIT_STATE, "Per provider: 0 closed, 0.5 probing, 1 open");
-}
-
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    install();
-    let app = Router::new().route(
-        "/metrics",
-        get(|| async { doumi_runtime::metrics::render() }),
-    );
-    tracing::info!(addr = ?listener.local_addr().ok(), "catalog metrics listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -86,6 +86,7 @@ impl RedisCache {
 
     /// The entry stored for `key`; `None` on a miss, an error, a timeout, an
     /// entry of another schema version, or while Redis is skipped.
+    #[tracing::instrument(level = "debug", name = "redis.get", skip_all, fields(otel.kind = "client", db.system = "redis"))]
     pub async fn get(&self, key: &BookKey, now: SystemTime) -> Option<CacheEntry> {
         if !self.breaker.allow() {
             return None;
@@ -116,6 +117,7 @@ impl RedisCache {
     }
 
     /// Stores `entry` until its hard TTL.
+    #[tracing::instrument(level = "debug", name = "redis.set", skip_all, fields(otel.kind = "client", db.system = "redis"))]
     pub async fn put(&self, key: &BookKey, entry: &CacheEntry, now: SystemTime) {
         let ttl_ms = u64::try_from(entry.time_to_live(now).as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 || !self.breaker.allow() {

@@ -79,6 +79,7 @@ impl Upstream {
     ///
     /// The breaker sees one outcome per call (after retries), so a single
     /// unlucky request cannot open it; "not found" is a healthy answer.
+    #[tracing::instrument(level = "debug", name = "provider", skip_all, fields(otel.kind = "client", provider = self.name(), operation = ask.as_str()))]
     pub async fn call<T, F, Fut>(
         &self,
         ask: Ask,

@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::{CommandFactory, FromArgMatches, Parser, builder::Resettable};
-use doumi_runtime::{settings::Problems, telemetry::LogArgs};
+use doumi_runtime::{settings::Problems, telemetry::TelemetryArgs};
 
 /// The programs doumi's images run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -157,11 +157,17 @@ impl Binary {
                 let mut problems = Problems::new();
                 let config = cli.bot.config(&mut problems);
                 let config = problems.finish(config).map_err(|e| e.to_string())?;
-                Ok(vec![Listener {
+                let mut listeners = vec![Listener {
                     purpose: "gRPC",
                     addr: config.listen,
                     protocol: Protocol::Grpc,
-                }])
+                }];
+                listeners.extend(config.metrics_listen.map(|addr| Listener {
+                    purpose: "HTTP: /metrics",
+                    addr,
+                    protocol: Protocol::Http,
+                }));
+                Ok(listeners)
             }
             Self::Catalog => {
                 let cli: CatalogCli = parse(self, env, args)?;
@@ -211,7 +217,7 @@ struct GatewayCli {
     #[command(flatten)]
     gateway: doumi_gateway::GatewayArgs,
     #[command(flatten)]
-    _log: LogArgs,
+    _telemetry: TelemetryArgs,
 }
 
 #[derive(Parser)]
@@ -219,7 +225,7 @@ struct BotCli {
     #[command(flatten)]
     bot: doumi_bot::BotArgs,
     #[command(flatten)]
-    _log: LogArgs,
+    _telemetry: TelemetryArgs,
 }
 
 #[derive(Parser)]
@@ -227,7 +233,7 @@ struct CatalogCli {
     #[command(flatten)]
     catalog: doumi_catalog::CatalogArgs,
     #[command(flatten)]
-    _log: LogArgs,
+    _telemetry: TelemetryArgs,
 }
 
 /// Parses `env` as if the binary had found it in its environment: each variable becomes the flag

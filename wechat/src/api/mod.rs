@@ -19,12 +19,32 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
+use tracing::Instrument;
 use url::Url;
 
 pub use account::{AccountError, OfficialAccount};
 pub use custom::CustomMessage;
 pub use error::{ApiError, ErrCode};
 pub use token::{AccessToken, TokenManager};
+
+/// WeChat API calls that ended in an error, by call and `errcode`.
+pub const API_ERRORS: &str = "doumi_wechat_api_errors_total";
+/// `access_token` requests to WeChat, by kind (`fetch`, `forced`).
+pub const TOKEN_REQUESTS: &str = "doumi_wechat_token_requests_total";
+/// Every series of the WeChat API client.
+pub const METRIC_NAMES: &[&str] = &[API_ERRORS, TOKEN_REQUESTS];
+
+/// HELP text for the WeChat API client's series.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        API_ERRORS,
+        "WeChat API calls that ended in an error (after retries), by call and errcode"
+    );
+    metrics::describe_counter!(
+        TOKEN_REQUESTS,
+        "access_token requests sent to WeChat, by kind (fetch, forced)"
+    );
+}
 
 /// Where WeChat's API lives; `DOUMI_WECHAT_API_BASE_URL` points elsewhere
 /// (a stand-in, a proxy).
@@ -149,6 +169,17 @@ impl ApiClient {
         query: &[(&str, &str)],
         call: Call<'_, B>,
     ) -> Result<T, ApiError> {
+        let span = tracing::debug_span!("wechat.api", otel.kind = "client", api);
+        self.repeated(api, path, query, call).instrument(span).await
+    }
+
+    async fn repeated<B: Serialize, T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        call: Call<'_, B>,
+    ) -> Result<T, ApiError> {
         let mut url = self.base.join(path).map_err(|_| ApiError::Url)?;
         url.query_pairs_mut().extend_pairs(query);
         let mut backoff = FIRST_BACKOFF;
@@ -163,7 +194,8 @@ impl ApiClient {
                     attempt += 1;
                 }
                 Err(error) => {
-                    metrics::counter!("doumi_wechat_api_errors_total", "api" => api, "code" => error.code_label()).increment(1);
+                    metrics::counter!(API_ERRORS, "api" => api, "code" => error.code_label())
+                        .increment(1);
                     return result;
                 }
                 Ok(_) => return result,

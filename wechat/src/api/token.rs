@@ -187,7 +187,7 @@ impl TokenManager {
     /// token WeChat no longer accepts.
     async fn fetch(&self, force: bool) -> Result<Held, ApiError> {
         let kind = if force { "forced" } else { "fetch" };
-        metrics::counter!("doumi_wechat_token_requests_total", "kind" => kind).increment(1);
+        metrics::counter!(super::TOKEN_REQUESTS, "kind" => kind).increment(1);
         let credentials = &self.inner.credentials;
         let body = StableTokenRequest {
             grant_type: "client_credential",

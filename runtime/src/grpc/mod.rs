@@ -1,5 +1,9 @@
 //! The frame every doumi gRPC server runs in: standard health checking,
-//! reflection for grpcurl, and a graceful drain on shutdown.
+//! reflection for grpcurl, traces and metrics on every call (`observe`), and
+//! a graceful drain on shutdown; and the one way doumi's services dial each
+//! other.
+
+pub mod observe;
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
@@ -28,17 +32,21 @@ const MAX_CALLS_PER_CONNECTION: usize = 512;
 const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 8 << 20;
 
+/// A channel to another doumi service, every call traced and counted.
+pub type Channel = observe::Client<tonic::transport::Channel>;
+
 /// A lazily connected channel to another doumi service: the service starts
 /// (and answers with an apology) while the other is still starting or down.
-pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
-        .connect_lazy())
+        .connect_lazy();
+    Ok(observe::Client::new(channel))
 }
 
 /// Why a gRPC server could not run.
@@ -121,7 +129,14 @@ where
         reporter.set_not_serving::<S>().await;
     };
 
+    let observed = observe::ServerLayer::new(vec![
+        S::NAME,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]);
     Server::builder()
+        .layer(observed)
         .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
         .load_shed(true)
         .initial_stream_window_size(STREAM_WINDOW)

@@ -1,0 +1,349 @@
+//! What every gRPC call records, on both ends of a hop: a span joined to
+//! the caller's trace (W3C `traceparent` in the metadata), the message tag
+//! carried from service to service, and the `grpc_*` metrics per method and
+//! status code.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use futures::future::BoxFuture;
+use tracing::{Instrument, field::Empty};
+
+use crate::{metrics as m, telemetry};
+
+/// The metadata key that carries a message's tag from hop to hop.
+pub const MESSAGE_TAG: &str = "doumi-message";
+
+/// Distinct methods labelled by name; past this (a caller inventing method
+/// names) calls are labelled `unknown`, so the series stay bounded.
+const MAX_METHODS: usize = 64;
+
+/// A method's labels, interned once for the life of the process.
+#[derive(Clone, Copy)]
+struct Method {
+    service: &'static str,
+    method: &'static str,
+    /// `service/method`, the span name gRPC tracing conventions use.
+    name: &'static str,
+}
+
+const UNKNOWN: Method = Method {
+    service: "unknown",
+    method: "unknown",
+    name: "unknown",
+};
+
+/// The methods seen so far; only paths under `services` get their own labels.
+#[derive(Default)]
+struct Methods {
+    services: Vec<&'static str>,
+    seen: RwLock<HashMap<String, Method>>,
+}
+
+impl Methods {
+    fn label(&self, path: &str) -> Method {
+        let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+            return UNKNOWN;
+        };
+        if !self.services.is_empty() && !self.services.contains(&service) {
+            return UNKNOWN;
+        }
+        if let Some(known) = self
+            .seen
+            .read()
+            .ok()
+            .and_then(|seen| seen.get(path).copied())
+        {
+            return known;
+        }
+        let Ok(mut seen) = self.seen.write() else {
+            return UNKNOWN;
+        };
+        if seen.len() >= MAX_METHODS {
+            return seen.get(path).copied().unwrap_or(UNKNOWN);
+        }
+        // Leaked once per distinct method, at most MAX_METHODS of them.
+        let labels = Method {
+            service: Box::leak(service.into()),
+            method: Box::leak(method.into()),
+            name: Box::leak(format!("{service}/{method}").into_boxed_str()),
+        };
+        *seen.entry(path.to_owned()).or_insert(labels)
+    }
+}
+
+/// The Go name of a gRPC status code, as Prometheus labels spell it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The status of a unary call from its response headers: tonic sends a
+/// failure as a trailers-only response (`grpc-status` in the headers), and a
+/// response without it carries a message, so the call succeeded.
+fn status_of(headers: &http::HeaderMap) -> tonic::Code {
+    headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32)
+}
+
+/// The server side: wraps every service a doumi gRPC server serves.
+#[derive(Clone)]
+pub struct ServerLayer {
+    methods: Arc<Methods>,
+}
+
+impl ServerLayer {
+    /// Labels calls to `services` by method; other paths are `unknown`.
+    pub fn new(services: Vec<&'static str>) -> Self {
+        Self {
+            methods: Arc::new(Methods {
+                services,
+                seen: RwLock::default(),
+            }),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ServerLayer {
+    type Service = Server<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Server {
+            inner,
+            methods: self.methods.clone(),
+        }
+    }
+}
+
+/// See [`ServerLayer`].
+#[derive(Clone)]
+pub struct Server<S> {
+    inner: S,
+    methods: Arc<Methods>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Server<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = self.methods.label(request.uri().path());
+        let tag = request
+            .headers()
+            .get(MESSAGE_TAG)
+            .and_then(|value| value.to_str().ok())
+            .filter(|tag| tag.len() <= 64)
+            .map(str::to_owned);
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = method.name,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = method.name,
+            rpc.grpc.status_code = Empty,
+            msg = tag.as_deref(),
+            trace_id = Empty,
+        );
+        telemetry::continue_trace(&span, request.headers());
+        let labels = [
+            ("grpc_service", method.service),
+            ("grpc_method", method.method),
+        ];
+        metrics::counter!(m::GRPC_SERVER_STARTED, &labels).increment(1);
+
+        // The service that was polled ready handles this call; a fresh clone
+        // waits for the next one (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        let call = inner.call(request).instrument(span.clone());
+        Box::pin(async move {
+            let result = match tag {
+                Some(tag) => telemetry::for_message(tag, call).await,
+                None => call.await,
+            };
+            let code = match &result {
+                Ok(response) => status_of(response.headers()),
+                Err(_) => tonic::Code::Unknown,
+            };
+            span.record("rpc.grpc.status_code", code as i32);
+            let elapsed = started.elapsed();
+            span.in_scope(|| tracing::debug!(code = code_name(code), ?elapsed, "grpc call"));
+            let method = if code == tonic::Code::Unimplemented {
+                UNKNOWN
+            } else {
+                method
+            };
+            let labels = [
+                ("grpc_service", method.service),
+                ("grpc_method", method.method),
+            ];
+            metrics::histogram!(m::GRPC_SERVER_HANDLING, &labels).record(elapsed.as_secs_f64());
+            metrics::counter!(
+                m::GRPC_SERVER_HANDLED,
+                "grpc_service" => method.service,
+                "grpc_method" => method.method,
+                "grpc_code" => code_name(code),
+            )
+            .increment(1);
+            result
+        })
+    }
+}
+
+/// The client side: wraps a channel to another doumi service.
+#[derive(Clone)]
+pub struct Client<S> {
+    inner: S,
+    methods: Arc<Methods>,
+}
+
+impl<S> Client<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            methods: Arc::default(),
+        }
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Client<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tonic::transport::Error> + Send,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let method = self.methods.label(request.uri().path());
+        let span = tracing::debug_span!(
+            "grpc.client",
+            otel.name = method.name,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.method = method.name,
+            rpc.grpc.status_code = Empty,
+        );
+        telemetry::inject_trace(&span, request.headers_mut());
+        if let Some(tag) = telemetry::message_tag()
+            && let Ok(value) = http::HeaderValue::from_str(&tag)
+        {
+            request.headers_mut().insert(MESSAGE_TAG, value);
+        }
+        let labels = [
+            ("grpc_service", method.service),
+            ("grpc_method", method.method),
+        ];
+        metrics::counter!(m::GRPC_CLIENT_STARTED, &labels).increment(1);
+
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        let call = inner.call(request).instrument(span.clone());
+        Box::pin(async move {
+            let result = call.await;
+            let code = match &result {
+                Ok(response) => status_of(response.headers()),
+                // No connection: what tonic reports for a transport failure.
+                Err(_) => tonic::Code::Unavailable,
+            };
+            span.record("rpc.grpc.status_code", code as i32);
+            metrics::histogram!(m::GRPC_CLIENT_HANDLING, &labels)
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!(
+                m::GRPC_CLIENT_HANDLED,
+                "grpc_service" => method.service,
+                "grpc_method" => method.method,
+                "grpc_code" => code_name(code),
+            )
+            .increment(1);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_labelled_by_name_and_bounded() {
+        let methods = Methods {
+            services: vec!["doumi.catalog.v1.BookCatalog"],
+            seen: RwLock::default(),
+        };
+        let known = methods.label("/doumi.catalog.v1.BookCatalog/GetBook");
+        assert_eq!(
+            (known.service, known.method, known.name),
+            (
+                "doumi.catalog.v1.BookCatalog",
+                "GetBook",
+                "doumi.catalog.v1.BookCatalog/GetBook"
+            )
+        );
+        assert_eq!(methods.label("/evil.Service/Anything").name, "unknown");
+        assert_eq!(methods.label("no-slashes").name, "unknown");
+        for i in 0..2 * MAX_METHODS {
+            methods.label(&format!("/doumi.catalog.v1.BookCatalog/Invented{i}"));
+        }
+        assert_eq!(methods.seen.read().unwrap().len(), MAX_METHODS);
+        assert_eq!(
+            methods
+                .label("/doumi.catalog.v1.BookCatalog/Invented999")
+                .name,
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn status_comes_from_trailers_only_responses() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(status_of(&headers), tonic::Code::Ok);
+        headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(status_of(&headers), tonic::Code::NotFound);
+        assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
+    }
+}
