@@ -243,9 +243,11 @@ async fn receive(
     let kind = kind_label(&message);
     let (reader, account) = (message.from_user.clone(), message.to_account.clone());
     let span = tracing::Span::current();
-    span.record("msg", message_tag(&message));
-    span.record("reader", telemetry::pseudonym(&reader));
-    span.record("kind", kind);
+    if !span.is_disabled() {
+        span.record("msg", message_tag(&message));
+        span.record("reader", telemetry::pseudonym(&reader));
+        span.record("kind", kind);
+    }
 
     let (reply, outcome) = state
         .window
