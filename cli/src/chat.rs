@@ -42,6 +42,10 @@ pub struct ChatArgs {
     /// Send a `subscribe` event (a new follower) instead of text.
     #[arg(long, conflicts_with = "text")]
     subscribe: bool,
+    /// Send a photo instead of text: the URL WeChat's image CDN would give
+    /// (the bot fetches it only from `DOUMI_BOT_IMAGE_HOSTS`).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["text", "subscribe"])]
+    image: Option<String>,
     /// Speak safe mode: encrypt each message and open the encrypted reply.
     #[arg(long)]
     safe_mode: bool,
@@ -103,6 +107,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 
     if args.subscribe {
         let body = peer::event_message(&session.reader, "gh_doumi", now(), "subscribe", "");
+        return session.send(body).await;
+    }
+    if let Some(pic_url) = args.image {
+        let msg_id: i64 = rand::rng().random_range(1..i64::MAX);
+        let body = peer::image_message(&session.reader, "gh_doumi", now(), msg_id, &pic_url);
         return session.send(body).await;
     }
     if let Some(text) = args.text {
@@ -265,9 +274,14 @@ fn is_promise(reply: &ParsedReply) -> bool {
 fn print_reply(reply: &ParsedReply) {
     match reply {
         ParsedReply::Text { content, .. } => println!("{content}"),
-        ParsedReply::News { titles, urls, .. } => {
-            for (title, url) in titles.iter().zip(urls) {
-                println!("[{title}] {url}");
+        ParsedReply::News { articles, .. } => {
+            for article in articles {
+                println!("┌ {}", article.title);
+                for line in article.description.lines() {
+                    println!("│ {line}");
+                }
+                println!("│ 封面 {}", article.pic_url);
+                println!("└ {}", article.url);
             }
         }
         ParsedReply::Nothing => println!("(no reply)"),

@@ -1,5 +1,8 @@
 //! A fake Google Books: `/books/v1/volumes?q=isbn:…` answered from the
-//! recorded volume, `{"totalItems": 0}` (no `items`) for an unknown ISBN.
+//! recorded volume, `{"totalItems": 0}` (no `items`) for an unknown ISBN; any
+//! other `q` is a keyword search over every volume it knows, paged by
+//! `startIndex` and `maxResults` (default 10; above 40 is a 400, as on the
+//! real API), with `totalItems` and no `items` when a page is empty.
 
 use std::{
     collections::HashMap,
@@ -9,6 +12,7 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Query, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -19,10 +23,18 @@ use crate::fake_upstream::{self, Behaviour};
 
 const RECORDED: &str = include_str!("../fixtures/googlebooks/googlebooks_q_isbn_0747532699.json");
 
+/// `maxResults` when a search does not say, and the most it may say.
+const DEFAULT_MAX_RESULTS: usize = 10;
+const MAX_RESULTS: usize = 40;
+
 #[derive(Default)]
 struct Shared {
     /// Volumes by every ISBN they list.
     volumes: Mutex<HashMap<String, Value>>,
+    /// Every volume, in the order added: what a keyword search ranks.
+    all: Mutex<Vec<Value>>,
+    /// The query parameters of every keyword search, in order.
+    searches: Mutex<Vec<HashMap<String, String>>>,
     /// The `key` parameter of the last request, if any.
     last_key: Mutex<Option<String>>,
     behaviour: Behaviour,
@@ -77,6 +89,20 @@ impl FakeGoogleBooks {
     pub fn add(&self, volume: Value) {
         add(&self.shared, volume);
     }
+
+    /// Requests with this `q` (a keyword search's query), failed or not.
+    pub fn search_calls(&self, q: &str) -> u64 {
+        self.shared.behaviour.calls(q)
+    }
+
+    /// The query parameters of every keyword search asked, in order.
+    pub fn searches(&self) -> Vec<HashMap<String, String>> {
+        self.shared
+            .searches
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for FakeGoogleBooks {
@@ -86,6 +112,9 @@ impl Drop for FakeGoogleBooks {
 }
 
 fn add(shared: &Shared, volume: Value) {
+    if let Ok(mut all) = shared.all.lock() {
+        all.push(volume.clone());
+    }
     let Ok(mut volumes) = shared.volumes.lock() else {
         return;
     };
@@ -109,6 +138,12 @@ async fn volumes(
     if let Some(failure) = shared.behaviour.enter(q.clone()).await {
         return failure;
     }
+    if !q.starts_with("isbn:") {
+        if let Ok(mut searches) = shared.searches.lock() {
+            searches.push(query.clone());
+        }
+        return search(&shared, &q, &query);
+    }
     let volume = q
         .strip_prefix("isbn:")
         .and_then(|isbn| shared.volumes.lock().ok()?.get(isbn).cloned());
@@ -117,4 +152,42 @@ async fn volumes(
             .into_response(),
         None => Json(json!({"kind": "books#volumes", "totalItems": 0})).into_response(),
     }
+}
+
+/// A keyword search: volumes with every word of `q` in their title or an
+/// author's name.
+fn search(shared: &Shared, q: &str, query: &HashMap<String, String>) -> Response {
+    let number = |name: &str| query.get(name).and_then(|v| v.parse::<usize>().ok());
+    let start = number("startIndex").unwrap_or(0);
+    let max = number("maxResults").unwrap_or(DEFAULT_MAX_RESULTS);
+    if max > MAX_RESULTS {
+        let message = format!("Invalid value at 'max_results' (TYPE_INT32), {max}");
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}})),
+        )
+            .into_response();
+    }
+    let words: Vec<String> = q.split_whitespace().map(str::to_lowercase).collect();
+    let all = shared.all.lock().map(|a| a.clone()).unwrap_or_default();
+    let hits: Vec<&Value> = all
+        .iter()
+        .filter(|volume| {
+            let info = &volume["volumeInfo"];
+            let title = info["title"].as_str().unwrap_or_default();
+            let haystack = format!("{title} {}", info["authors"]).to_lowercase();
+            !words.is_empty() && words.iter().all(|w| haystack.contains(w.as_str()))
+        })
+        .collect();
+    let items: Vec<Value> = hits
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|v| (*v).clone())
+        .collect();
+    let mut answer = json!({"kind": "books#volumes", "totalItems": hits.len()});
+    if !items.is_empty() {
+        answer["items"] = Value::Array(items);
+    }
+    Json(answer).into_response()
 }

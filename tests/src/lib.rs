@@ -4,6 +4,7 @@
 //! `run` functions the binaries use.
 #![forbid(unsafe_code)]
 
+pub mod barcode_photo;
 pub mod douban;
 pub mod fake_upstream;
 pub mod googlebooks;

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use doumi_bot::BotConfig;
+use doumi_bot::{BotConfig, config::BookReply};
 use doumi_catalog::{CatalogConfig, Source};
 use doumi_gateway::{DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings};
 use doumi_wechat::{
@@ -59,6 +59,10 @@ pub struct StackOptions {
     /// A Redis URL (a [`crate::RedisServer`]) for the catalog's cache and
     /// the bot's reader pace; `None` = in-process.
     pub redis_url: Option<String>,
+    /// How the bot answers a single book; `None` = the default (a card).
+    pub book_reply: Option<BookReply>,
+    /// Hosts the bot may fetch photos from; `None` = the default (WeChat's CDN).
+    pub image_hosts: Option<Vec<String>>,
     pub gateway: GatewayOptions,
 }
 
@@ -94,6 +98,10 @@ impl TestStack {
         }
         let mut bot_config = BotConfig::new(bot, format!("http://{catalog}"));
         bot_config.redis_url = options.redis_url;
+        bot_config.book_reply = options.book_reply.unwrap_or(bot_config.book_reply);
+        if let Some(hosts) = options.image_hosts {
+            bot_config.image_hosts = hosts;
+        }
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
         let mut gateway_config = GatewayConfig::new(gateway, format!("http://{bot}"), token);
         let options = options.gateway;

@@ -50,7 +50,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The text the reader sees; panics (failing the test) on anything else.
+    /// The text the reader sees (a card's title and description); panics
+    /// (failing the test) on anything else.
     pub fn text(&self) -> String {
         assert_eq!(
             self.status, 200,
@@ -65,6 +66,19 @@ impl Answer {
                     "users not swapped"
                 );
                 content
+            }
+            // A book card: what the reader reads on it.
+            Some(ParsedReply::News { to, from, articles }) => {
+                assert_eq!(
+                    (to.as_str(), from.as_str()),
+                    (READER, ACCOUNT),
+                    "users not swapped"
+                );
+                articles
+                    .iter()
+                    .map(|a| format!("{}\n{}", a.title, a.description))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
             other => panic!("expected a text reply, got {other:?} from {}", self.body),
         }

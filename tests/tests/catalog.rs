@@ -11,3 +11,5 @@ mod cache;
 mod faults;
 #[path = "catalog/providers.rs"]
 mod providers;
+#[path = "catalog/search.rs"]
+mod search;

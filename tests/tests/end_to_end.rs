@@ -67,8 +67,13 @@ async fn keywords_search_titles_and_authors() {
         "{text}"
     );
     assert!(
-        text.contains("9787544242516"),
-        "search results carry the ISBN to ask for: {text}"
+        text.contains("1. 《白夜行》") && text.ends_with("回复序号看详情"),
+        "search results are numbered: {text}"
+    );
+    let book = w.stack.wechat().send_text("1").await.text();
+    assert!(
+        book.contains("《白夜行》") && book.contains("东野圭吾"),
+        "the number opens the book: {book}"
     );
 }
 

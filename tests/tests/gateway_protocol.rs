@@ -20,8 +20,8 @@ const WAVE: &str = "/v2/book/isbn/9787121139512";
 async fn stack_with(douban: &FakeDouban, gateway: GatewayOptions) -> TestStack {
     TestStack::start(StackOptions {
         douban_url: Some(douban.url().to_owned()),
-        redis_url: None,
         gateway,
+        ..StackOptions::default()
     })
     .await
     .expect("stack")
@@ -78,10 +78,11 @@ async fn every_message_kind_gets_the_answer_a_reader_expects() {
             message(
                 "image",
                 &with_msg_id(
-                    "<PicUrl><![CDATA[http://mmbiz.qpic.cn/x]]></PicUrl><MediaId><![CDATA[m1]]></MediaId>",
+                    // Not on WeChat's image CDN: never fetched (barcode_photo.rs reads real ones).
+                    "<PicUrl><![CDATA[http://images.example.com/x.jpg]]></PicUrl><MediaId><![CDATA[m1]]></MediaId>",
                 ),
             ),
-            unsupported,
+            "这张图片豆米读不了",
         ),
         (
             "voice with recognition",

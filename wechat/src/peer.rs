@@ -80,6 +80,23 @@ pub fn text_message(
     )
 }
 
+/// A photo from `reader`, as WeChat posts it: `pic_url` is where WeChat's
+/// image CDN serves it.
+pub fn image_message(
+    reader: &str,
+    account: &str,
+    create_time: i64,
+    msg_id: i64,
+    pic_url: &str,
+) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{account}]]></ToUserName><FromUserName><![CDATA[{reader}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[image]]></MsgType>\
+         <PicUrl><![CDATA[{}]]></PicUrl><MediaId><![CDATA[media-{msg_id}]]></MediaId><MsgId>{msg_id}</MsgId></xml>",
+        pic_url.replace("]]>", "]]]]><![CDATA[>")
+    )
+}
+
 /// An event (`subscribe`, `CLICK`, ...) from `reader`, as WeChat posts it.
 pub fn event_message(
     reader: &str,
@@ -108,8 +125,7 @@ pub enum ParsedReply {
     News {
         to: String,
         from: String,
-        titles: Vec<String>,
-        urls: Vec<String>,
+        articles: Vec<ParsedArticle>,
     },
     Other {
         msg_type: String,
@@ -129,14 +145,17 @@ struct RawReply {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RawArticles {
-    item: Vec<RawArticle>,
+    item: Vec<ParsedArticle>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One article of a news reply: a card with a picture, opening `url`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-struct RawArticle {
-    title: String,
-    url: String,
+pub struct ParsedArticle {
+    pub title: String,
+    pub description: String,
+    pub pic_url: String,
+    pub url: String,
 }
 
 /// Reads a reply body the way WeChat would; `None` when WeChat could not.
@@ -156,8 +175,7 @@ pub fn parse_reply(body: &str) -> Option<ParsedReply> {
         "news" => ParsedReply::News {
             to,
             from,
-            titles: raw.articles.item.iter().map(|a| a.title.clone()).collect(),
-            urls: raw.articles.item.into_iter().map(|a| a.url).collect(),
+            articles: raw.articles.item,
         },
         other => ParsedReply::Other {
             msg_type: other.to_owned(),

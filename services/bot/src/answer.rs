@@ -2,10 +2,12 @@
 
 use std::fmt::Write;
 
-use doumi_proto::catalog::v1::Book;
+use doumi_proto::{bot::v1::Article, catalog::v1::Book};
 
-pub const USAGE: &str = "发送 ISBN（书背条形码下的 10 位或 13 位数字，如 9787121139512），\
-或书名、作者（如“浪潮之巅”“吴军”），豆米帮你查书。\n发送“帮助”再看一次这条说明。";
+use crate::barcode::BarcodeError;
+
+pub const USAGE: &str = "发送 ISBN（书背条形码下的 10 位或 13 位数字，如 9787121139512）、\
+书背条形码的照片，或书名、作者（如“浪潮之巅”“吴军”），豆米帮你查书。\n发送“帮助”再看一次这条说明。";
 
 pub fn welcome() -> String {
     format!("欢迎关注豆米查书！\n{USAGE}")
@@ -29,6 +31,35 @@ pub fn invalid_isbn(isbn: &str) -> String {
 
 pub fn search_not_found(query: &str) -> String {
     format!("没有找到与“{query}”相关的书。换个关键词，或者直接发送 ISBN 试试。")
+}
+
+/// Why a photo gave no book, and what to do instead.
+pub fn photo_not_read(error: &BarcodeError) -> String {
+    match error {
+        BarcodeError::NoBarcode => {
+            "没有在照片里找到条形码。请对准书背面的条形码拍清楚一点再发一次，\
+            或者直接发送条形码下的 ISBN 数字。"
+                .to_owned()
+        }
+        BarcodeError::NotAnIsbn(kind) => {
+            let code = if kind.contains("QR") {
+                "二维码"
+            } else {
+                "条形码"
+            };
+            format!(
+                "照片里的{code}不是图书的 ISBN 条形码（图书的条形码以 978 或 979 开头）。\
+                 请拍书背面的条形码，或者直接发送 ISBN。"
+            )
+        }
+        BarcodeError::Busy => busy(),
+        BarcodeError::Fetch(_) => {
+            "这张照片暂时取不到，请稍后再发一次，或者直接发送 ISBN。".to_owned()
+        }
+        BarcodeError::HostNotAllowed | BarcodeError::TooLarge | BarcodeError::NotAnImage => {
+            "这张图片豆米读不了。请拍一张书背条形码的照片再发一次，或者直接发送 ISBN。".to_owned()
+        }
+    }
 }
 
 /// One reader looking up faster than `DOUMI_READER_RATE_LIMIT` allows.
@@ -56,6 +87,7 @@ pub const BOOK_FIELDS: &[&str] = &[
     "rating",
     "isbn13",
     "web_url",
+    "images",
 ];
 
 /// The book as a chat message: what a reader checks before buying or borrowing.
@@ -98,29 +130,116 @@ pub fn book(book: &Book) -> String {
     out
 }
 
-/// The `Book` fields [`search_results`] shows.
-pub const SEARCH_FIELDS: &[&str] = &["title", "authors", "rating", "isbn13"];
+/// The `Book` fields [`search_results`] shows, and what a number opens.
+pub const SEARCH_FIELDS: &[&str] = &["id", "title", "authors", "rating", "isbn13"];
 
-/// The first results of a keyword search, each with the ISBN to ask for more.
-pub fn search_results(query: &str, books: &[Book], total: i32) -> String {
+/// One page of a keyword search, numbered from `first + 1` (page 2 shows
+/// 6–10), and how to go on: a number opens a book, 「下一页」 shows more.
+pub fn search_results(
+    query: &str,
+    books: &[Book],
+    total: i32,
+    first: usize,
+    has_next: bool,
+    has_previous: bool,
+) -> String {
     let mut out = format!("找到 {total} 本与“{query}”相关的书");
+    let last = first + books.len();
     if usize::try_from(total).unwrap_or(0) > books.len() {
-        let _ = write!(out, "，前 {} 本", books.len());
+        let _ = write!(out, "，第 {}–{} 本", first + 1, last);
     }
     out.push('：');
     for (i, book) in books.iter().enumerate() {
-        let _ = write!(out, "\n{}. 《{}》", i + 1, book.title);
+        let _ = write!(out, "\n{}. 《{}》", first + i + 1, book.title);
         if let Some(author) = book.authors.first() {
             let _ = write!(out, " {author}");
         }
         if let Some(r) = book.rating.as_ref().filter(|r| r.rated) {
             let _ = write!(out, " ★{:.1}", r.average);
         }
-        if !book.isbn13.is_empty() {
-            let _ = write!(out, "\n   ISBN {}", book.isbn13);
-        }
     }
-    out.push_str("\n发送 ISBN 查看详情。");
+    out.push_str(&paging_hint(has_next, has_previous));
+    out
+}
+
+/// The line under a page of results.
+fn paging_hint(has_next: bool, has_previous: bool) -> String {
+    match (has_next, has_previous) {
+        (true, _) => "\n回复序号看详情，回复“下一页”看更多".to_owned(),
+        (false, true) => "\n回复序号看详情，回复“上一页”返回".to_owned(),
+        (false, false) => "\n回复序号看详情".to_owned(),
+    }
+}
+
+/// 「下一页」 past the last page.
+pub fn no_more_results(query: &str) -> String {
+    format!("“{query}”的结果就这些了。回复序号看详情，或者换个关键词试试。")
+}
+
+/// 「上一页」 on the first page.
+pub fn first_page_already() -> String {
+    "已经是第一页了。回复序号看详情，回复“下一页”看更多。".to_owned()
+}
+
+/// A number that was not on any page shown.
+pub fn no_such_number(shown: usize) -> String {
+    format!("请回复 1–{shown} 之间的序号查看详情。")
+}
+
+/// A result that carries neither an ISBN nor an id to open it by.
+pub fn cannot_open() -> String {
+    "这本书没有 ISBN，暂时无法查看详情。可以换个关键词再搜一次。".to_owned()
+}
+
+/// WeChat's card shows about this much of a title and a description; the
+/// rest would be cut by the client anyway, mid-word.
+const CARD_TITLE_CHARS: usize = 64;
+const CARD_DESCRIPTION_CHARS: usize = 120;
+
+/// The book as a news card: the cover and a few lines, opening the book's
+/// page. `None` when the book has no cover or no page (then it is text).
+pub fn book_card(book: &Book) -> Option<Article> {
+    let images = book.images.as_ref()?;
+    let cover = [&images.large, &images.medium, &images.small]
+        .into_iter()
+        .find(|url| !url.is_empty())?;
+    if book.web_url.is_empty() {
+        return None;
+    }
+    let mut title = format!("《{}》", book.title);
+    if !book.subtitle.is_empty() {
+        let _ = write!(title, "：{}", book.subtitle);
+    }
+    let mut lines = Vec::new();
+    if !book.authors.is_empty() {
+        lines.push(book.authors.join("、"));
+    }
+    let year = book.pubdate.as_ref().map_or(0, |d| d.year);
+    match (book.publisher.is_empty(), year) {
+        (false, 0) => lines.push(book.publisher.clone()),
+        (false, year) => lines.push(format!("{} {year}", book.publisher)),
+        (true, 0) => {}
+        (true, year) => lines.push(format!("{year}年")),
+    }
+    match &book.rating {
+        Some(r) if r.rated => lines.push(format!("豆瓣评分 {:.1}（{}人评价）", r.average, r.count)),
+        _ => lines.push("豆瓣评分：评价人数不足".to_owned()),
+    }
+    Some(Article {
+        title: cut(&title, CARD_TITLE_CHARS),
+        description: cut(&lines.join("\n"), CARD_DESCRIPTION_CHARS),
+        pic_url: cover.replacen("http://", "https://", 1),
+        url: book.web_url.clone(),
+    })
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
     out
 }
 
@@ -179,15 +298,44 @@ mod tests {
     }
 
     #[test]
-    fn search_results_list_titles_and_isbns() {
-        let text = search_results("吴军", &[wave()], 3);
+    fn search_results_are_numbered_across_pages_with_the_way_on() {
+        let text = search_results("吴军", &[wave()], 12, 5, true, true);
         assert!(
-            text.starts_with("找到 3 本与“吴军”相关的书，前 1 本："),
+            text.starts_with("找到 12 本与“吴军”相关的书，第 6–6 本："),
             "{text}"
         );
+        assert!(text.contains("\n6. 《浪潮之巅》 吴军 ★9.1"), "{text}");
         assert!(
-            text.contains("1. 《浪潮之巅》 吴军 ★9.1\n   ISBN 9787121139512"),
+            text.ends_with("回复序号看详情，回复“下一页”看更多"),
             "{text}"
         );
+        let last = search_results("吴军", &[wave()], 1, 0, false, false);
+        assert!(last.ends_with("\n回复序号看详情"), "{last}");
+    }
+
+    #[test]
+    fn a_card_has_the_largest_cover_and_falls_back_without_one() {
+        let mut book = wave();
+        assert_eq!(book_card(&book), None, "no cover, no card");
+        book.images = Some(doumi_proto::catalog::v1::Images {
+            small: "http://img.example/s.jpg".to_owned(),
+            medium: "http://img.example/m.jpg".to_owned(),
+            large: "http://img.example/l.jpg".to_owned(),
+        });
+        let card = book_card(&book).expect("a card");
+        assert_eq!(card.title, "《浪潮之巅》");
+        assert_eq!(card.pic_url, "https://img.example/l.jpg");
+        assert_eq!(card.url, "https://book.douban.com/subject/6709783/");
+        for part in ["吴军", "电子工业出版社 2011", "9.1（12345人评价）"] {
+            assert!(
+                card.description.contains(part),
+                "{part}: {}",
+                card.description
+            );
+        }
+        book.title = "长".repeat(100);
+        assert_eq!(book_card(&book).expect("a card").title.chars().count(), 64);
+        book.web_url.clear();
+        assert_eq!(book_card(&book), None, "no page, no card");
     }
 }

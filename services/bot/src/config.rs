@@ -9,6 +9,10 @@ use crate::rate_limit::RateLimit;
 /// Lookups one reader may make, by default.
 pub const DEFAULT_READER_RATE_LIMIT: &str = "20/min";
 
+/// Where readers' photos may be fetched from, by default: WeChat's image CDN,
+/// the host of every `PicUrl` WeChat sends.
+pub const DEFAULT_IMAGE_HOSTS: &str = "mmbiz.qpic.cn";
+
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BotArgs {
@@ -29,12 +33,22 @@ pub struct BotArgs {
     /// (the gateway sends 15 s, or its delivery deadline when late replies are delivered).
     #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "60s")]
     pub catalog_timeout: String,
+    /// Hosts whose images the bot may fetch to read a barcode in a photo,
+    /// comma-separated; subdomains of a listed host count. The photo's URL
+    /// comes from the message, so only hosts trusted to serve photos belong here.
+    #[arg(long, env = "DOUMI_BOT_IMAGE_HOSTS", default_value = DEFAULT_IMAGE_HOSTS)]
+    pub bot_image_hosts: String,
     /// Lookups one reader may make: `20/min` (per s, min or h; a quarter of
     /// it at once), or `off`.
     #[arg(long, env = "DOUMI_READER_RATE_LIMIT", default_value = DEFAULT_READER_RATE_LIMIT)]
     pub reader_rate_limit: String,
+    /// How a single book is answered: `card` (a news card with the cover,
+    /// text when the book has no cover or page) or `text`.
+    #[arg(long, env = "DOUMI_BOT_BOOK_REPLY", value_enum, default_value_t)]
+    pub bot_book_reply: BookReply,
     /// Redis shared by bot replicas, so each reader's pace is counted once
-    /// across them; unset = in-process. The same variable as the catalog's
+    /// across them and any replica continues a reader's search; unset =
+    /// in-process. The same variable as the catalog's
     /// and the gateway's, with its own flag so `doumi up` can carry all three.
     #[arg(long = "bot-redis-url", id = "bot_redis_url", env = "DOUMI_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -48,9 +62,22 @@ pub struct BotConfig {
     pub metrics_listen: Option<SocketAddr>,
     pub catalog_url: String,
     pub catalog_timeout: Duration,
+    /// Hosts photos may be fetched from (lowercase names or IP addresses).
+    pub image_hosts: Vec<String>,
     /// Each reader's pace; `None` = no limit.
     pub rate_limit: Option<RateLimit>,
+    pub book_reply: BookReply,
     pub redis_url: Option<String>,
+}
+
+/// How a single book is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BookReply {
+    /// A news card: the cover, title, authors, publisher and rating.
+    #[default]
+    Card,
+    /// Plain text.
+    Text,
 }
 
 impl BotArgs {
@@ -61,6 +88,9 @@ impl BotArgs {
             problems.listen_or_off("DOUMI_BOT_METRICS_LISTEN", &self.bot_metrics_listen);
         let catalog_url = problems.http_url("DOUMI_CATALOG_URL", &self.catalog_url);
         let catalog_timeout = problems.duration("DOUMI_CATALOG_TIMEOUT", &self.catalog_timeout);
+        let image_hosts = crate::barcode::parse_hosts(&self.bot_image_hosts)
+            .map_err(|e| problems.add("DOUMI_BOT_IMAGE_HOSTS", e))
+            .ok();
         let rate_limit = RateLimit::parse(&self.reader_rate_limit)
             .map_err(|e| problems.add("DOUMI_READER_RATE_LIMIT", e))
             .ok();
@@ -70,7 +100,9 @@ impl BotArgs {
             metrics_listen: metrics_listen?,
             catalog_url: catalog_url?,
             catalog_timeout: catalog_timeout?,
+            image_hosts: image_hosts?,
             rate_limit: rate_limit?,
+            book_reply: self.bot_book_reply,
             redis_url: redis_url?,
         })
     }
@@ -85,7 +117,9 @@ impl BotConfig {
             metrics_listen: None,
             catalog_url,
             catalog_timeout: Duration::from_secs(60),
+            image_hosts: crate::barcode::parse_hosts(DEFAULT_IMAGE_HOSTS).unwrap_or_default(),
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
+            book_reply: BookReply::default(),
             redis_url: None,
         }
     }

@@ -1,6 +1,7 @@
 //! What a reader's message means. Pure functions over the typed message, so
 //! every rule of the conversation can be tested without a network.
 
+use doumi_isbn::{Isbn13, IsbnError};
 use doumi_proto::bot::v1::{InboundMessage, event, inbound_message};
 
 /// Keywords longer than this are cut: nobody types a 200-character title.
@@ -13,7 +14,9 @@ pub enum Intent {
     Welcome,
     /// Asked how to use the account.
     Help,
-    /// Sent something shaped like an ISBN (typed or scanned).
+    /// Sent something shaped like an ISBN (typed or scanned): the canonical
+    /// ISBN-13 when it is valid, else the reader's own words, which the
+    /// catalog rejects by the same rules so the reader hears they are wrong.
     LookupIsbn(String),
     /// Sent keywords: a title or an author.
     Search(String),
@@ -78,19 +81,33 @@ fn classify_text(content: &str) -> Intent {
     if is_help(text) {
         return Intent::Help;
     }
-    if looks_like_isbn(text) {
-        return Intent::LookupIsbn(text.to_owned());
+    if let Some(reading) = doumi_isbn::read(text) {
+        return lookup(reading, text);
     }
     Intent::Search(text.chars().take(MAX_QUERY_CHARS).collect())
 }
 
-/// A barcode scan of a book is `EAN_13,978…`; anything else is searched as text.
+/// A barcode scan of a book is `EAN_13,978…`; any other code is unsupported.
+/// WeChat names the code type before the comma: an ISBN under another type
+/// (a QR code holding one) is still looked up.
 fn classify_scan(result: &str) -> Intent {
-    let code = result.split_once(',').map_or(result, |(_, code)| code);
-    if looks_like_isbn(code) {
-        Intent::LookupIsbn(code.trim().to_owned())
-    } else {
-        Intent::Unsupported
+    let code = result
+        .split_once(',')
+        .map_or(result, |(_, code)| code)
+        .trim();
+    match doumi_isbn::read(code) {
+        Some(reading) => lookup(reading, code),
+        None => Intent::Unsupported,
+    }
+}
+
+/// Asks for a valid ISBN in its canonical form, so every spelling of a book
+/// is one catalog and cache key; an invalid one is passed on as written, to
+/// be refused by the catalog and quoted back to the reader as they sent it.
+fn lookup(reading: Result<Isbn13, IsbnError>, written: &str) -> Intent {
+    match reading {
+        Ok(isbn) => Intent::LookupIsbn(isbn.as_str().to_owned()),
+        Err(_) => Intent::LookupIsbn(written.to_owned()),
     }
 }
 
@@ -101,36 +118,34 @@ fn is_help(text: &str) -> bool {
     )
 }
 
-/// Shape only: 10 or 13 characters of digits (a final X for ISBN-10) once
-/// hyphens and spaces are gone. Whether the check digit is right is the
-/// catalog's call; a wrong one gets a "not a valid ISBN" answer, not a search.
+/// True when `text` is meant as an ISBN, valid or not (see
+/// [`doumi_isbn::read`]): a wrong check digit gets a "not a valid ISBN"
+/// answer rather than a keyword search.
 pub fn looks_like_isbn(text: &str) -> bool {
-    let text = text
-        .trim()
-        .trim_start_matches("ISBN")
-        .trim_start_matches("isbn")
-        .trim_start_matches([':', '：', ' ']);
-    let chars: Vec<char> = text
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' ' | '\u{3000}'))
-        .map(|c| match c {
-            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
-            other => other,
-        })
-        .collect();
-    let Some((last, body)) = chars.split_last() else {
-        return false;
-    };
-    matches!(chars.len(), 10 | 13)
-        && body.iter().all(char::is_ascii_digit)
-        && (last.is_ascii_digit() || (chars.len() == 10 && matches!(last, 'x' | 'X')))
+    doumi_isbn::read(text).is_some()
 }
 
 #[cfg(test)]
 mod tests {
+    use doumi_isbn::strategy::{isbn_like_text, spelled_isbn};
     use doumi_proto::bot::v1::{Event, MenuClick, ScanCode, Subscribe, Text, Voice};
+    use proptest::prelude::*;
 
     use super::*;
+
+    /// What the catalog's `GetBookByIsbn` makes of the ISBN the bot sends:
+    /// the catalog's own parser, not a copy of it.
+    fn catalog_reads(sent: &str) -> Result<String, doumi_catalog::isbn::IsbnError> {
+        doumi_catalog::isbn::Isbn13::parse(sent).map(|isbn| isbn.to_string())
+    }
+
+    fn scan(result: &str) -> InboundMessage {
+        event(event::Kind::ScanCode(ScanCode {
+            scan_result: result.to_owned(),
+            scan_type: "barcode".to_owned(),
+            ..Default::default()
+        }))
+    }
 
     fn text(content: &str) -> InboundMessage {
         InboundMessage {
@@ -149,26 +164,47 @@ mod tests {
     }
 
     #[test]
-    fn isbns_in_every_shape_readers_type() {
-        for isbn in [
-            "9787121139512",
-            "7121139510",
-            "978-7-121-13951-2",
-            "711528282x",
-            " 978 7121139512 ",
-            "ISBN 9787121139512",
+    fn isbns_in_every_shape_readers_type_ask_for_one_isbn13() {
+        for (isbn, isbn13) in [
+            ("9787121139512", "9787121139512"),
+            ("7121139510", "9787121139512"),
+            ("978-7-121-13951-2", "9787121139512"),
+            ("978－7－121－13951－2", "9787121139512"),
+            ("９７８７１２１１３９５１２", "9787121139512"),
+            (
+                "978\u{2013}7\u{2013}121\u{2013}13951\u{2013}2",
+                "9787121139512",
+            ),
+            ("\u{3000}978\u{3000}7121139512\u{3000}", "9787121139512"),
+            ("ISBN：978 7 121 13951 2", "9787121139512"),
+            ("ISBN 9787121139512", "9787121139512"),
+            ("711528282x", "9787115282828"),
+            ("711528282Ｘ", "9787115282828"),
+            ("ISBN 7-115-28282-X", "9787115282828"),
         ] {
             assert_eq!(
                 classify(&text(isbn)),
-                Intent::LookupIsbn(isbn.trim().to_owned()),
-                "{isbn}"
+                Intent::LookupIsbn(isbn13.to_owned()),
+                "{isbn:?}"
             );
         }
-        // A wrong check digit is still an ISBN attempt: the catalog says what is wrong.
-        assert_eq!(
-            classify(&text("9787121139513")),
-            Intent::LookupIsbn("9787121139513".to_owned())
-        );
+    }
+
+    #[test]
+    fn a_wrong_isbn_is_still_looked_up_so_the_reader_hears_it_is_wrong() {
+        for isbn in [
+            "9787121139513",
+            "978－7－121－13951－3",
+            "7115282828",
+            "9771234567898",
+        ] {
+            assert_eq!(
+                classify(&text(&format!(" {isbn}\u{3000}"))),
+                Intent::LookupIsbn(isbn.to_owned()),
+                "{isbn:?}"
+            );
+            assert!(catalog_reads(isbn).is_err(), "{isbn:?}");
+        }
     }
 
     #[test]
@@ -178,6 +214,14 @@ mod tests {
             Intent::Search("浪潮之巅".to_owned())
         );
         assert_eq!(classify(&text("1984")), Intent::Search("1984".to_owned()));
+        // Eleven digits or a letter inside: not an ISBN attempt.
+        for other in ["978-7121-1395", "71211X9510", "9787121139512 浪潮之巅"] {
+            assert_eq!(
+                classify(&text(other)),
+                Intent::Search(other.to_owned()),
+                "{other:?}"
+            );
+        }
         assert_eq!(
             classify(&text("  吴军 ")),
             Intent::Search("吴军".to_owned())
@@ -209,14 +253,22 @@ mod tests {
 
     #[test]
     fn barcode_scans_and_spoken_titles() {
-        let scan = event(event::Kind::ScanCode(ScanCode {
-            scan_result: "EAN_13,9787540438845".to_owned(),
-            scan_type: "barcode".to_owned(),
-            ..Default::default()
-        }));
         assert_eq!(
-            classify(&scan),
+            classify(&scan("EAN_13,9787540438845")),
             Intent::LookupIsbn("9787540438845".to_owned())
+        );
+        assert_eq!(
+            classify(&scan("EAN_13,9787540438846")),
+            Intent::LookupIsbn("9787540438846".to_owned())
+        );
+        // Another product's EAN-13: the reader hears it is no book's ISBN.
+        assert_eq!(
+            classify(&scan("EAN_13,6901234567892")),
+            Intent::LookupIsbn("6901234567892".to_owned())
+        );
+        assert_eq!(
+            classify(&scan("QR_CODE,http://weixin.qq.com/r/abc")),
+            Intent::Unsupported
         );
         let voice = InboundMessage {
             kind: Some(inbound_message::Kind::Voice(Voice {
@@ -226,5 +278,41 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(classify(&voice), Intent::Search("三体".to_owned()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// The bot and the catalog can never disagree: any spelling of a valid
+        /// ISBN is looked up, and the catalog reads what the bot sends as the
+        /// same book.
+        #[test]
+        fn every_spelling_of_a_valid_isbn_reaches_the_catalog_as_that_isbn(
+            spelled in spelled_isbn()
+        ) {
+            let intent = classify(&text(&spelled.text));
+            prop_assert_eq!(&intent, &Intent::LookupIsbn(spelled.isbn13.clone()));
+            if let Intent::LookupIsbn(sent) = intent {
+                prop_assert_eq!(catalog_reads(&sent), Ok(spelled.isbn13));
+            }
+        }
+
+        /// Whatever a reader sends, the bot looks it up exactly when the ISBN
+        /// rules call it an ISBN, and the catalog then judges it as they do.
+        #[test]
+        fn the_bot_looks_up_what_the_isbn_rules_call_an_isbn(content in isbn_like_text()) {
+            match (classify(&text(&content)), doumi_isbn::read(&content)) {
+                (Intent::LookupIsbn(sent), Some(reading)) => {
+                    prop_assert_eq!(catalog_reads(&sent), reading.map(|isbn| isbn.to_string()));
+                }
+                (Intent::LookupIsbn(sent), None) => {
+                    return Err(TestCaseError::fail(format!("{content:?}, no ISBN, looked up as {sent:?}")));
+                }
+                (other, Some(_)) => {
+                    return Err(TestCaseError::fail(format!("the ISBN {content:?} became {other:?}")));
+                }
+                (_, None) => {}
+            }
+        }
     }
 }

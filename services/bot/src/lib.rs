@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod barcode;
 pub mod config;
+pub mod conversation;
 pub mod intent;
 pub mod metrics;
 pub mod rate_limit;
@@ -28,6 +30,8 @@ pub enum BotError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     MetricsListen(#[from] doumi_runtime::metrics::ListenError),
+    #[error("building the HTTP client for barcode photos failed")]
+    ImageClient(#[source] reqwest::Error),
     #[error(transparent)]
     Serve(#[from] doumi_runtime::grpc::ServeError),
 }
@@ -57,10 +61,21 @@ pub async fn run(
         }
         None => None,
     };
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(redis::Client::open)
+        .transpose()?;
+    let conversations = conversation::Conversations::new(redis)?;
+    let barcodes =
+        barcode::BarcodeReader::new(config.image_hosts.clone()).map_err(BotError::ImageClient)?;
     let service = service::BotService::new(
         BookCatalogClient::new(channel),
         config.catalog_timeout,
         limiter,
+        conversations,
+        barcodes,
+        config.book_reply,
     );
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
     doumi_runtime::grpc::serve(

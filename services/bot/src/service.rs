@@ -1,10 +1,12 @@
-//! The `doumi.bot.v1.Bot` gRPC service: classify the message, ask the catalog
+//! The `doumi.bot.v1.Bot` gRPC service: continue the reader's search when
+//! the message is a page or a number, otherwise classify it, ask the catalog
 //! when a book is wanted, and always produce something to say.
 
 use doumi_proto::{
-    bot::v1::{ReplyRequest, ReplyResponse, bot_server::Bot},
+    bot::v1::{Reply, ReplyRequest, ReplyResponse, bot_server::Bot, inbound_message},
     catalog::v1::{
-        GetBookByIsbnRequest, SearchBooksRequest, book_catalog_client::BookCatalogClient,
+        Book, GetBookByIsbnRequest, GetBookRequest, SearchBooksRequest,
+        book_catalog_client::BookCatalogClient,
     },
 };
 use std::time::Duration;
@@ -15,6 +17,9 @@ use tracing::{Instrument, field::Empty};
 
 use crate::{
     answer,
+    barcode::BarcodeReader,
+    config::BookReply,
+    conversation::{Command, Conversations, Pick, Session},
     intent::{self, Intent},
     rate_limit::ReaderLimiter,
     reply,
@@ -33,6 +38,11 @@ pub struct BotService {
     catalog_timeout: Duration,
     /// Each reader's pace; `None` = no limit.
     limiter: Option<ReaderLimiter>,
+    /// Each reader's last search.
+    conversations: Conversations,
+    /// Reads the barcode on a photo.
+    barcodes: BarcodeReader,
+    book_reply: BookReply,
 }
 
 impl BotService {
@@ -40,11 +50,17 @@ impl BotService {
         catalog: BookCatalogClient<Channel>,
         catalog_timeout: Duration,
         limiter: Option<ReaderLimiter>,
+        conversations: Conversations,
+        barcodes: BarcodeReader,
+        book_reply: BookReply,
     ) -> Self {
         Self {
             catalog,
             catalog_timeout,
             limiter,
+            conversations,
+            barcodes,
+            book_reply,
         }
     }
 
@@ -56,7 +72,17 @@ impl BotService {
         }
     }
 
-    async fn lookup(&self, isbn: String, deadline: Duration) -> String {
+    /// A single book, as a card or as text.
+    fn book(&self, book: &Book) -> Reply {
+        match self.book_reply {
+            BookReply::Card => {
+                answer::book_card(book).map_or_else(|| reply::text(answer::book(book)), reply::news)
+            }
+            BookReply::Text => reply::text(answer::book(book)),
+        }
+    }
+
+    async fn lookup(&self, isbn: String, deadline: Duration) -> Reply {
         let request = GetBookByIsbnRequest {
             isbn: isbn.clone(),
             read_mask: Some(field_mask(answer::BOOK_FIELDS)),
@@ -65,38 +91,198 @@ impl BotService {
         let mut catalog = self.catalog.clone();
         match within(deadline, catalog.get_book_by_isbn(request)).await {
             Ok(response) => match response.into_inner().book {
-                Some(book) => answer::book(&book),
-                None => answer::isbn_not_found(&isbn),
+                Some(book) => self.book(&book),
+                None => reply::text(answer::isbn_not_found(&isbn)),
             },
-            Err(status) => match status.code() {
+            Err(status) => reply::text(match status.code() {
                 Code::NotFound => answer::isbn_not_found(&isbn),
                 Code::InvalidArgument => answer::invalid_isbn(&isbn),
                 _ => failure(&status),
-            },
+            }),
         }
     }
 
-    async fn search(&self, query: String, deadline: Duration) -> String {
+    /// A search result without an ISBN, by its Douban id.
+    async fn by_id(&self, id: String, deadline: Duration) -> Reply {
+        let request = GetBookRequest {
+            id,
+            read_mask: Some(field_mask(answer::BOOK_FIELDS)),
+        };
+        let request = with_deadline(request, deadline);
+        let mut catalog = self.catalog.clone();
+        match within(deadline, catalog.get_book(request)).await {
+            Ok(response) => match response.into_inner().book {
+                Some(book) => self.book(&book),
+                None => reply::text(answer::cannot_open()),
+            },
+            Err(status) if status.code() == Code::NotFound => reply::text(answer::cannot_open()),
+            Err(status) => reply::text(failure(&status)),
+        }
+    }
+
+    /// A new search: its first page, remembered for 「下一页」 and numbers.
+    async fn search(&self, reader: &str, query: String, deadline: Duration) -> Reply {
+        self.show_page(reader, Session::new(&query), 0, deadline)
+            .await
+    }
+
+    /// Page `index` of the reader's search, numbered on from the pages before.
+    async fn show_page(
+        &self,
+        reader: &str,
+        mut session: Session,
+        index: usize,
+        deadline: Duration,
+    ) -> Reply {
+        let token = session
+            .pages
+            .get(index)
+            .map(|page| page.token.clone())
+            .unwrap_or_default();
         let request = SearchBooksRequest {
-            query: query.clone(),
+            query: session.query.clone(),
             page_size: SEARCH_RESULTS,
-            page_token: String::new(),
+            page_token: token,
             read_mask: Some(field_mask(answer::SEARCH_FIELDS)),
         };
         let request = with_deadline(request, deadline);
         let mut catalog = self.catalog.clone();
-        match within(deadline, catalog.search_books(request)).await {
-            Ok(response) => {
-                let page = response.into_inner();
-                if page.books.is_empty() {
-                    answer::search_not_found(&query)
-                } else {
-                    answer::search_results(&query, &page.books, page.total_size)
-                }
-            }
-            Err(status) if status.code() == Code::NotFound => answer::search_not_found(&query),
-            Err(status) => failure(&status),
+        let page = match within(deadline, catalog.search_books(request)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == Code::NotFound => Default::default(),
+            Err(status) => return reply::text(failure(&status)),
+        };
+        if page.books.is_empty() {
+            return reply::text(if index == 0 {
+                answer::search_not_found(&session.query)
+            } else {
+                answer::no_more_results(&session.query)
+            });
         }
+        let picks = page.books.iter().map(pick).collect();
+        session.show(index, picks, page.next_page_token);
+        let first = session.pages.get(index).map_or(0, |page| page.first);
+        let text = answer::search_results(
+            &session.query,
+            &page.books,
+            page.total_size,
+            first,
+            session.has_next(),
+            index > 0,
+        );
+        self.conversations.put(reader, session).await;
+        reply::text(text)
+    }
+
+    /// A photo: the book whose barcode it shows, looked up like a typed ISBN.
+    async fn photo(&self, reader: &str, pic_url: &str, deadline: Duration) -> Reply {
+        // Reading a photo costs more than a lookup: it counts against the pace.
+        if !self.within_pace(reader).await {
+            return reply::text(answer::too_fast());
+        }
+        match self.barcodes.read(pic_url).await {
+            Ok(isbn) => self.lookup(isbn, deadline).await,
+            Err(error) => reply::text(answer::photo_not_read(&error)),
+        }
+    }
+
+    /// A page or a number, continuing the reader's last search.
+    async fn continue_search(
+        &self,
+        reader: &str,
+        mut session: Session,
+        command: Command,
+        deadline: Duration,
+    ) -> Reply {
+        match command {
+            Command::Next => match session.next_page() {
+                Some(index) => self.show_page(reader, session, index, deadline).await,
+                None => reply::text(answer::no_more_results(&session.query)),
+            },
+            Command::Previous => match session.previous_page() {
+                Some(index) => self.show_page(reader, session, index, deadline).await,
+                None => reply::text(answer::first_page_already()),
+            },
+            // Opening a book counts against the reader's pace like a typed
+            // ISBN; turning the pages of a search (cached) does not.
+            Command::Open(n) => {
+                let pick = session.pick(n).cloned();
+                let reply = match pick {
+                    Some(Pick::Isbn(_) | Pick::DoubanId(_)) if !self.within_pace(reader).await => {
+                        reply::text(answer::too_fast())
+                    }
+                    Some(Pick::Isbn(isbn)) => self.lookup(isbn, deadline).await,
+                    Some(Pick::DoubanId(id)) => self.by_id(id, deadline).await,
+                    Some(Pick::Unknown) => reply::text(answer::cannot_open()),
+                    None => reply::text(answer::no_such_number(session.picks.len())),
+                };
+                // The reader is still on it: remember the search as long again.
+                self.conversations.put(reader, session).await;
+                reply
+            }
+        }
+    }
+
+    /// What the reader's message asks for, answered.
+    async fn answer(
+        &self,
+        message: &doumi_proto::bot::v1::InboundMessage,
+        deadline: Duration,
+    ) -> Reply {
+        let reader = message.from_user.as_str();
+        let span = tracing::Span::current();
+        if let Some(command) = command_in(message)
+            && let Some(session) = self.conversations.get(reader).await
+        {
+            let label = match command {
+                Command::Open(_) => "open",
+                Command::Next | Command::Previous => "page",
+            };
+            span.record("intent", label);
+            metrics::counter!(crate::metrics::INTENTS, "intent" => label).increment(1);
+            return self
+                .continue_search(reader, session, command, deadline)
+                .await;
+        }
+        if let Some(inbound_message::Kind::Image(image)) = &message.kind {
+            span.record("intent", "photo");
+            metrics::counter!(crate::metrics::INTENTS, "intent" => "photo").increment(1);
+            return self.photo(reader, &image.pic_url, deadline).await;
+        }
+        let intent = intent::classify(message);
+        span.record("intent", intent.label());
+        metrics::counter!(crate::metrics::INTENTS, "intent" => intent.label()).increment(1);
+        match intent {
+            Intent::Welcome => reply::text(answer::welcome()),
+            Intent::Help => reply::text(answer::help()),
+            Intent::Unsupported => reply::text(answer::unsupported()),
+            Intent::LookupIsbn(_) | Intent::Search(_) if !self.within_pace(reader).await => {
+                reply::text(answer::too_fast())
+            }
+            Intent::LookupIsbn(isbn) => self.lookup(isbn, deadline).await,
+            Intent::Search(query) => self.search(reader, query, deadline).await,
+            Intent::Ignore => reply::none(),
+        }
+    }
+}
+
+/// A page or a number in a text message (or said aloud, with recognition on).
+fn command_in(message: &doumi_proto::bot::v1::InboundMessage) -> Option<Command> {
+    match &message.kind {
+        Some(inbound_message::Kind::Text(text)) => Command::parse(&text.content),
+        Some(inbound_message::Kind::Voice(voice)) => Command::parse(&voice.recognition),
+        _ => None,
+    }
+}
+
+/// What a search result's number opens.
+fn pick(book: &Book) -> Pick {
+    if !book.isbn13.is_empty() {
+        Pick::Isbn(book.isbn13.clone())
+    } else if !book.id.is_empty() {
+        Pick::DoubanId(book.id.clone())
+    } else {
+        Pick::Unknown
     }
 }
 
@@ -163,26 +349,7 @@ impl Bot for BotService {
             reader = %telemetry::pseudonym(&message.from_user),
             intent = Empty,
         );
-        let intent = span.in_scope(|| intent::classify(&message));
-        span.record("intent", intent.label());
-        metrics::counter!(crate::metrics::INTENTS, "intent" => intent.label()).increment(1);
-        let reply = async {
-            match intent {
-                Intent::Welcome => reply::text(answer::welcome()),
-                Intent::Help => reply::text(answer::help()),
-                Intent::Unsupported => reply::text(answer::unsupported()),
-                Intent::LookupIsbn(_) | Intent::Search(_)
-                    if !self.within_pace(&message.from_user).await =>
-                {
-                    reply::text(answer::too_fast())
-                }
-                Intent::LookupIsbn(isbn) => reply::text(self.lookup(isbn, deadline).await),
-                Intent::Search(query) => reply::text(self.search(query, deadline).await),
-                Intent::Ignore => reply::none(),
-            }
-        }
-        .instrument(span)
-        .await;
+        let reply = self.answer(&message, deadline).instrument(span).await;
         Ok(Response::new(ReplyResponse { reply: Some(reply) }))
     }
 }

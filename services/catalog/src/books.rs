@@ -6,6 +6,9 @@
 //! gone. "Not found" is cached too, briefly. Concurrent lookups of one
 //! uncached book share a single fetch (moka's `try_get_with` coalesces them,
 //! and hands the fetch to a waiter if the first caller goes away).
+//!
+//! Keyword searches go through the same provider chain, with their pages
+//! kept briefly in a cache of their own ([`crate::search_cache`]).
 
 use std::{
     collections::HashSet,
@@ -30,6 +33,7 @@ use crate::{
     metrics as m,
     provider::{ProviderError, SearchPage},
     redis_cache::RedisCache,
+    search_cache::{SEARCH_CAPACITY_BOOKS, SEARCH_TTL, SearchCache, SearchKey},
 };
 
 /// How long answers are kept.
@@ -62,7 +66,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// A coalesced fetch that ran out of the first caller's time is retried for
 /// waiters that still have time, this many times at most.
-const MAX_JOINS: usize = 3;
+pub(crate) const MAX_JOINS: usize = 3;
 
 /// Books by ISBN, Douban id and keywords; cheap to clone.
 #[derive(Clone)]
@@ -78,6 +82,7 @@ struct Inner {
     clock: Clock,
     /// Keys with a background refresh in flight: one refresh per key.
     refreshing: Mutex<HashSet<BookKey>>,
+    searches: SearchCache,
 }
 
 /// Memory entries live until their hard TTL (the freshness checks use the
@@ -128,6 +133,7 @@ impl Books {
             .max_capacity(policy.memory_capacity)
             .expire_after(UntilHardTtl)
             .build();
+        let searches = SearchCache::new(SEARCH_TTL, SEARCH_CAPACITY_BOOKS, clock.clone());
         Self {
             inner: Arc::new(Inner {
                 chain,
@@ -136,6 +142,7 @@ impl Books {
                 policy,
                 clock,
                 refreshing: Mutex::new(HashSet::new()),
+                searches,
             }),
         }
     }
@@ -156,16 +163,24 @@ impl Books {
         self.lookup(BookKey::Douban(id.clone()), deadline).await
     }
 
-    /// Keyword search goes to the providers every time: result pages change
-    /// and are rarely asked twice.
+    /// One page of a keyword search: from the search cache within
+    /// [`SEARCH_TTL`], else from the provider chain. Pages are shared, not
+    /// copied: the caller copies what it sends.
     pub async fn search(
         &self,
         query: &str,
         start: u32,
         count: u32,
         deadline: Deadline,
-    ) -> Result<SearchPage, ProviderError> {
-        self.inner.chain.search(query, start, count, deadline).await
+    ) -> Result<Arc<SearchPage>, ProviderError> {
+        let key = SearchKey::new(query, start, count);
+        let chain = &self.inner.chain;
+        self.inner
+            .searches
+            .get_or_fetch(&key, deadline, || {
+                chain.search(key.query(), key.start(), key.count(), deadline)
+            })
+            .await
     }
 
     pub fn dependencies(&self) -> Dependencies {

@@ -51,8 +51,21 @@ impl ProviderChain {
         .await
     }
 
-    /// A search page from the first provider that can search and answers;
-    /// an empty page is an answer too.
+    /// A search page from the first provider that can search and finds
+    /// something, by the same rules as ISBN lookups: a provider with no books
+    /// for the query is treated like one that does not know an ISBN (the next
+    /// one is asked), and a failing one is skipped and remembered. So with
+    /// Douban configured but blocked, Open Library and then Google Books still
+    /// answer.
+    ///
+    /// The answer is an empty page (not NOT_FOUND: a search with no matches
+    /// is still a list) only when every provider that searched found
+    /// nothing; when one of them failed instead, its failure is the answer,
+    /// as for ISBNs, because the books may well be there.
+    ///
+    /// Each page goes through the chain on its own, so while a provider is
+    /// failing (or past its last result) the next pages may come from the
+    /// one after it.
     pub async fn search(
         &self,
         query: &str,
@@ -60,13 +73,25 @@ impl ProviderChain {
         count: u32,
         deadline: Deadline,
     ) -> Result<SearchPage, ProviderError> {
-        self.first_answer(Ask::Search, deadline, |up| {
-            up.call(Ask::Search, deadline, |p| {
-                let query = query.to_owned();
-                async move { p.search(&query, start, count).await }
+        let found = self
+            .first_answer(Ask::Search, deadline, |up| async move {
+                let page = up
+                    .call(Ask::Search, deadline, |p| {
+                        let query = query.to_owned();
+                        async move { p.search(&query, start, count).await }
+                    })
+                    .await?;
+                if page.books.is_empty() {
+                    Err(ProviderError::NotFound)
+                } else {
+                    Ok(page)
+                }
             })
-        })
-        .await
+            .await;
+        match found {
+            Err(ProviderError::NotFound) => Ok(SearchPage::default()),
+            other => other,
+        }
     }
 
     async fn first_answer<'a, T, F, Fut>(
@@ -218,6 +243,117 @@ mod tests {
             Err(ProviderError::Unsupported)
         ));
         assert_eq!(only_isbn[0].calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// Searches with a fixed answer (`Some(titles)`: a page of those books;
+    /// `None`: the provider is down); counts calls.
+    struct Searcher {
+        name: &'static str,
+        titles: Option<&'static [&'static str]>,
+        calls: AtomicU32,
+    }
+
+    #[tonic::async_trait]
+    impl BookProvider for Searcher {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn can(&self, ask: Ask) -> bool {
+            ask == Ask::Search
+        }
+        async fn by_isbn(&self, _isbn: &Isbn13) -> Result<Book, ProviderError> {
+            Err(ProviderError::Unsupported)
+        }
+        async fn search(
+            &self,
+            _query: &str,
+            _start: u32,
+            _count: u32,
+        ) -> Result<SearchPage, ProviderError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let titles = self
+                .titles
+                .ok_or_else(|| ProviderError::Unavailable("HTTP 503".to_owned()))?;
+            Ok(SearchPage {
+                total: u32::try_from(titles.len()).unwrap_or(u32::MAX),
+                books: titles
+                    .iter()
+                    .map(|t| Book {
+                        title: (*t).to_owned(),
+                        ..Book::default()
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    fn searcher(name: &'static str, titles: Option<&'static [&'static str]>) -> Arc<Searcher> {
+        Arc::new(Searcher {
+            name,
+            titles,
+            calls: AtomicU32::new(0),
+        })
+    }
+
+    fn search_chain(first: Arc<dyn BookProvider>, rest: &[Arc<Searcher>]) -> ProviderChain {
+        let policy = UpstreamPolicy {
+            retries: 0,
+            ..UpstreamPolicy::default()
+        };
+        let mut upstreams = vec![Upstream::new(first, policy)];
+        upstreams.extend(rest.iter().map(|p| Upstream::new(p.clone(), policy)));
+        ProviderChain::new(upstreams)
+    }
+
+    async fn titles(chain: &ProviderChain) -> Result<Vec<String>, ProviderError> {
+        let page = chain.search("mistborn", 0, 10, Deadline::NONE).await?;
+        Ok(page.books.into_iter().map(|b| b.title).collect())
+    }
+
+    #[tokio::test]
+    async fn search_moves_on_from_no_results_and_failures_like_isbn_lookups() {
+        // One that cannot search is not asked; an empty page moves on.
+        let isbn_only = fixed("isbn-only", Ok(()));
+        let empty = searcher("empty", Some(&[]));
+        let full = searcher("full", Some(&["The Final Empire"]));
+        let after = searcher("after", Some(&["never asked"]));
+        let chain = search_chain(
+            isbn_only.clone(),
+            &[empty.clone(), full.clone(), after.clone()],
+        );
+        assert_eq!(titles(&chain).await.unwrap(), ["The Final Empire"]);
+        let calls = [&empty, &full, &after].map(|p| p.calls.load(Ordering::SeqCst));
+        assert_eq!(calls, [1, 1, 0]);
+        assert_eq!(isbn_only.calls.load(Ordering::SeqCst), 0);
+
+        // A failing one is skipped.
+        let down = searcher("down", None);
+        let chain = search_chain(down, &[searcher("up", Some(&["The Hero of Ages"]))]);
+        assert_eq!(titles(&chain).await.unwrap(), ["The Hero of Ages"]);
+    }
+
+    #[tokio::test]
+    async fn search_is_empty_only_when_everyone_searched_and_found_nothing() {
+        let chain = search_chain(searcher("a", Some(&[])), &[searcher("b", Some(&[]))]);
+        let page = chain
+            .search("nothing", 0, 10, Deadline::NONE)
+            .await
+            .unwrap();
+        assert!(page.books.is_empty() && page.total == 0);
+
+        // Someone could not search: the books may be there.
+        let chain = search_chain(searcher("a", None), &[searcher("b", Some(&[]))]);
+        assert!(matches!(
+            titles(&chain).await,
+            Err(ProviderError::Unavailable(_))
+        ));
+
+        // Nobody can search at all.
+        let chain = search_chain(fixed("isbn-only", Ok(())), &[]);
+        assert!(matches!(
+            titles(&chain).await,
+            Err(ProviderError::Unsupported)
+        ));
     }
 
     #[tokio::test(start_paused = true)]

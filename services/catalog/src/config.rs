@@ -48,14 +48,14 @@ pub struct CatalogArgs {
     /// the caller's deadline, when shorter, rules.
     #[arg(long, env = "DOUMI_DOUBAN_TIMEOUT", default_value = "8s")]
     pub douban_timeout: Option<String>,
-    /// Open Library, the first fallback for ISBN lookups.
+    /// Open Library, asked after Douban for ISBN lookups and keyword search.
     #[arg(
         long,
         env = "DOUMI_OPENLIBRARY_BASE_URL",
         default_value = "https://openlibrary.org"
     )]
     pub openlibrary_base_url: String,
-    /// Google Books, the second fallback for ISBN lookups.
+    /// Google Books, asked after Open Library for ISBN lookups and keyword search.
     #[arg(
         long,
         env = "DOUMI_GOOGLEBOOKS_BASE_URL",

@@ -23,6 +23,7 @@ pub mod provider;
 pub mod read_mask;
 pub mod redis_cache;
 pub mod sample;
+pub mod search_cache;
 pub mod service;
 pub mod upstream;
 

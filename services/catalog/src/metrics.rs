@@ -1,5 +1,5 @@
 //! The catalog's metrics in Prometheus text format: cache hits, misses, stale
-//! serves and coalesced waits; upstream requests by provider and outcome, and
+//! serves and coalesced waits; search-cache hits and misses; upstream requests by provider and outcome, and
 //! their latency; circuit and Redis state. Served with the process's other
 //! metrics on a small HTTP listener at `/metrics`, apart from the gRPC port.
 
@@ -16,6 +16,8 @@ pub const UPSTREAM_REQUESTS: &str = "doumi_catalog_upstream_requests_total";
 pub const UPSTREAM_SKIPPED: &str = "doumi_catalog_upstream_skipped_total";
 pub const UPSTREAM_LATENCY: &str = "doumi_catalog_upstream_latency_seconds";
 pub const CIRCUIT_STATE: &str = "doumi_catalog_circuit_state";
+pub const SEARCH_CACHE_HITS: &str = "doumi_catalog_search_cache_hits_total";
+pub const SEARCH_CACHE_MISSES: &str = "doumi_catalog_search_cache_misses_total";
 /// Every series of the catalog's own.
 pub const NAMES: &[&str] = &[
     CACHE_HITS,
@@ -29,6 +31,8 @@ pub const NAMES: &[&str] = &[
     UPSTREAM_SKIPPED,
     UPSTREAM_LATENCY,
     CIRCUIT_STATE,
+    SEARCH_CACHE_HITS,
+    SEARCH_CACHE_MISSES,
 ];
 
 /// Installs the process-wide recorder (shared with any other service in the
@@ -79,4 +83,13 @@ fn describe() {
         "Provider request latency"
     );
     metrics::describe_gauge!(CIRCUIT_STATE, "Per provider: 0 closed, 0.5 probing, 1 open");
+    // Apart from the book cache's series, whose hit ratio dashboards read.
+    metrics::describe_counter!(
+        SEARCH_CACHE_HITS,
+        "Search pages answered from the search cache, including searches that joined an identical one in flight"
+    );
+    metrics::describe_counter!(
+        SEARCH_CACHE_MISSES,
+        "Search pages the search cache could not answer, sent to the providers"
+    );
 }

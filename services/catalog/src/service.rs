@@ -147,7 +147,7 @@ impl BookCatalog for CatalogService {
                 tracing::info!(query, error = %e, "search failed");
                 to_status(e, "no matching books")
             })?;
-        let end = start + u32::try_from(page.books.len()).unwrap_or(u32::MAX);
+        let end = start.saturating_add(u32::try_from(page.books.len()).unwrap_or(u32::MAX));
         let next_page_token = if !page.books.is_empty() && end < page.total && end < MAX_OFFSET {
             end.to_string()
         } else {
@@ -156,8 +156,8 @@ impl BookCatalog for CatalogService {
         Ok(Response::new(SearchBooksResponse {
             books: page
                 .books
-                .into_iter()
-                .map(|book| mask.apply(Arc::new(book)))
+                .iter()
+                .map(|book| mask.apply(Arc::new(book.clone())))
                 .collect(),
             next_page_token,
             total_size: i32::try_from(page.total).unwrap_or(i32::MAX),

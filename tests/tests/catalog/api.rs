@@ -151,7 +151,7 @@ async fn search_goes_to_douban() {
     assert_eq!(
         up.openlibrary.total_calls(),
         0,
-        "open library is a fallback for ISBNs only"
+        "douban answered: open library is not asked"
     );
 }
 
