@@ -111,6 +111,72 @@ fn status_of(headers: &http::HeaderMap) -> tonic::Code {
         .map_or(tonic::Code::Ok, tonic::Code::from_i32)
 }
 
+/// The series one end of a hop records, per method (and code, once done).
+struct Series {
+    started: &'static str,
+    handled: &'static str,
+    handling: &'static str,
+}
+
+const SERVER: Series = Series {
+    started: m::GRPC_SERVER_STARTED,
+    handled: m::GRPC_SERVER_HANDLED,
+    handling: m::GRPC_SERVER_HANDLING,
+};
+
+const CLIENT: Series = Series {
+    started: m::GRPC_CLIENT_STARTED,
+    handled: m::GRPC_CLIENT_HANDLED,
+    handling: m::GRPC_CLIENT_HANDLING,
+};
+
+impl Series {
+    /// Counts a call to `method` as started; the time to measure it from.
+    fn start(&self, method: Method) -> Instant {
+        metrics::counter!(
+            self.started,
+            "grpc_service" => method.service,
+            "grpc_method" => method.method,
+        )
+        .increment(1);
+        Instant::now()
+    }
+
+    /// Records how a call to `method` that started at `started` ended, on
+    /// `span` and in the metrics (with one debug line: the access log).
+    fn finish(&self, method: Method, code: tonic::Code, started: Instant, span: &tracing::Span) {
+        let elapsed = started.elapsed();
+        span.record("rpc.grpc.status_code", code as i32);
+        span.in_scope(|| tracing::debug!(code = code_name(code), ?elapsed, "grpc call"));
+        // A method nobody serves is the caller's invention: not a label of its own.
+        let method = if code == tonic::Code::Unimplemented {
+            UNKNOWN
+        } else {
+            method
+        };
+        metrics::histogram!(
+            self.handling,
+            "grpc_service" => method.service,
+            "grpc_method" => method.method,
+        )
+        .record(elapsed.as_secs_f64());
+        metrics::counter!(
+            self.handled,
+            "grpc_service" => method.service,
+            "grpc_method" => method.method,
+            "grpc_code" => code_name(code),
+        )
+        .increment(1);
+    }
+}
+
+/// The service polled ready takes this call; a fresh clone waits for the
+/// next one (tower's usual swap).
+fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
+}
+
 /// The server side: wraps every service a doumi gRPC server serves.
 #[derive(Clone)]
 pub struct ServerLayer {
@@ -180,18 +246,10 @@ where
             trace_id = Empty,
         );
         telemetry::continue_trace(&span, request.headers());
-        let labels = [
-            ("grpc_service", method.service),
-            ("grpc_method", method.method),
-        ];
-        metrics::counter!(m::GRPC_SERVER_STARTED, &labels).increment(1);
-
-        // The service that was polled ready handles this call; a fresh clone
-        // waits for the next one (tower's usual swap).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let started = Instant::now();
-        let call = inner.call(request).instrument(span.clone());
+        let started = SERVER.start(method);
+        let call = take_ready(&mut self.inner)
+            .call(request)
+            .instrument(span.clone());
         Box::pin(async move {
             let result = match tag {
                 Some(tag) => telemetry::for_message(tag, call).await,
@@ -201,26 +259,7 @@ where
                 Ok(response) => status_of(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
-            span.record("rpc.grpc.status_code", code as i32);
-            let elapsed = started.elapsed();
-            span.in_scope(|| tracing::debug!(code = code_name(code), ?elapsed, "grpc call"));
-            let method = if code == tonic::Code::Unimplemented {
-                UNKNOWN
-            } else {
-                method
-            };
-            let labels = [
-                ("grpc_service", method.service),
-                ("grpc_method", method.method),
-            ];
-            metrics::histogram!(m::GRPC_SERVER_HANDLING, &labels).record(elapsed.as_secs_f64());
-            metrics::counter!(
-                m::GRPC_SERVER_HANDLED,
-                "grpc_service" => method.service,
-                "grpc_method" => method.method,
-                "grpc_code" => code_name(code),
-            )
-            .increment(1);
+            SERVER.finish(method, code, started, &span);
             result
         })
     }
@@ -246,7 +285,6 @@ impl<S, B, R> tower::Service<http::Request<B>> for Client<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<tonic::transport::Error> + Send,
     B: Send + 'static,
 {
     type Response = S::Response;
@@ -273,16 +311,10 @@ where
         {
             request.headers_mut().insert(MESSAGE_TAG, value);
         }
-        let labels = [
-            ("grpc_service", method.service),
-            ("grpc_method", method.method),
-        ];
-        metrics::counter!(m::GRPC_CLIENT_STARTED, &labels).increment(1);
-
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let started = Instant::now();
-        let call = inner.call(request).instrument(span.clone());
+        let started = CLIENT.start(method);
+        let call = take_ready(&mut self.inner)
+            .call(request)
+            .instrument(span.clone());
         Box::pin(async move {
             let result = call.await;
             let code = match &result {
@@ -290,16 +322,7 @@ where
                 // No connection: what tonic reports for a transport failure.
                 Err(_) => tonic::Code::Unavailable,
             };
-            span.record("rpc.grpc.status_code", code as i32);
-            metrics::histogram!(m::GRPC_CLIENT_HANDLING, &labels)
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!(
-                m::GRPC_CLIENT_HANDLED,
-                "grpc_service" => method.service,
-                "grpc_method" => method.method,
-                "grpc_code" => code_name(code),
-            )
-            .increment(1);
+            CLIENT.finish(method, code, started, &span);
             result
         })
     }

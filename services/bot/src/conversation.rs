@@ -13,10 +13,7 @@
 use std::{sync::Arc, time::Duration};
 
 use doumi_runtime::throttle::LogThrottle;
-use redis::{
-    AsyncCommands,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 
 /// How long a search is remembered after the reader's last message about it.
@@ -202,16 +199,7 @@ struct Inner {
 impl Conversations {
     /// `redis`: share sessions across replicas; `None` = this process alone.
     pub fn new(redis: Option<redis::Client>) -> redis::RedisResult<Self> {
-        let shared = match redis {
-            Some(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(300)))
-                    .set_response_timeout(Some(Duration::from_millis(100)))
-                    .set_number_of_retries(1);
-                Some(ConnectionManager::new_lazy_with_config(client, config)?)
-            }
-            None => None,
-        };
+        let shared = redis.map(crate::shared::connection).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 local: moka::sync::Cache::builder()

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod rate_limit;
 mod reply;
 pub mod service;
+mod shared;
 
 use std::future::Future;
 

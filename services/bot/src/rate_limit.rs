@@ -12,7 +12,7 @@
 use std::{sync::Arc, time::Duration};
 
 use doumi_runtime::throttle::LogThrottle;
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 /// Readers whose pace this process remembers at most.
@@ -98,16 +98,7 @@ return 1
 impl ReaderLimiter {
     /// `redis`: share the limit across replicas; `None` = this process alone.
     pub fn new(limit: RateLimit, redis: Option<redis::Client>) -> redis::RedisResult<Self> {
-        let shared = match redis {
-            Some(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(300)))
-                    .set_response_timeout(Some(Duration::from_millis(100)))
-                    .set_number_of_retries(1);
-                Some(ConnectionManager::new_lazy_with_config(client, config)?)
-            }
-            None => None,
-        };
+        let shared = redis.map(crate::shared::connection).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 limit,
