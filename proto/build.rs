@@ -12,6 +12,7 @@ const SERVICES: &[(&str, &str)] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=doumi");
+    println!("cargo:rerun-if-changed=google");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let mut all = protox::Compiler::new(["."])?;
@@ -26,6 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fs::write(out_dir.join(descriptor), one.encode_file_descriptor_set())?;
     }
 
-    tonic_prost_build::configure().compile_fds(all.file_descriptor_set())?;
+    // google.rpc.Status is tonic-types' own generated type, so the details
+    // helpers (StatusExt, ErrorDetails) work on what the catalog sends.
+    tonic_prost_build::configure()
+        .extern_path(".google.rpc", "::tonic_types::pb")
+        .compile_fds(all.file_descriptor_set())?;
     Ok(())
 }

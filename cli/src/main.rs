@@ -37,7 +37,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    // clap's own usage errors would exit 2, which `doumi book` uses for "not
+    // found"; 64 (EX_USAGE) is what the services' binaries exit with for bad
+    // settings. Help and version still exit 0.
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        let _ = error.print();
+        std::process::exit(if error.use_stderr() { 64 } else { 0 })
+    });
     let result = match cli.command {
         Command::Up(args) => up::run(*args, &cli.telemetry).await,
         Command::Chat(args) => chat::run(args).await,
@@ -46,7 +52,7 @@ async fn main() {
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
-        std::process::exit(1);
+        std::process::exit(book::exit_code(&error));
     }
 }
 

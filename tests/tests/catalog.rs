@@ -7,6 +7,8 @@ mod api;
 mod app;
 #[path = "catalog/cache.rs"]
 mod cache;
+#[path = "catalog/errors.rs"]
+mod errors;
 #[path = "catalog/faults.rs"]
 mod faults;
 #[path = "catalog/providers.rs"]

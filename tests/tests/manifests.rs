@@ -17,11 +17,15 @@
 //!   port it has, selecting the pods of the right binary, whose target port is what that binary
 //!   listens on;
 //! - every NetworkPolicy selects pods that exist, and together they allow exactly the hops those
-//!   URLs need (plus DNS, and the gateway from outside) and nothing else between doumi's pods.
+//!   URLs need (plus DNS, and the gateway from outside) and nothing else between doumi's pods;
+//! - other teams' pods reach the catalog's gRPC port where components/catalog-clients is included,
+//!   only from a namespace labelled `doumi.io/catalog-client=true`, and nothing else of doumi's;
+//!   every gRPC Service port says `appProtocol: kubernetes.io/h2c`.
 //!
-//! `the_checks_catch_broken_manifests` breaks the kind overlay in each of those ways and expects
-//! each break to be reported, so a green run means something. Without kubectl the tests say so
-//! and pass; CI has it (scripts/check-manifests.sh needs it too).
+//! `the_checks_catch_broken_manifests` breaks the kind overlay in each of those ways (and
+//! `the_catalog_client_checks_catch_broken_policies` production's catalog-clients component) and
+//! expects each break to be reported, so a green run means something. Without kubectl the tests
+//! say so and pass; CI has it (scripts/check-manifests.sh needs it too).
 
 #[path = "manifests/binaries.rs"]
 mod binaries;
@@ -69,6 +73,22 @@ const URL_SETTINGS: &[(&str, Binary, &str)] = &[
 /// The production overlay lets only the ingress controller's namespace reach the gateway; base
 /// and kind let anyone. A pod there stands for "outside" in the reachability checks.
 const INGRESS_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
+
+/// The namespace label that admits another team's pods to the catalog's gRPC API
+/// (components/catalog-clients).
+const CATALOG_CLIENT_LABEL: (&str, &str) = ("doumi.io/catalog-client", "true");
+
+/// Overlays that include components/catalog-clients: there a labelled namespace reaches the
+/// catalog's gRPC port and a headless Service lists the catalog's pods; elsewhere the label
+/// grants nothing.
+const CATALOG_CLIENT_OVERLAYS: &[&str] = &["production"];
+
+/// A client team's namespace in the reachability checks.
+const CATALOG_CLIENT_NAMESPACE: &str = "library";
+
+/// The `appProtocol` of every Service port that speaks gRPC: HTTP/2 in plaintext (h2c) inside the
+/// cluster, which meshes and Gateway API implementations read instead of guessing.
+const GRPC_APP_PROTOCOL: &str = "kubernetes.io/h2c";
 
 /// Every kustomization rendered once per test process; `None` when kubectl is not installed.
 fn renders() -> Option<&'static [(String, String)]> {
@@ -371,6 +391,14 @@ fn the_checks_catch_broken_manifests() {
             },
             &["no NetworkPolicy governs the ingress of doumi-redis"],
         ),
+        (
+            "a gRPC Service port without appProtocol",
+            |o| service_port(o, "doumi-bot").app_protocol = None,
+            &[
+                "Service doumi-bot port 50051 speaks gRPC",
+                "kubernetes.io/h2c",
+            ],
+        ),
     ];
     let mut missed = Vec::new();
     for (what, breaks, expected) in broken {
@@ -384,6 +412,106 @@ fn the_checks_catch_broken_manifests() {
                 .iter()
                 .all(|e| problems.iter().any(|p| p.contains(e)));
         if caught {
+            eprintln!("caught {what}:\n    {}", problems.join("\n    "));
+        } else {
+            missed.push(format!("{what}: expected {expected:?} in {problems:#?}"));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "breaks the checks did not catch:\n{}",
+        missed.join("\n")
+    );
+}
+
+#[test]
+fn the_catalog_client_checks_catch_broken_policies() {
+    let Some(yaml) = render("production") else {
+        return;
+    };
+    let (production, errors) = objects::parse(yaml);
+    assert_eq!(
+        errors,
+        Vec::<String>::new(),
+        "production must parse cleanly"
+    );
+    assert_eq!(
+        check("production", &production).problems,
+        Vec::<String>::new(),
+        "production must be clean to start with"
+    );
+
+    /// One way to break the production overlay's catalog-clients component, and what the report
+    /// must then say.
+    type Break = (&'static str, fn(&mut Objects), &'static [&'static str]);
+    let broken: &[Break] = &[
+        (
+            "no policy for client namespaces",
+            |o| {
+                o.network_policies
+                    .retain(|p| name_of(p) != "doumi-allow-catalog-clients")
+            },
+            &["labelled doumi.io/catalog-client=true cannot reach doumi-catalog:50052"],
+        ),
+        (
+            "every port of the catalog for clients",
+            |o| client_rule(o).ports = None,
+            &["labelled doumi.io/catalog-client=true reaches doumi-catalog:9090"],
+        ),
+        (
+            "every pod and port of doumi for clients",
+            |o| {
+                policy_selector(o, "doumi-allow-catalog-clients").match_labels = None;
+                client_rule(o).ports = None;
+            },
+            &["labelled doumi.io/catalog-client=true reaches doumi-redis:6379"],
+        ),
+        (
+            "every namespace for clients",
+            |o| {
+                let peers = client_rule(o).from.as_mut().unwrap();
+                peers[0].namespace_selector = Some(LabelSelector::default());
+            },
+            &["without the label doumi.io/catalog-client=true reaches doumi-catalog:50052"],
+        ),
+        (
+            "a label value nobody sets",
+            |o| {
+                let peers = client_rule(o).from.as_mut().unwrap();
+                let selector = peers[0].namespace_selector.as_mut().unwrap();
+                selector.match_labels = Some(BTreeMap::from([(
+                    "doumi.io/catalog-client".to_owned(),
+                    "yes".to_owned(),
+                )]));
+            },
+            &["cannot reach doumi-catalog:50052"],
+        ),
+        (
+            "no headless Service",
+            |o| {
+                o.services
+                    .retain(|s| name_of(s) != "doumi-catalog-headless")
+            },
+            &["no headless Service"],
+        ),
+        (
+            "the catalog's Service without appProtocol",
+            |o| service_port(o, "doumi-catalog").app_protocol = Some("http".into()),
+            &[
+                "Service doumi-catalog port 50052 speaks gRPC",
+                "kubernetes.io/h2c",
+            ],
+        ),
+    ];
+    let mut missed = Vec::new();
+    for (what, breaks, expected) in broken {
+        let mut objects = production.clone();
+        breaks(&mut objects);
+        let problems = check("production", &objects).problems;
+        if expected
+            .iter()
+            .all(|e| problems.iter().any(|p| p.contains(e)))
+        {
             eprintln!("caught {what}:\n    {}", problems.join("\n    "));
         } else {
             missed.push(format!("{what}: expected {expected:?} in {problems:#?}"));
@@ -454,6 +582,7 @@ fn check(overlay: &str, objects: &Objects) -> Report {
     let hops = hops(objects, &workloads, &mut report.problems);
     report.hops = hops.len();
     check_network_policies(objects, &workloads, &hops, &mut report.problems);
+    check_catalog_clients(overlay, objects, &workloads, &mut report.problems);
     report
 }
 
@@ -816,6 +945,18 @@ fn check_service(service: &Service, workloads: &[Workload<'_>], problems: &mut V
         .into_iter()
         .flatten()
     {
+        let grpc = targets.iter().any(|t| {
+            let port = target_port(port, t);
+            t.listeners
+                .iter()
+                .any(|l| Some(l.addr.port()) == port && l.protocol == Protocol::Grpc)
+        });
+        if grpc && port.app_protocol.as_deref() != Some(GRPC_APP_PROTOCOL) {
+            problems.push(format!(
+                "Service {name} port {} speaks gRPC, but its appProtocol is {:?}, not {GRPC_APP_PROTOCOL}",
+                port.port, port.app_protocol
+            ));
+        }
         // A binary that would not start has been reported already; it listens nowhere.
         for target in targets.iter().filter(|t| !t.listeners.is_empty()) {
             let listening: Vec<u16> = target.listeners.iter().map(|l| l.addr.port()).collect();
@@ -1129,6 +1270,110 @@ fn check_network_policies(
     }
 }
 
+/// Other teams' services (components/catalog-clients): where the overlay includes the component,
+/// any pod of a namespace labelled [`CATALOG_CLIENT_LABEL`] reaches the catalog's gRPC port, and a
+/// headless Service lists the catalog's pods for client-side balancing. Everywhere, the label
+/// grants nothing else (not the catalog's metrics, the bot, Redis, nor the gateway beyond what
+/// any pod may reach), even to a pod wearing doumi's labels, and the same namespace without the
+/// label reaches nothing that is not public.
+fn check_catalog_clients(
+    overlay: &str,
+    objects: &Objects,
+    workloads: &[Workload<'_>],
+    problems: &mut Vec<String>,
+) {
+    let admits = CATALOG_CLIENT_OVERLAYS.contains(&overlay);
+    let (key, value) = CATALOG_CLIENT_LABEL;
+    let client_namespace = |labelled: bool| {
+        let mut labels = Labels::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            CATALOG_CLIENT_NAMESPACE.to_owned(),
+        )]);
+        if labelled {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+        labels
+    };
+    let clients = |labelled: bool| {
+        let disguises = workloads.iter().map(|w| w.pod.labels.clone());
+        std::iter::once(Labels::new())
+            .chain(disguises)
+            .map(move |labels| Pod {
+                namespace: CATALOG_CLIENT_NAMESPACE.into(),
+                namespace_labels: client_namespace(labelled),
+                labels,
+                named_ports: BTreeMap::new(),
+            })
+    };
+    let anyone = outside_pod("doumi-elsewhere", []);
+    let policies = &objects.network_policies;
+    for to in workloads {
+        for listener in &to.listeners {
+            let port = listener.addr.port();
+            let api = admits && to.binary == Binary::Catalog && listener.protocol == Protocol::Grpc;
+            // Only the gateway's WeChat port may be open to every namespace (base and kind).
+            let public = to.binary == Binary::Gateway
+                && listener.protocol == Protocol::Http
+                && allows(policies, &anyone, &to.pod, port, "TCP");
+            let target = format!("{}:{port}", to.deployment);
+            let reaches = |c: &Pod| allows(policies, c, &to.pod, port, "TCP");
+            if api && let Some(pod) = clients(true).find(|c| !reaches(c)) {
+                problems.push(format!(
+                    "a pod in a namespace labelled {key}={value} cannot reach {target}, the catalog's API (pod labels {:?})",
+                    pod.labels
+                ));
+            }
+            if !api
+                && !public
+                && let Some(pod) = clients(true).find(|c| reaches(c))
+            {
+                problems.push(format!(
+                    "a pod in a namespace labelled {key}={value} reaches {target} (pod labels {:?})",
+                    pod.labels
+                ));
+            }
+            if !public && let Some(pod) = clients(false).find(|c| reaches(c)) {
+                problems.push(format!(
+                    "a pod in a namespace without the label {key}={value} reaches {target} (pod labels {:?})",
+                    pod.labels
+                ));
+            }
+        }
+    }
+
+    if !admits {
+        return;
+    }
+    let catalog = workloads.iter().filter(|w| w.binary == Binary::Catalog);
+    let api_ports: BTreeSet<u16> = catalog
+        .flat_map(|w| &w.listeners)
+        .filter(|l| l.protocol == Protocol::Grpc)
+        .map(|l| l.addr.port())
+        .collect();
+    let headless = objects.services.iter().any(|service| {
+        let spec = service.spec.as_ref();
+        let targets = selected(service, workloads);
+        spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None")
+            && !targets.is_empty()
+            && targets.iter().all(|t| t.binary == Binary::Catalog)
+            && spec
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    targets
+                        .iter()
+                        .any(|t| target_port(p, t).is_some_and(|n| api_ports.contains(&n)))
+                })
+    });
+    if !headless {
+        problems.push(
+            "no headless Service (clusterIP: None) lists the catalog's pods on its gRPC port, for clients that balance across pods"
+                .to_owned(),
+        );
+    }
+}
+
 /// A pod of someone else's: no NetworkPolicy of doumi's selects it, so only doumi's side counts.
 fn outside_pod<const N: usize>(namespace: &str, labels: [(&str, &str); N]) -> Pod {
     Pod {
@@ -1341,6 +1586,30 @@ fn policy_selector<'a>(objects: &'a mut Objects, name: &str) -> &'a mut LabelSel
         .unwrap()
         .pod_selector
         .get_or_insert_with(Default::default)
+}
+
+/// The first port of a Service.
+fn service_port<'a>(
+    objects: &'a mut Objects,
+    name: &str,
+) -> &'a mut k8s_openapi::api::core::v1::ServicePort {
+    let service = objects
+        .services
+        .iter_mut()
+        .find(|s| name_of(*s) == name)
+        .unwrap_or_else(|| panic!("no Service {name}"));
+    &mut service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0]
+}
+
+/// The one ingress rule of components/catalog-clients' policy.
+fn client_rule(
+    objects: &mut Objects,
+) -> &mut k8s_openapi::api::networking::v1::NetworkPolicyIngressRule {
+    let spec = policy(objects, "doumi-allow-catalog-clients")
+        .spec
+        .as_mut()
+        .unwrap();
+    &mut spec.ingress.as_mut().unwrap()[0]
 }
 
 fn label(name: &str) -> BTreeMap<String, String> {

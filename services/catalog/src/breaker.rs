@@ -115,6 +115,18 @@ impl CircuitBreaker {
         }
     }
 
+    /// How long until the breaker lets a probe through: what a refused caller
+    /// is told to wait before retrying. Zero when the circuit is closed.
+    pub fn remaining_cooldown(&self) -> Duration {
+        let now = Instant::now();
+        let next_probe = match *self.lock() {
+            State::Closed { .. } => return Duration::ZERO,
+            State::Open { until } => until,
+            State::HalfOpen { since } => since + self.settings.cooldown,
+        };
+        next_probe.saturating_duration_since(now)
+    }
+
     pub fn state(&self) -> BreakerState {
         let now = Instant::now();
         match *self.lock() {
@@ -157,8 +169,11 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow(), "open: refused at once");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(b.remaining_cooldown(), Duration::from_secs(6));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(b.remaining_cooldown(), Duration::ZERO);
 
-        tokio::time::advance(Duration::from_secs(10)).await;
         assert!(b.allow(), "after the cooldown one probe goes through");
         assert!(!b.allow(), "but only one");
         b.succeeded();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod deadline;
 pub mod douban;
 pub mod entry;
+pub mod errors;
 pub mod googlebooks;
 pub mod health;
 pub mod http;

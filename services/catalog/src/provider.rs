@@ -45,8 +45,10 @@ pub enum ProviderError {
     Rejected(String),
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The provider's name and how long its breaker still refuses calls, so a
+    /// caller can be told when a retry has a chance (gRPC's RetryInfo).
     #[error("{0} is failing; its circuit is open")]
-    CircuitOpen(&'static str),
+    CircuitOpen(&'static str, std::time::Duration),
     #[error("the caller's deadline passed")]
     DeadlineExceeded,
     #[error("no configured provider can answer this")]
@@ -67,7 +69,7 @@ impl ProviderError {
             Self::RateLimited(_) => "rate_limited",
             Self::Rejected(_) => "rejected",
             Self::Unavailable(_) => "unavailable",
-            Self::CircuitOpen(_) => "circuit_open",
+            Self::CircuitOpen(..) => "circuit_open",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Unsupported => "unsupported",
         }

@@ -119,7 +119,10 @@ impl Upstream {
         if !self.breaker.allow() {
             skipped("circuit_open");
             self.circuit();
-            return Err(ProviderError::CircuitOpen(name));
+            return Err(ProviderError::CircuitOpen(
+                name,
+                self.breaker.remaining_cooldown(),
+            ));
         }
 
         let mut attempt = 0;
@@ -319,7 +322,7 @@ mod tests {
         assert_eq!(up.circuit(), BreakerState::Open);
         assert!(matches!(
             ask(&up, Deadline::NONE).await,
-            Err(ProviderError::CircuitOpen(_))
+            Err(ProviderError::CircuitOpen(..))
         ));
         assert_eq!(provider.calls.load(Ordering::SeqCst), 6, "open: not asked");
 

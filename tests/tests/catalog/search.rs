@@ -127,7 +127,7 @@ async fn without_douban_a_title_search_finds_books_with_authors_and_large_covers
 
     assert_eq!(titles(&page), MISTBORN[..5]);
     assert_eq!(page.total_size, 15);
-    assert_eq!(page.next_page_token, "5");
+    assert!(!page.next_page_token.is_empty(), "15 matches: a next page");
     let trilogy = &page.books[0];
     assert_eq!(trilogy.authors, ["Brandon Sanderson"]);
     assert_eq!(
@@ -311,7 +311,9 @@ async fn a_repeated_search_within_the_ttl_reaches_no_provider_again() {
     assert_eq!(up.googlebooks.total_calls(), 0);
 
     // Another page is another question.
-    search(&app, "mistborn", 5, "5").await.expect("page 2");
+    search(&app, "mistborn", 5, &first.next_page_token)
+        .await
+        .expect("page 2");
     assert_eq!(up.openlibrary.search_calls(), 2);
 
     // The recorder is shared by every catalog in this process: names only.
