@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -37,42 +37,128 @@ const UNKNOWN: Method = Method {
     name: "unknown",
 };
 
-/// The methods seen so far; only paths under `services` get their own labels.
-#[derive(Default)]
+/// A method with its series on one end of a hop, registered once: a call
+/// then costs a few atomic additions, not a label lookup per series.
+struct Observed {
+    method: Method,
+    started: metrics::Counter,
+    handling: metrics::Histogram,
+    /// `handled`'s name, for the per-code counters made on first use.
+    handled_name: &'static str,
+    /// One counter per gRPC code (0–16), registered when first seen.
+    handled: [OnceLock<metrics::Counter>; 17],
+}
+
+impl Observed {
+    fn new(series: &Series, method: Method) -> Self {
+        Self {
+            method,
+            started: metrics::counter!(
+                series.started,
+                "grpc_service" => method.service,
+                "grpc_method" => method.method,
+            ),
+            handling: metrics::histogram!(
+                series.handling,
+                "grpc_service" => method.service,
+                "grpc_method" => method.method,
+            ),
+            handled_name: series.handled,
+            handled: Default::default(),
+        }
+    }
+
+    fn handled(&self, code: tonic::Code) -> Option<&metrics::Counter> {
+        let slot = self.handled.get(usize::try_from(code as i32).ok()?)?;
+        Some(slot.get_or_init(|| {
+            metrics::counter!(
+                self.handled_name,
+                "grpc_service" => self.method.service,
+                "grpc_method" => self.method.method,
+                "grpc_code" => code_name(code),
+            )
+        }))
+    }
+}
+
+/// The methods one end of a hop has seen; only paths under `services` get
+/// their own labels.
 struct Methods {
+    series: &'static Series,
     services: Vec<&'static str>,
-    seen: RwLock<HashMap<String, Method>>,
+    seen: RwLock<HashMap<String, Arc<Observed>>>,
+    unknown: Arc<Observed>,
 }
 
 impl Methods {
-    fn label(&self, path: &str) -> Method {
+    fn new(series: &'static Series, services: Vec<&'static str>) -> Self {
+        // Handles made before the recorder exists would count nowhere.
+        let _ = m::prometheus();
+        Self {
+            series,
+            services,
+            seen: RwLock::default(),
+            unknown: Arc::new(Observed::new(series, UNKNOWN)),
+        }
+    }
+
+    fn label(&self, path: &str) -> Arc<Observed> {
         let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
-            return UNKNOWN;
+            return self.unknown.clone();
         };
         if !self.services.is_empty() && !self.services.contains(&service) {
-            return UNKNOWN;
+            return self.unknown.clone();
         }
         if let Some(known) = self
             .seen
             .read()
             .ok()
-            .and_then(|seen| seen.get(path).copied())
+            .and_then(|seen| seen.get(path).cloned())
         {
             return known;
         }
         let Ok(mut seen) = self.seen.write() else {
-            return UNKNOWN;
+            return self.unknown.clone();
         };
         if seen.len() >= MAX_METHODS {
-            return seen.get(path).copied().unwrap_or(UNKNOWN);
+            return seen
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| self.unknown.clone());
         }
         // Leaked once per distinct method, at most MAX_METHODS of them.
-        let labels = Method {
+        let method = Method {
             service: Box::leak(service.into()),
             method: Box::leak(method.into()),
             name: Box::leak(format!("{service}/{method}").into_boxed_str()),
         };
-        *seen.entry(path.to_owned()).or_insert(labels)
+        seen.entry(path.to_owned())
+            .or_insert_with(|| Arc::new(Observed::new(self.series, method)))
+            .clone()
+    }
+
+    /// Records how a call that started at `started` ended, on `span` and in
+    /// the metrics (with one debug line: the access log).
+    fn finish(
+        &self,
+        observed: &Observed,
+        code: tonic::Code,
+        started: Instant,
+        span: &tracing::Span,
+    ) {
+        let elapsed = started.elapsed();
+        span.record("rpc.grpc.status_code", code as i32);
+        span.in_scope(|| tracing::debug!(code = code_name(code), ?elapsed, "grpc call"));
+        // A method nobody serves is the caller's invention: not a label of its own.
+        let observed = if code == tonic::Code::Unimplemented {
+            &self.unknown
+        } else {
+            observed
+        };
+        observed.handling.record(elapsed.as_secs_f64());
+        if let Some(handled) = observed.handled(code) {
+            handled.increment(1);
+        }
     }
 }
 
@@ -130,46 +216,6 @@ const CLIENT: Series = Series {
     handling: m::GRPC_CLIENT_HANDLING,
 };
 
-impl Series {
-    /// Counts a call to `method` as started; the time to measure it from.
-    fn start(&self, method: Method) -> Instant {
-        metrics::counter!(
-            self.started,
-            "grpc_service" => method.service,
-            "grpc_method" => method.method,
-        )
-        .increment(1);
-        Instant::now()
-    }
-
-    /// Records how a call to `method` that started at `started` ended, on
-    /// `span` and in the metrics (with one debug line: the access log).
-    fn finish(&self, method: Method, code: tonic::Code, started: Instant, span: &tracing::Span) {
-        let elapsed = started.elapsed();
-        span.record("rpc.grpc.status_code", code as i32);
-        span.in_scope(|| tracing::debug!(code = code_name(code), ?elapsed, "grpc call"));
-        // A method nobody serves is the caller's invention: not a label of its own.
-        let method = if code == tonic::Code::Unimplemented {
-            UNKNOWN
-        } else {
-            method
-        };
-        metrics::histogram!(
-            self.handling,
-            "grpc_service" => method.service,
-            "grpc_method" => method.method,
-        )
-        .record(elapsed.as_secs_f64());
-        metrics::counter!(
-            self.handled,
-            "grpc_service" => method.service,
-            "grpc_method" => method.method,
-            "grpc_code" => code_name(code),
-        )
-        .increment(1);
-    }
-}
-
 /// The service polled ready takes this call; a fresh clone waits for the
 /// next one (tower's usual swap).
 fn take_ready<S: Clone>(service: &mut S) -> S {
@@ -187,10 +233,7 @@ impl ServerLayer {
     /// Labels calls to `services` by method; other paths are `unknown`.
     pub fn new(services: Vec<&'static str>) -> Self {
         Self {
-            methods: Arc::new(Methods {
-                services,
-                seen: RwLock::default(),
-            }),
+            methods: Arc::new(Methods::new(&SERVER, services)),
         }
     }
 }
@@ -228,7 +271,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = self.methods.label(request.uri().path());
+        let observed = self.methods.label(request.uri().path());
+        let method = observed.method;
         let tag = request
             .headers()
             .get(MESSAGE_TAG)
@@ -246,7 +290,9 @@ where
             trace_id = Empty,
         );
         telemetry::continue_trace(&span, request.headers());
-        let started = SERVER.start(method);
+        observed.started.increment(1);
+        let started = Instant::now();
+        let methods = self.methods.clone();
         let call = take_ready(&mut self.inner)
             .call(request)
             .instrument(span.clone());
@@ -259,7 +305,7 @@ where
                 Ok(response) => status_of(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
-            SERVER.finish(method, code, started, &span);
+            methods.finish(&observed, code, started, &span);
             result
         })
     }
@@ -276,7 +322,7 @@ impl<S> Client<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            methods: Arc::default(),
+            methods: Arc::new(Methods::new(&CLIENT, Vec::new())),
         }
     }
 }
@@ -296,7 +342,8 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let method = self.methods.label(request.uri().path());
+        let observed = self.methods.label(request.uri().path());
+        let method = observed.method;
         let span = tracing::debug_span!(
             "grpc.client",
             otel.name = method.name,
@@ -311,7 +358,9 @@ where
         {
             request.headers_mut().insert(MESSAGE_TAG, value);
         }
-        let started = CLIENT.start(method);
+        observed.started.increment(1);
+        let started = Instant::now();
+        let methods = self.methods.clone();
         let call = take_ready(&mut self.inner)
             .call(request)
             .instrument(span.clone());
@@ -322,7 +371,7 @@ where
                 // No connection: what tonic reports for a transport failure.
                 Err(_) => tonic::Code::Unavailable,
             };
-            CLIENT.finish(method, code, started, &span);
+            methods.finish(&observed, code, started, &span);
             result
         })
     }
@@ -334,11 +383,10 @@ mod tests {
 
     #[test]
     fn methods_are_labelled_by_name_and_bounded() {
-        let methods = Methods {
-            services: vec!["doumi.catalog.v1.BookCatalog"],
-            seen: RwLock::default(),
-        };
-        let known = methods.label("/doumi.catalog.v1.BookCatalog/GetBook");
+        let methods = Methods::new(&SERVER, vec!["doumi.catalog.v1.BookCatalog"]);
+        let known = methods
+            .label("/doumi.catalog.v1.BookCatalog/GetBook")
+            .method;
         assert_eq!(
             (known.service, known.method, known.name),
             (
@@ -347,8 +395,11 @@ mod tests {
                 "doumi.catalog.v1.BookCatalog/GetBook"
             )
         );
-        assert_eq!(methods.label("/evil.Service/Anything").name, "unknown");
-        assert_eq!(methods.label("no-slashes").name, "unknown");
+        assert_eq!(
+            methods.label("/evil.Service/Anything").method.name,
+            "unknown"
+        );
+        assert_eq!(methods.label("no-slashes").method.name, "unknown");
         for i in 0..2 * MAX_METHODS {
             methods.label(&format!("/doumi.catalog.v1.BookCatalog/Invented{i}"));
         }
@@ -356,6 +407,7 @@ mod tests {
         assert_eq!(
             methods
                 .label("/doumi.catalog.v1.BookCatalog/Invented999")
+                .method
                 .name,
             "unknown"
         );
