@@ -77,7 +77,9 @@ impl CatalogError {
                 ProviderError::NotFound => "BOOK_NOT_FOUND",
                 ProviderError::RateLimited(_) => "PROVIDER_RATE_LIMITED",
                 ProviderError::Rejected(_) => "PROVIDER_KEY_REFUSED",
-                ProviderError::Unavailable(_) => "PROVIDERS_UNAVAILABLE",
+                ProviderError::Unavailable(_) | ProviderError::TimedOut(_) => {
+                    "PROVIDERS_UNAVAILABLE"
+                }
                 ProviderError::CircuitOpen(..) => "CIRCUIT_OPEN",
                 ProviderError::DeadlineExceeded => "DEADLINE_EXCEEDED",
                 ProviderError::Unsupported => "NOT_SUPPORTED",
@@ -99,6 +101,7 @@ impl CatalogError {
                 ProviderError::RateLimited(_) => Code::ResourceExhausted,
                 ProviderError::Rejected(_)
                 | ProviderError::Unavailable(_)
+                | ProviderError::TimedOut(_)
                 | ProviderError::CircuitOpen(..) => Code::Unavailable,
                 ProviderError::DeadlineExceeded => Code::DeadlineExceeded,
                 ProviderError::Unsupported => Code::Unimplemented,
@@ -118,7 +121,7 @@ impl CatalogError {
                 ProviderError::Rejected(_) => {
                     "the book provider refused our credentials; retrying will not help".to_owned()
                 }
-                ProviderError::Unavailable(_) => {
+                ProviderError::Unavailable(_) | ProviderError::TimedOut(_) => {
                     "the book provider is unavailable and nothing is cached".to_owned()
                 }
                 ProviderError::CircuitOpen(provider, _) => {
@@ -157,7 +160,7 @@ impl CatalogError {
                 ProviderError::RateLimited(_) => {
                     details.set_retry_info(Some(RATE_LIMIT_RETRY));
                 }
-                ProviderError::Unavailable(_) => {
+                ProviderError::Unavailable(_) | ProviderError::TimedOut(_) => {
                     details.set_retry_info(Some(UNAVAILABLE_RETRY));
                 }
                 ProviderError::CircuitOpen(provider, cooldown) => {

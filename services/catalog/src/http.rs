@@ -78,9 +78,10 @@ impl HttpClient {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ProviderError {
-        let what = if error.is_timeout() {
-            "timed out"
-        } else if error.is_connect() {
+        if error.is_timeout() {
+            return ProviderError::TimedOut(self.provider.to_string());
+        }
+        let what = if error.is_connect() {
             "connection failed"
         } else {
             "request failed"

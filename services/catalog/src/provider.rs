@@ -45,6 +45,10 @@ pub enum ProviderError {
     Rejected(String),
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The provider did not answer within its timeout: as transient as an
+    /// outage, counted apart (a slow provider wants a different fix).
+    #[error("the provider did not answer in time: {0}")]
+    TimedOut(String),
     /// The provider's name and how long its breaker still refuses calls, so a
     /// caller can be told when a retry has a chance (gRPC's RetryInfo).
     #[error("{0} is failing; its circuit is open")]
@@ -59,7 +63,7 @@ impl ProviderError {
     /// Worth another attempt at the same provider: the failure is likely to
     /// pass. Rate limits and refused keys only get worse when retried.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::TimedOut(_))
     }
 
     /// Label for metrics.
@@ -69,6 +73,7 @@ impl ProviderError {
             Self::RateLimited(_) => "rate_limited",
             Self::Rejected(_) => "rejected",
             Self::Unavailable(_) => "unavailable",
+            Self::TimedOut(_) => "timeout",
             Self::CircuitOpen(..) => "circuit_open",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Unsupported => "unsupported",

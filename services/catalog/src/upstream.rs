@@ -172,13 +172,12 @@ impl Upstream {
         let result = match tokio::time::timeout(budget, call(self.provider.clone())).await {
             Ok(result) => result,
             Err(_) if deadline.has_passed() => Err(ProviderError::DeadlineExceeded),
-            Err(_) => Err(ProviderError::Unavailable(format!(
+            Err(_) => Err(ProviderError::TimedOut(format!(
                 "{name} timed out after {budget:?}"
             ))),
         };
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(ProviderError::Unavailable(why)) if why.contains("timed out") => "timeout",
             Err(error) => error.kind(),
         };
         metrics::counter!(m::UPSTREAM_REQUESTS, "provider" => name, "operation" => ask.as_str(), "outcome" => outcome)
