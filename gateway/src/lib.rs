@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bot_link;
+mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;
@@ -22,6 +23,7 @@ use std::{
 
 use tokio::net::TcpListener;
 
+pub use cli::Cli;
 pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 
 /// Why the gateway could not start or stopped.

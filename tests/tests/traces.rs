@@ -8,7 +8,7 @@
 //!
 //! The three processes are this test binary run again: `service_process`
 //! (ignored in normal runs) reads the service to run from its environment
-//! and goes through `doumi_runtime::service_main`, as each `main.rs` does.
+//! and runs that service's `Cli`, as each `main.rs` does.
 
 use std::{
     collections::BTreeSet,
@@ -19,7 +19,6 @@ use std::{
 };
 
 use clap::Parser;
-use doumi_runtime::telemetry::TelemetryArgs;
 use doumi_tests::{
     otlp::{Collector, ReceivedSpan},
     stack::TOKEN,
@@ -39,69 +38,15 @@ const READER: &str = "oDoumiTraceReader0123456789ab";
 /// 《浪潮之巅》, in the bundled sample catalog.
 const ISBN: &str = "9787121139512";
 
-#[derive(Parser)]
-struct GatewayCli {
-    #[command(flatten)]
-    gateway: doumi_gateway::GatewayArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-}
-
-#[derive(Parser)]
-struct BotCli {
-    #[command(flatten)]
-    bot: doumi_bot::BotArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-}
-
-#[derive(Parser)]
-struct CatalogCli {
-    #[command(flatten)]
-    catalog: doumi_catalog::CatalogArgs,
-    #[command(flatten)]
-    telemetry: TelemetryArgs,
-}
-
 /// The body of a child process: one service, configured by its environment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the tests below"]
 async fn service_process() {
     let argv = ["doumi-test-service"];
     match std::env::var(SERVICE_VAR).as_deref() {
-        Ok("gateway") => {
-            let cli = GatewayCli::parse_from(argv);
-            doumi_runtime::service_main(
-                "gateway",
-                &cli.telemetry,
-                |problems| cli.gateway.config(problems),
-                |config| config.listen,
-                doumi_gateway::run,
-            )
-            .await
-        }
-        Ok("bot") => {
-            let cli = BotCli::parse_from(argv);
-            doumi_runtime::service_main(
-                "bot",
-                &cli.telemetry,
-                |problems| cli.bot.config(problems),
-                |config| config.listen,
-                doumi_bot::run,
-            )
-            .await
-        }
-        Ok("catalog") => {
-            let cli = CatalogCli::parse_from(argv);
-            doumi_runtime::service_main(
-                "catalog",
-                &cli.telemetry,
-                |problems| cli.catalog.config(problems),
-                |config| config.listen,
-                doumi_catalog::run,
-            )
-            .await
-        }
+        Ok("gateway") => doumi_gateway::Cli::parse_from(argv).run().await,
+        Ok("bot") => doumi_bot::Cli::parse_from(argv).run().await,
+        Ok("catalog") => doumi_catalog::Cli::parse_from(argv).run().await,
         other => panic!("{SERVICE_VAR} must name a service, not {other:?}"),
     }
 }

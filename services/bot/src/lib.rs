@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod barcode;
+mod cli;
 pub mod config;
 pub mod conversation;
 pub mod intent;
@@ -20,6 +21,7 @@ use doumi_proto::{
 };
 use tokio::net::TcpListener;
 
+pub use cli::Cli;
 pub use config::{BotArgs, BotConfig};
 
 /// Why the bot could not start or stopped.

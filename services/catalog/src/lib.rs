@@ -8,6 +8,7 @@ pub mod book;
 pub mod books;
 pub mod breaker;
 pub mod chain;
+mod cli;
 pub mod config;
 pub mod deadline;
 pub mod douban;
@@ -34,6 +35,7 @@ use doumi_proto::catalog::v1::book_catalog_server::BookCatalogServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use cli::Cli;
 pub use config::{CatalogArgs, CatalogConfig, ProviderSettings, Source};
 
 use crate::{

@@ -8,8 +8,8 @@ use std::{
     net::SocketAddr,
 };
 
-use clap::{CommandFactory, FromArgMatches, Parser, builder::Resettable};
-use doumi_runtime::{settings::Problems, telemetry::TelemetryArgs};
+use clap::{CommandFactory, FromArgMatches, builder::Resettable};
+use doumi_runtime::settings::Problems;
 
 /// The programs doumi's images run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -209,32 +209,10 @@ impl Binary {
     }
 }
 
-// The binaries' command lines. Each mirrors the private `Cli` in its `main.rs` (the same flattened
-// argument groups); if a binary gains a group, add it here too.
-
-#[derive(Parser)]
-struct GatewayCli {
-    #[command(flatten)]
-    gateway: doumi_gateway::GatewayArgs,
-    #[command(flatten)]
-    _telemetry: TelemetryArgs,
-}
-
-#[derive(Parser)]
-struct BotCli {
-    #[command(flatten)]
-    bot: doumi_bot::BotArgs,
-    #[command(flatten)]
-    _telemetry: TelemetryArgs,
-}
-
-#[derive(Parser)]
-struct CatalogCli {
-    #[command(flatten)]
-    catalog: doumi_catalog::CatalogArgs,
-    #[command(flatten)]
-    _telemetry: TelemetryArgs,
-}
+// The binaries' command lines are the libraries' own `Cli` types, the ones each `main.rs` parses.
+use doumi_bot::Cli as BotCli;
+use doumi_catalog::Cli as CatalogCli;
+use doumi_gateway::Cli as GatewayCli;
 
 /// Parses `env` as if the binary had found it in its environment: each variable becomes the flag
 /// clap reads it for, and clap's own environment lookup is switched off, so the result cannot

@@ -1,0 +1,32 @@
+//! The `doumi-gateway` binary's command line, here rather than in `main.rs` so
+//! the tests (manifests, traces, the settings table) read the very flags and
+//! variables the binary parses.
+
+use doumi_runtime::telemetry::TelemetryArgs;
+
+use crate::GatewayArgs;
+
+/// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz, /metrics).
+#[derive(Debug, clap::Parser)]
+#[command(name = "doumi-gateway", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+impl Cli {
+    /// The whole life of the binary: settings, telemetry, serving until
+    /// SIGTERM, the drain (see `doumi_runtime::service_main`).
+    pub async fn run(self) {
+        doumi_runtime::service_main(
+            "gateway",
+            &self.telemetry,
+            |problems| self.gateway.config(problems),
+            |config| config.listen,
+            crate::run,
+        )
+        .await;
+    }
+}

@@ -1,0 +1,32 @@
+//! The `doumi-bot` binary's command line, here rather than in `main.rs` so
+//! the tests (manifests, traces, the settings table) read the very flags and
+//! variables the binary parses.
+
+use doumi_runtime::telemetry::TelemetryArgs;
+
+use crate::BotArgs;
+
+/// doumi's bot (gRPC: doumi.bot.v1.Bot).
+#[derive(Debug, clap::Parser)]
+#[command(name = "doumi-bot", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub bot: BotArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+impl Cli {
+    /// The whole life of the binary: settings, telemetry, serving until
+    /// SIGTERM, the drain (see `doumi_runtime::service_main`).
+    pub async fn run(self) {
+        doumi_runtime::service_main(
+            "bot",
+            &self.telemetry,
+            |problems| self.bot.config(problems),
+            |config| config.listen,
+            crate::run,
+        )
+        .await;
+    }
+}
