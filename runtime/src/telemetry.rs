@@ -68,7 +68,8 @@ pub enum SamplerKind {
     ParentbasedTraceIdRatio,
 }
 
-/// The telemetry flags every binary shares. The OpenTelemetry ones are the
+/// The telemetry flags every binary shares (global: `doumi up --otlp URL`
+/// works as well as `doumi --otlp URL up`). The OpenTelemetry ones are the
 /// standard variables, read here so a bad value stops start-up with one line
 /// and `--help` lists them; the batch processor's `OTEL_BSP_*` and the
 /// exporter's `OTEL_EXPORTER_OTLP_TIMEOUT`/`_HEADERS` are read by the SDK.
@@ -76,6 +77,7 @@ pub enum SamplerKind {
 pub struct TelemetryArgs {
     /// Log line format: `text` for people, `json` for log collectors.
     #[arg(
+        global = true,
         long = "log-format",
         env = "DOUMI_LOG_FORMAT",
         value_enum,
@@ -85,6 +87,7 @@ pub struct TelemetryArgs {
     /// OTLP collector to export traces to (e.g. `http://127.0.0.1:4317`);
     /// unset = no traces.
     #[arg(
+        global = true,
         long = "otlp-endpoint",
         visible_alias = "otlp",
         env = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -92,6 +95,7 @@ pub struct TelemetryArgs {
     pub otlp_endpoint: Option<String>,
     /// `grpc` or `http/protobuf` (then `/v1/traces` is appended to the endpoint).
     #[arg(
+        global = true,
         long = "otlp-protocol",
         env = "OTEL_EXPORTER_OTLP_PROTOCOL",
         value_enum,
@@ -99,10 +103,11 @@ pub struct TelemetryArgs {
     )]
     pub otlp_protocol: OtlpProtocol,
     /// The `service.name` of exported spans; unset = the binary's name.
-    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME")]
+    #[arg(global = true, long = "otel-service-name", env = "OTEL_SERVICE_NAME")]
     pub service_name: Option<String>,
     /// Which traces to keep.
     #[arg(
+        global = true,
         long = "otel-traces-sampler",
         env = "OTEL_TRACES_SAMPLER",
         value_enum,
@@ -110,7 +115,11 @@ pub struct TelemetryArgs {
     )]
     pub sampler: SamplerKind,
     /// The ratio (0 to 1) of the `*traceidratio` samplers.
-    #[arg(long = "otel-traces-sampler-arg", env = "OTEL_TRACES_SAMPLER_ARG")]
+    #[arg(
+        global = true,
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG"
+    )]
     pub sampler_arg: Option<String>,
 }
 
