@@ -7,6 +7,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     sync::{Once, OnceLock},
+    time::Duration,
 };
 
 use axum::{Router, routing::get};
@@ -64,12 +65,33 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             let installed = metrics::set_global_recorder(recorder).ok().map(|()| handle);
-            if installed.is_some() {
+            if let Some(handle) = &installed {
                 describe_common();
+                keep_up(handle.clone());
             }
             installed
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds the samples histograms collect into their buckets every few
+/// seconds. Without it they pile up until the next scrape, and with no
+/// scraper (a listener `off`, a benchmark) memory grows with every call.
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no metrics upkeep thread: histograms grow until scraped");
+    }
 }
 
 fn process() -> &'static metrics_process::Collector {
