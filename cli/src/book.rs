@@ -45,7 +45,7 @@ pub struct BookArgs {
         long,
         global = true,
         env = "DOUMI_CATALOG_URL",
-        default_value = "http://127.0.0.1:50052"
+        default_value_t = doumi_runtime::ports::local_url(doumi_runtime::ports::CATALOG)
     )]
     catalog_url: String,
     /// How long to wait for an answer (sent to the catalog as the deadline).

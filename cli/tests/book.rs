@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, process::Output};
 
-use doumi_catalog::config::CatalogConfig;
+use doumi_catalog::CatalogConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -2,7 +2,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use doumi_runtime::settings::{Problems, non_empty};
+use doumi_runtime::{
+    ports,
+    settings::{Problems, choice_text, duration_text, non_empty},
+};
 use doumi_wechat::api::{ApiArgs, Credentials};
 use secrecy::SecretString;
 use url::Url;
@@ -15,20 +18,20 @@ use crate::window::{WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings};
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// Address the HTTP server listens on (/wechat, /healthz, /readyz).
-    #[arg(long, env = "DOUMI_GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "DOUMI_GATEWAY_LISTEN", default_value_t = ports::listen_on(ports::GATEWAY))]
     pub gateway_listen: String,
     /// The bot's gRPC address.
-    #[arg(long, env = "DOUMI_BOT_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "DOUMI_BOT_URL", default_value_t = ports::local_url(ports::BOT))]
     pub bot_url: String,
     /// The Token set in the official account's server configuration (required).
     #[arg(long, env = "DOUMI_WECHAT_TOKEN", hide_env_values = true)]
     pub wechat_token: Option<String>,
     /// How long WeChat may wait for a reply before the gateway answers anyway
     /// (WeChat gives up after 5 s).
-    #[arg(long, env = "DOUMI_WECHAT_REPLY_BUDGET", default_value = "4.5s")]
+    #[arg(long, env = "DOUMI_WECHAT_REPLY_BUDGET", default_value_t = duration_text(WindowSettings::DEFAULT.budget))]
     pub wechat_reply_budget: String,
     /// How far a request's timestamp may be from now (replay protection).
-    #[arg(long, env = "DOUMI_WECHAT_TIMESTAMP_TOLERANCE", default_value = "300s")]
+    #[arg(long, env = "DOUMI_WECHAT_TIMESTAMP_TOLERANCE", default_value_t = duration_text(DEFAULT_TIMESTAMP_TOLERANCE))]
     pub wechat_timestamp_tolerance: String,
     /// The official account's AppID (needed for safe and compatible mode).
     #[arg(long, env = "DOUMI_WECHAT_APP_ID")]
@@ -41,10 +44,10 @@ pub struct GatewayArgs {
     pub wechat_require_encryption: String,
     /// `hold`: early attempts wait for the real reply, the last is answered in
     /// its budget; `immediate`: every attempt is answered in its budget.
-    #[arg(long, env = "DOUMI_WECHAT_REPLY_POLICY", default_value = "hold")]
+    #[arg(long, env = "DOUMI_WECHAT_REPLY_POLICY", default_value_t = choice_text(WindowSettings::DEFAULT.policy))]
     pub wechat_reply_policy: String,
     /// What an attempt answers when the real reply is not ready: `text` or `success`.
-    #[arg(long, env = "DOUMI_WECHAT_INTERIM", default_value = "text")]
+    #[arg(long, env = "DOUMI_WECHAT_INTERIM", default_value_t = choice_text(WindowSettings::DEFAULT.interim))]
     pub wechat_interim: String,
     /// Redis shared by gateway replicas so they agree on one answer per
     /// message; unset = in-process. The same variable as the catalog's cache,
@@ -58,23 +61,31 @@ pub struct GatewayArgs {
     /// How many messages the reply window remembers for WeChat's retries;
     /// past it the oldest are forgotten (a retry of one may be answered
     /// twice, never lost).
-    #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value = "20000")]
+    #[arg(long, env = "DOUMI_GATEWAY_WINDOW_CAPACITY", default_value_t = WindowSettings::DEFAULT.capacity.to_string())]
     pub gateway_window_capacity: String,
     /// Messages worked on at once (a late reply's included, until delivered);
     /// past it a new message is answered at once with a "busy, send again"
     /// text, so WeChat never sees an error or a hang.
-    #[arg(long, env = "DOUMI_GATEWAY_MAX_IN_FLIGHT", default_value = "4096")]
+    #[arg(long, env = "DOUMI_GATEWAY_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT.to_string())]
     pub gateway_max_in_flight: String,
     #[command(flatten)]
     pub api: ApiArgs,
     /// With DOUMI_WECHAT_APP_SECRET: how long after a message arrives its
     /// reply may still be delivered as a customer-service message.
-    #[arg(long, env = "DOUMI_WECHAT_DELIVERY_DEADLINE", default_value = "60s")]
+    #[arg(long, env = "DOUMI_WECHAT_DELIVERY_DEADLINE", default_value_t = duration_text(DEFAULT_DELIVERY_DEADLINE))]
     pub wechat_delivery_deadline: String,
 }
 
 /// Messages worked on at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+
+/// How far a request's timestamp may be from now, by default: WeChat signs
+/// each request when it sends it, and five minutes covers any clock skew.
+pub const DEFAULT_TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// How long after a message arrives a late reply may still be delivered, by
+/// default.
+pub const DEFAULT_DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The longest a reader is kept waiting for a late reply.
 const MAX_DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
@@ -138,8 +149,8 @@ impl GatewayConfig {
             listen,
             bot_url,
             token,
-            window: WindowSettings::default(),
-            timestamp_tolerance: Duration::from_secs(300),
+            window: WindowSettings::DEFAULT,
+            timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
             crypto: None,
             require_encryption: false,
             redis_url: None,
@@ -314,21 +325,15 @@ mod tests {
         let config = check(&["--wechat-token", "abc123"]).unwrap();
         assert_eq!(config.window.policy, ReplyPolicy::Hold);
         assert_eq!(config.window.budget, Duration::from_millis(4500));
-        // The flags' defaults are the library's.
+        // The flags' defaults are the library's, read back through the CLI.
         let library =
             GatewayConfig::new(config.listen, config.bot_url.clone(), config.token.clone());
+        assert_eq!(config.window, library.window);
         assert_eq!(
-            (
-                config.window.capacity,
-                config.max_in_flight,
-                config.window.interim
-            ),
-            (
-                library.window.capacity,
-                library.max_in_flight,
-                library.window.interim
-            )
+            (config.max_in_flight, config.timestamp_tolerance),
+            (library.max_in_flight, library.timestamp_tolerance)
         );
+        assert_eq!(config.listen.port(), doumi_runtime::ports::GATEWAY);
         assert!(
             config.crypto.is_none() && !config.require_encryption && config.redis_url.is_none()
         );

@@ -16,9 +16,6 @@ use doumi_proto::bot::v1::Reply;
 use doumi_runtime::throttle::LogThrottle;
 use doumi_wechat::api::{CustomMessage, ErrCode, OfficialAccount};
 
-/// How often a repeated delivery failure is written to the log.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
 /// Sends late replies; cheap to clone.
 #[derive(Clone)]
 pub struct Courier {
@@ -43,7 +40,7 @@ impl Courier {
             inner: Arc::new(Inner {
                 account,
                 deadline,
-                throttle: LogThrottle::new(FAILURE_LOG_INTERVAL),
+                throttle: LogThrottle::default(),
                 permitted: AtomicBool::new(true),
             }),
         }

@@ -30,13 +30,13 @@ pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("invalid bot URL")]
-    BotUrl(#[from] tonic::transport::Error),
-    #[error("setting up the shared reply store in Redis failed")]
-    Redis(#[from] redis::RedisError),
+    BotUrl(#[source] tonic::transport::Error),
+    #[error("setting up Redis (the shared reply store, WeChat's access_token) failed")]
+    Redis(#[source] redis::RedisError),
     #[error("setting up WeChat's API failed")]
     WechatApi(#[from] doumi_wechat::api::AccountError),
     #[error("the HTTP server failed")]
-    Serve(#[from] std::io::Error),
+    Serve(#[source] std::io::Error),
 }
 
 /// Runs the gateway on a pre-bound `listener` until `shutdown` resolves, then
@@ -46,20 +46,20 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    let channel = doumi_runtime::grpc::channel(&config.bot_url)?;
-    let shared = match &config.redis_url {
-        Some(url) => Some(shared_store::SharedStore::new(redis::Client::open(
-            url.as_str(),
-        )?)?),
-        None => None,
-    };
+    let channel = doumi_runtime::grpc::channel(&config.bot_url).map_err(GatewayError::BotUrl)?;
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(redis::Client::open)
+        .transpose()
+        .map_err(GatewayError::Redis)?;
+    let shared = redis
+        .clone()
+        .map(shared_store::SharedStore::new)
+        .transpose()
+        .map_err(GatewayError::Redis)?;
     let courier = match config.delivery {
         Some(delivery) => {
-            let redis = config
-                .redis_url
-                .as_deref()
-                .map(redis::Client::open)
-                .transpose()?;
             let account = doumi_wechat::api::OfficialAccount::new(
                 delivery.api_base_url.clone(),
                 delivery.credentials,
@@ -93,6 +93,6 @@ pub async fn run(
             shutdown.await;
             ready.store(false, Ordering::Relaxed);
         })
-        .await?;
-    Ok(())
+        .await
+        .map_err(GatewayError::Serve)
 }

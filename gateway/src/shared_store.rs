@@ -21,9 +21,6 @@ fn key(kind: &str, message: &str) -> String {
     format!("doumi:gateway:v1:{kind}:{message}")
 }
 
-/// How often a Redis failure of one kind is written to the log.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
 /// The Redis side of the reply window.
 #[derive(Clone)]
 pub struct SharedStore {
@@ -42,7 +39,7 @@ impl SharedStore {
             .set_max_delay(Duration::from_secs(2));
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
-            throttle: Arc::new(LogThrottle::new(FAILURE_LOG_INTERVAL)),
+            throttle: Arc::new(LogThrottle::default()),
         })
     }
 

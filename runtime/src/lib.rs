@@ -12,6 +12,7 @@ pub mod grpc;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub mod metrics;
+pub mod ports;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

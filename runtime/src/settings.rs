@@ -177,6 +177,31 @@ pub fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// Writes a duration the way an operator would (`100ms`, `4.5s`, `300s`,
+/// `10m`, `168h`): whole hours in hours, whole minutes from ten on in
+/// minutes, the rest in seconds, below a second in milliseconds. This is how
+/// a library's default becomes the CLI's default, in `--help` and the README.
+pub fn duration_text(duration: Duration) -> String {
+    const SECOND: u128 = 1_000;
+    const MINUTE: u128 = 60 * SECOND;
+    const HOUR: u128 = 60 * MINUTE;
+    match duration.as_millis() {
+        0 => "0s".to_owned(),
+        ms if ms % HOUR == 0 => format!("{}h", ms / HOUR),
+        ms if ms >= 10 * MINUTE && ms % MINUTE == 0 => format!("{}m", ms / MINUTE),
+        ms if ms >= SECOND => format!("{}s", duration.as_secs_f64()),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// The name a choice is written as on the command line (`hold`, `text`).
+pub fn choice_text<T: clap::ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 /// Parses `4.5s`, `300ms`, `2m` and friends; a bare number means seconds.
 pub fn parse_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -209,6 +234,23 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
         assert!(parse_duration("soon").is_none());
         assert!(parse_duration("-1s").is_none());
+    }
+
+    #[test]
+    fn durations_written_as_operators_write_them_read_back() {
+        for (millis, text) in [
+            (4500, "4.5s"),
+            (100, "100ms"),
+            (30_000, "30s"),
+            (300_000, "300s"),
+            (600_000, "10m"),
+            (7 * 24 * 3_600_000, "168h"),
+            (0, "0s"),
+        ] {
+            let duration = Duration::from_millis(millis);
+            assert_eq!(duration_text(duration), text);
+            assert_eq!(parse_duration(text), Some(duration));
+        }
     }
 
     #[test]

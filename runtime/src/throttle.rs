@@ -16,6 +16,14 @@ pub struct LogThrottle {
     kinds: Mutex<HashMap<&'static str, (Instant, u64)>>,
 }
 
+impl Default for LogThrottle {
+    /// A line per kind of failure per minute: an outage shows in the logs at
+    /// once and then as a running count, never as a flood.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(60))
+    }
+}
+
 impl LogThrottle {
     pub fn new(interval: Duration) -> Self {
         Self {

@@ -1466,7 +1466,7 @@ impl ProbeServers {
         addrs.insert(Binary::Bot, addr);
 
         let (listener, addr) = bind().await;
-        let config = doumi_catalog::config::CatalogConfig::offline(addr);
+        let config = doumi_catalog::CatalogConfig::offline(addr);
         tokio::spawn(doumi_catalog::run(
             config,
             listener,

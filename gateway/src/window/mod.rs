@@ -95,7 +95,7 @@ pub enum Interim {
 }
 
 /// The window's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSettings {
     pub policy: ReplyPolicy,
     /// How long an attempt that must be answered may take.
@@ -106,14 +106,20 @@ pub struct WindowSettings {
     pub capacity: usize,
 }
 
+impl WindowSettings {
+    /// What the gateway runs with unless configured otherwise (the CLI's
+    /// defaults are these).
+    pub const DEFAULT: Self = Self {
+        policy: ReplyPolicy::Hold,
+        budget: Duration::from_millis(4500),
+        interim: Interim::Text,
+        capacity: DEFAULT_CAPACITY,
+    };
+}
+
 impl Default for WindowSettings {
     fn default() -> Self {
-        Self {
-            policy: ReplyPolicy::Hold,
-            budget: Duration::from_millis(4500),
-            interim: Interim::Text,
-            capacity: DEFAULT_CAPACITY,
-        }
+        Self::DEFAULT
     }
 }
 

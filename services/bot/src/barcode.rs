@@ -192,7 +192,7 @@ impl BarcodeReader {
             client,
             hosts,
             decoding: Arc::new(Semaphore::new(DECODES_AT_ONCE)),
-            failures: Arc::new(LogThrottle::new(Duration::from_secs(60))),
+            failures: Arc::new(LogThrottle::default()),
         })
     }
 

@@ -2,9 +2,16 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use doumi_runtime::settings::Problems;
+use doumi_runtime::{
+    ports,
+    settings::{Problems, duration_text},
+};
 
 use crate::rate_limit::RateLimit;
+
+/// Upper bound on one catalog call, by default: above any deadline the
+/// gateway sends, so the caller's deadline rules.
+pub const DEFAULT_CATALOG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lookups one reader may make, by default.
 pub const DEFAULT_READER_RATE_LIMIT: &str = "20/min";
@@ -17,21 +24,21 @@ pub const DEFAULT_IMAGE_HOSTS: &str = "mmbiz.qpic.cn";
 #[derive(Debug, Clone, clap::Args)]
 pub struct BotArgs {
     /// Address the gRPC server listens on.
-    #[arg(long, env = "DOUMI_BOT_LISTEN", default_value = "0.0.0.0:50051")]
+    #[arg(long, env = "DOUMI_BOT_LISTEN", default_value_t = ports::listen_on(ports::BOT))]
     pub bot_listen: String,
     /// Address of the Prometheus `/metrics` HTTP listener; `off` = none.
-    #[arg(long, env = "DOUMI_BOT_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    #[arg(long, env = "DOUMI_BOT_METRICS_LISTEN", default_value_t = ports::listen_on(ports::METRICS))]
     pub bot_metrics_listen: String,
     /// The book catalog's gRPC address.
     #[arg(
         long,
         env = "DOUMI_CATALOG_URL",
-        default_value = "http://127.0.0.1:50052"
+        default_value_t = ports::local_url(ports::CATALOG)
     )]
     pub catalog_url: String,
     /// Upper bound on one catalog call; the caller's deadline, when shorter, rules
     /// (the gateway sends 15 s, or its delivery deadline when late replies are delivered).
-    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value = "60s")]
+    #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value_t = duration_text(DEFAULT_CATALOG_TIMEOUT))]
     pub catalog_timeout: String,
     /// Hosts whose images the bot may fetch to read a barcode in a photo,
     /// comma-separated; subdomains of a listed host count. The photo's URL
@@ -116,11 +123,49 @@ impl BotConfig {
             listen,
             metrics_listen: None,
             catalog_url,
-            catalog_timeout: Duration::from_secs(60),
+            catalog_timeout: DEFAULT_CATALOG_TIMEOUT,
             image_hosts: crate::barcode::parse_hosts(DEFAULT_IMAGE_HOSTS).unwrap_or_default(),
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
             book_reply: BookReply::default(),
             redis_url: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bot: BotArgs,
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_librarys() {
+        let cli = Cli::try_parse_from(["bot"]).unwrap();
+        let mut problems = Problems::new();
+        let config = cli.bot.config(&mut problems);
+        let parsed = problems.finish(config).unwrap();
+        let library = BotConfig::new(parsed.listen, parsed.catalog_url.clone());
+        assert_eq!(
+            (
+                parsed.catalog_timeout,
+                &parsed.image_hosts,
+                parsed.rate_limit,
+                parsed.book_reply
+            ),
+            (
+                library.catalog_timeout,
+                &library.image_hosts,
+                library.rate_limit,
+                library.book_reply
+            )
+        );
+        assert_eq!(parsed.catalog_url, ports::local_url(ports::CATALOG));
+        assert_eq!(parsed.listen.port(), ports::BOT);
     }
 }

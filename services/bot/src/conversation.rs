@@ -25,8 +25,6 @@ const REMEMBERED_READERS: u64 = 100_000;
 pub const MAX_PAGES: usize = 10;
 /// The longest query kept, in bytes (the reader's own words).
 const MAX_QUERY_BYTES: usize = 256;
-/// How often a Redis failure is written to the log.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a reader may send to continue a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +205,7 @@ impl Conversations {
                     .time_to_idle(SESSION_TTL)
                     .build(),
                 shared,
-                throttle: LogThrottle::new(FAILURE_LOG_INTERVAL),
+                throttle: LogThrottle::default(),
             }),
         })
     }

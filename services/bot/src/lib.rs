@@ -28,9 +28,9 @@ pub use config::{BotArgs, BotConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error("invalid catalog URL")]
-    CatalogUrl(#[from] tonic::transport::Error),
-    #[error("setting up the shared rate limit in Redis failed")]
-    Redis(#[from] redis::RedisError),
+    CatalogUrl(#[source] tonic::transport::Error),
+    #[error("setting up Redis (readers' pace and conversations) failed")]
+    Redis(#[source] redis::RedisError),
     #[error(transparent)]
     MetricsListen(#[from] doumi_runtime::metrics::ListenError),
     #[error("building the HTTP client for barcode photos failed")]
@@ -52,24 +52,20 @@ pub async fn run(
         let listener = doumi_runtime::metrics::bind(addr).await?;
         doumi_runtime::metrics::spawn(listener, metrics_stop.cancelled_owned());
     }
-    let channel = doumi_runtime::grpc::channel(&config.catalog_url)?;
-    let limiter = match config.rate_limit {
-        Some(limit) => {
-            let redis = config
-                .redis_url
-                .as_deref()
-                .map(redis::Client::open)
-                .transpose()?;
-            Some(rate_limit::ReaderLimiter::new(limit, redis)?)
-        }
-        None => None,
-    };
+    let channel =
+        doumi_runtime::grpc::channel(&config.catalog_url).map_err(BotError::CatalogUrl)?;
     let redis = config
         .redis_url
         .as_deref()
         .map(redis::Client::open)
-        .transpose()?;
-    let conversations = conversation::Conversations::new(redis)?;
+        .transpose()
+        .map_err(BotError::Redis)?;
+    let limiter = config
+        .rate_limit
+        .map(|limit| rate_limit::ReaderLimiter::new(limit, redis.clone()))
+        .transpose()
+        .map_err(BotError::Redis)?;
+    let conversations = conversation::Conversations::new(redis).map_err(BotError::Redis)?;
     let barcodes =
         barcode::BarcodeReader::new(config.image_hosts.clone()).map_err(BotError::ImageClient)?;
     let service = service::BotService::new(

@@ -17,8 +17,6 @@ use tokio::time::Instant;
 
 /// Readers whose pace this process remembers at most.
 const TRACKED_READERS: u64 = 100_000;
-/// How often a Redis failure is written to the log.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `rate` lookups per `period`, `burst` of them at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +106,7 @@ impl ReaderLimiter {
                     .time_to_live(limit.interval() * limit.burst)
                     .build(),
                 shared,
-                throttle: LogThrottle::new(FAILURE_LOG_INTERVAL),
+                throttle: LogThrottle::default(),
             }),
         })
     }

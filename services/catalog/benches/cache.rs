@@ -14,12 +14,8 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use doumi_catalog::{
-    books::{Books, CachePolicy},
-    chain::ProviderChain,
-    deadline::Deadline,
-    isbn::Isbn13,
-    provider::{BookProvider, ProviderError},
-    upstream::{Upstream, UpstreamPolicy},
+    BookProvider, Books, CachePolicy, Deadline, ProviderChain, ProviderError, Upstream,
+    UpstreamPolicy, isbn::Isbn13,
 };
 use doumi_proto::catalog::v1::Book;
 

@@ -2,35 +2,39 @@
 
 use std::{fmt, net::SocketAddr};
 
-use doumi_runtime::settings::{Problems, non_empty};
+use doumi_runtime::{
+    ports,
+    settings::{Problems, duration_text, non_empty},
+};
 use secrecy::SecretString;
 
 use crate::{
-    books::CachePolicy, breaker::BreakerSettings, douban::DoubanSettings, redis_cache::RedisPolicy,
-    upstream::UpstreamPolicy,
+    breaker::BreakerSettings,
+    cache::{CachePolicy, RedisPolicy},
+    providers::{DoubanSettings, ProviderKind, UpstreamPolicy},
 };
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CatalogArgs {
     /// Address the gRPC server listens on.
-    #[arg(long, env = "DOUMI_CATALOG_LISTEN", default_value = "0.0.0.0:50052")]
+    #[arg(long, env = "DOUMI_CATALOG_LISTEN", default_value_t = ports::listen_on(ports::CATALOG))]
     pub catalog_listen: String,
     /// Address of the Prometheus `/metrics` HTTP listener; `off` = none.
     #[arg(
         long,
         env = "DOUMI_CATALOG_METRICS_LISTEN",
-        default_value = "0.0.0.0:9090"
+        default_value_t = ports::listen_on(ports::METRICS)
     )]
     pub catalog_metrics_listen: String,
     /// Redis for the shared book cache, e.g. redis://127.0.0.1:6379; unset = in-process cache only.
     #[arg(long, env = "DOUMI_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Longest a lookup waits for Redis before going on without it.
-    #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value = "100ms")]
+    #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value_t = duration_text(RedisPolicy::DEFAULT.timeout))]
     pub redis_timeout: String,
     /// How long Redis is skipped after repeated failures before it is tried again.
-    #[arg(long, env = "DOUMI_REDIS_COOLDOWN", default_value = "5s")]
+    #[arg(long, env = "DOUMI_REDIS_COOLDOWN", default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown))]
     pub redis_cooldown: String,
     /// Book providers in the order they are asked, from douban, openlibrary,
     /// googlebooks, sample. Default: douban,openlibrary,googlebooks when a
@@ -66,32 +70,32 @@ pub struct CatalogArgs {
     #[arg(long, env = "DOUMI_GOOGLEBOOKS_APIKEY", hide_env_values = true)]
     pub googlebooks_apikey: Option<String>,
     /// Time allowed for one request to a provider.
-    #[arg(long, env = "DOUMI_UPSTREAM_TIMEOUT", default_value = "3s")]
+    #[arg(long, env = "DOUMI_UPSTREAM_TIMEOUT", default_value_t = duration_text(UpstreamPolicy::DEFAULT.timeout))]
     pub upstream_timeout: String,
     /// Retries after a transient provider failure (5xx, timeout, connection).
-    #[arg(long, env = "DOUMI_UPSTREAM_RETRIES", default_value = "2")]
+    #[arg(long, env = "DOUMI_UPSTREAM_RETRIES", default_value_t = UpstreamPolicy::DEFAULT.retries.to_string())]
     pub upstream_retries: String,
     /// Wait before the first retry; doubled for each next one.
-    #[arg(long, env = "DOUMI_UPSTREAM_BACKOFF", default_value = "100ms")]
+    #[arg(long, env = "DOUMI_UPSTREAM_BACKOFF", default_value_t = duration_text(UpstreamPolicy::DEFAULT.backoff))]
     pub upstream_backoff: String,
     /// Requests in flight to one provider at most.
-    #[arg(long, env = "DOUMI_UPSTREAM_CONCURRENCY", default_value = "16")]
+    #[arg(long, env = "DOUMI_UPSTREAM_CONCURRENCY", default_value_t = UpstreamPolicy::DEFAULT.concurrency.to_string())]
     pub upstream_concurrency: String,
     /// Failed calls in a row that open a provider's circuit.
-    #[arg(long, env = "DOUMI_CIRCUIT_FAILURES", default_value = "5")]
+    #[arg(long, env = "DOUMI_CIRCUIT_FAILURES", default_value_t = UpstreamPolicy::DEFAULT.breaker.failure_threshold.to_string())]
     pub circuit_failures: String,
     /// How long an open circuit refuses calls before one probe.
-    #[arg(long, env = "DOUMI_CIRCUIT_COOLDOWN", default_value = "30s")]
+    #[arg(long, env = "DOUMI_CIRCUIT_COOLDOWN", default_value_t = duration_text(UpstreamPolicy::DEFAULT.breaker.cooldown))]
     pub circuit_cooldown: String,
     /// How long a fetched book is fresh (soft TTL); after that it is served
     /// stale and refreshed in the background.
-    #[arg(long, env = "DOUMI_CACHE_TTL", default_value = "24h")]
+    #[arg(long, env = "DOUMI_CACHE_TTL", default_value_t = duration_text(CachePolicy::DEFAULT.soft_ttl))]
     pub cache_ttl: String,
     /// How long a book may be served at all (hard TTL), e.g. while providers are down.
-    #[arg(long, env = "DOUMI_CACHE_HARD_TTL", default_value = "168h")]
+    #[arg(long, env = "DOUMI_CACHE_HARD_TTL", default_value_t = duration_text(CachePolicy::DEFAULT.hard_ttl))]
     pub cache_hard_ttl: String,
     /// How long "no such book" is remembered.
-    #[arg(long, env = "DOUMI_CACHE_NEGATIVE_TTL", default_value = "10m")]
+    #[arg(long, env = "DOUMI_CACHE_NEGATIVE_TTL", default_value_t = duration_text(CachePolicy::DEFAULT.negative_ttl))]
     pub cache_negative_ttl: String,
 }
 
@@ -111,12 +115,12 @@ pub enum ProviderSettings {
 }
 
 impl ProviderSettings {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ProviderKind {
         match self {
-            Self::Douban(_) => "douban",
-            Self::OpenLibrary { .. } => "openlibrary",
-            Self::GoogleBooks { .. } => "googlebooks",
-            Self::Sample => "sample",
+            Self::Douban(_) => ProviderKind::Douban,
+            Self::OpenLibrary { .. } => ProviderKind::OpenLibrary,
+            Self::GoogleBooks { .. } => ProviderKind::GoogleBooks,
+            Self::Sample => ProviderKind::Sample,
         }
     }
 }
@@ -189,9 +193,9 @@ impl CatalogConfig {
             metrics_listen: None,
             source: Source::sample(),
             redis_url: None,
-            redis: RedisPolicy::default(),
-            cache: CachePolicy::default(),
-            upstream: UpstreamPolicy::default(),
+            redis: RedisPolicy::DEFAULT,
+            cache: CachePolicy::DEFAULT,
+            upstream: UpstreamPolicy::DEFAULT,
         }
     }
 }
@@ -244,7 +248,7 @@ impl CatalogArgs {
             soft_ttl: soft_ttl?,
             hard_ttl: hard_ttl?,
             negative_ttl: negative_ttl?,
-            ..CachePolicy::default()
+            ..CachePolicy::DEFAULT
         })
     }
 
@@ -276,31 +280,43 @@ impl CatalogArgs {
             .map(|url| problems.http_url("DOUMI_DOUBAN_BASE_URL", url));
         let douban_timeout =
             non_empty(&self.douban_timeout).map(|t| problems.duration("DOUMI_DOUBAN_TIMEOUT", t));
-        let names: Vec<String> = match non_empty(&self.providers) {
+        let mut ok = true;
+        let kinds: Vec<ProviderKind> = match non_empty(&self.providers) {
             Some(list) => list
                 .split(',')
-                .map(|n| n.trim().to_ascii_lowercase())
+                .map(str::trim)
                 .filter(|n| !n.is_empty())
+                .filter_map(|name| {
+                    let kind = ProviderKind::from_name(name);
+                    if kind.is_none() {
+                        let known: Vec<&str> = ProviderKind::ALL.map(ProviderKind::name).to_vec();
+                        problems.add(
+                            "DOUMI_PROVIDERS",
+                            format!("unknown provider {name:?} ({})", known.join(", ")),
+                        );
+                        ok = false;
+                    }
+                    kind
+                })
                 .collect(),
-            None if douban_url.is_some() => ["douban", "openlibrary", "googlebooks"]
-                .map(str::to_owned)
-                .to_vec(),
-            None => vec!["sample".to_owned()],
+            None if douban_url.is_some() => ProviderKind::FULL_CHAIN.to_vec(),
+            None => vec![ProviderKind::Sample],
         };
-        if names.is_empty() {
-            problems.add("DOUMI_PROVIDERS", "names no provider");
+        if kinds.is_empty() {
+            if ok {
+                problems.add("DOUMI_PROVIDERS", "names no provider");
+            }
             return None;
         }
-        let mut providers = Vec::with_capacity(names.len());
-        let mut ok = true;
-        for (i, name) in names.iter().enumerate() {
-            if names[..i].contains(name) {
-                problems.add("DOUMI_PROVIDERS", format!("{name} is listed twice"));
+        let mut providers = Vec::with_capacity(kinds.len());
+        for (i, kind) in kinds.iter().enumerate() {
+            if kinds[..i].contains(kind) {
+                problems.add("DOUMI_PROVIDERS", format!("{kind} is listed twice"));
                 ok = false;
                 continue;
             }
-            let provider = match name.as_str() {
-                "douban" => match &douban_url {
+            let provider = match kind {
+                ProviderKind::Douban => match &douban_url {
                     Some(Some(base_url)) => Some(ProviderSettings::Douban(DoubanSettings {
                         base_url: base_url.clone(),
                         apikey: non_empty(&self.douban_apikey)
@@ -317,26 +333,17 @@ impl CatalogArgs {
                         None
                     }
                 },
-                "openlibrary" => problems
+                ProviderKind::OpenLibrary => problems
                     .http_url("DOUMI_OPENLIBRARY_BASE_URL", &self.openlibrary_base_url)
                     .map(|base_url| ProviderSettings::OpenLibrary { base_url }),
-                "googlebooks" => problems
+                ProviderKind::GoogleBooks => problems
                     .http_url("DOUMI_GOOGLEBOOKS_BASE_URL", &self.googlebooks_base_url)
                     .map(|base_url| ProviderSettings::GoogleBooks {
                         base_url,
                         apikey: non_empty(&self.googlebooks_apikey)
                             .map(|k| SecretString::from(k.to_owned())),
                     }),
-                "sample" => Some(ProviderSettings::Sample),
-                other => {
-                    problems.add(
-                        "DOUMI_PROVIDERS",
-                        format!(
-                            "unknown provider {other:?} (douban, openlibrary, googlebooks, sample)"
-                        ),
-                    );
-                    None
-                }
+                ProviderKind::Sample => Some(ProviderSettings::Sample),
             };
             match provider {
                 Some(p) => providers.push(p),
@@ -375,7 +382,7 @@ mod tests {
             .source
             .providers
             .iter()
-            .map(ProviderSettings::name)
+            .map(|p| p.kind().name())
             .collect()
     }
 
@@ -394,6 +401,17 @@ mod tests {
             "Douban at https://douban.example, then Open Library at https://openlibrary.org, \
              then Google Books at https://www.googleapis.com"
         );
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_librarys() {
+        let parsed = config(&[]).unwrap();
+        let library = CatalogConfig::offline(parsed.listen);
+        assert_eq!(
+            (parsed.redis, parsed.cache, parsed.upstream),
+            (library.redis, library.cache, library.upstream)
+        );
+        assert_eq!(parsed.listen.port(), ports::CATALOG);
     }
 
     #[test]

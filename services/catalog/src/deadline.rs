@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::provider::ProviderError;
+use crate::providers::ProviderError;
 
 /// When the caller stops waiting; `None` when it set no deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,61 +2,58 @@
 //! Library and Google Books as fallbacks, or the bundled sample catalog), and
 //! a two-tier cache that keeps answering through faults — served as the
 //! `doumi.catalog.v1.BookCatalog` gRPC API, with Prometheus metrics beside it.
+//!
+//! A request flows top to bottom through the tree:
+//!
+//! - `api/`: the gRPC face — request checks, page tokens, field masks, the
+//!   one mapping of errors to statuses (with `google.rpc` details), health.
+//! - `cache/`: the core ([`Books`]) — memory tier, Redis tier, search pages,
+//!   stale-while-refresh and coalesced fetches.
+//! - `providers/`: where books come from — one module per provider, the
+//!   chain that asks them in order, and the manners each call keeps
+//!   (timeouts, retries, concurrency, circuit breaker).
+//! - beside them, what all three share: ISBNs, lookup keys, the caller's
+//!   deadline, the circuit breaker, settings and metrics.
 #![forbid(unsafe_code)]
 
-pub mod book;
-pub mod books;
-pub mod breaker;
-pub mod chain;
+mod api;
+mod breaker;
+mod cache;
 mod cli;
-pub mod config;
-pub mod deadline;
-pub mod douban;
-pub mod entry;
-pub mod errors;
-pub mod googlebooks;
-pub mod health;
-pub mod http;
+mod config;
+mod deadline;
 pub mod isbn;
-pub mod key;
+mod key;
 pub mod metrics;
-pub mod openlibrary;
-pub mod provider;
-pub mod read_mask;
-pub mod redis_cache;
-pub mod sample;
-pub mod search_cache;
-pub mod service;
-pub mod upstream;
+mod providers;
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
 use doumi_proto::catalog::v1::book_catalog_server::BookCatalogServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use breaker::BreakerSettings;
+pub use cache::{Books, CachePolicy, RedisPolicy};
 pub use cli::Cli;
 pub use config::{CatalogArgs, CatalogConfig, ProviderSettings, Source};
-
-use crate::{
-    books::Books,
-    chain::ProviderChain,
-    http::HttpClient,
-    provider::BookProvider,
-    redis_cache::RedisCache,
-    service::CatalogService,
-    upstream::{Upstream, UpstreamPolicy},
+pub use deadline::Deadline;
+pub use providers::{
+    BookProvider, DoubanSettings, ProviderChain, ProviderError, ProviderKind, SearchPage, Upstream,
+    UpstreamPolicy,
 };
+
+use crate::{api::CatalogService, cache::RedisCache};
 
 /// Why the catalog could not start or stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
+pub enum StartError {
     #[error("the bundled sample catalog is malformed")]
-    Sample(#[from] serde_json::Error),
+    Sample(#[source] serde_json::Error),
     #[error("building an HTTP client for the providers failed")]
-    HttpClient(#[from] reqwest::Error),
+    HttpClient(#[source] reqwest::Error),
     #[error("setting up the Redis cache failed")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[source] redis::RedisError),
     #[error(transparent)]
     MetricsListen(#[from] doumi_runtime::metrics::ListenError),
     #[error(transparent)]
@@ -76,7 +73,7 @@ pub async fn run(
     config: CatalogConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), CatalogError> {
+) -> Result<(), StartError> {
     let metrics = match config.metrics_listen {
         Some(addr) => Some(doumi_runtime::metrics::bind(addr).await?),
         None => None,
@@ -97,16 +94,14 @@ pub async fn serve(
     config: CatalogConfig,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), CatalogError> {
-    let chain = provider_chain(&config.source, config.upstream)?;
+) -> Result<(), StartError> {
+    let chain = providers::chain(&config.source, config.upstream)?;
     tracing::info!(source = %config.source, "book providers");
     let redis = match &config.redis_url {
         Some(url) => {
             tracing::info!("caching books in Redis, with an in-process tier in front");
-            Some(RedisCache::new(
-                redis::Client::open(url.as_str())?,
-                config.redis,
-            )?)
+            let client = redis::Client::open(url.as_str()).map_err(StartError::Redis)?;
+            Some(RedisCache::new(client, config.redis).map_err(StartError::Redis)?)
         }
         None => None,
     };
@@ -120,7 +115,7 @@ pub async fn serve(
         doumi_runtime::metrics::spawn(listener, stop.clone().cancelled_owned());
     }
     let reporter = tonic_health::server::HealthReporter::new();
-    tokio::spawn(health::report(
+    tokio::spawn(api::health::report(
         books.clone(),
         reporter.clone(),
         stop.clone(),
@@ -137,50 +132,4 @@ pub async fn serve(
     )
     .await?;
     Ok(())
-}
-
-/// The configured providers, each behind the upstream policy.
-fn provider_chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderChain, CatalogError> {
-    let mut upstreams = Vec::with_capacity(source.providers.len());
-    for settings in &source.providers {
-        let name = settings.name();
-        let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
-            ProviderSettings::Douban(douban) => {
-                let policy = UpstreamPolicy {
-                    timeout: douban.timeout.unwrap_or(policy.timeout),
-                    ..policy
-                };
-                let http = HttpClient::new(name, policy.timeout)?;
-                (
-                    Arc::new(douban::DoubanClient::new(douban.clone(), http)),
-                    policy,
-                )
-            }
-            ProviderSettings::OpenLibrary { base_url } => {
-                let http = HttpClient::new(name, policy.timeout)?;
-                (
-                    Arc::new(openlibrary::OpenLibraryClient::new(base_url.clone(), http)),
-                    policy,
-                )
-            }
-            ProviderSettings::GoogleBooks { base_url, apikey } => {
-                let http = HttpClient::new(name, policy.timeout)?;
-                (
-                    Arc::new(googlebooks::GoogleBooksClient::new(
-                        base_url.clone(),
-                        apikey.clone(),
-                        http,
-                    )),
-                    policy,
-                )
-            }
-            ProviderSettings::Sample => {
-                let sample = sample::SampleCatalog::load()?;
-                tracing::info!(books = sample.len(), "serving the bundled sample catalog");
-                (Arc::new(sample), policy)
-            }
-        };
-        upstreams.push(Upstream::new(provider, policy));
-    }
-    Ok(ProviderChain::new(upstreams))
 }

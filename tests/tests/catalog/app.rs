@@ -4,8 +4,8 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use doumi_catalog::{
-    CatalogConfig, Listeners, ProviderSettings, Source, breaker::BreakerSettings,
-    douban::DoubanSettings, redis_cache::RedisPolicy, upstream::UpstreamPolicy,
+    BreakerSettings, CatalogConfig, DoubanSettings, Listeners, ProviderSettings, RedisPolicy,
+    Source, UpstreamPolicy,
 };
 use doumi_proto::catalog::v1::{
     Book, GetBookByIsbnRequest, GetBookRequest, book_catalog_client::BookCatalogClient,

@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{isbn::IsbnError, provider::ProviderError};
+use crate::{isbn::IsbnError, providers::ProviderError};
 
 /// `ErrorInfo.domain` of every catalog error: reasons are unique within it.
 pub const DOMAIN: &str = "catalog.doumi";

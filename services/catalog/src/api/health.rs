@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{books::Books, breaker::BreakerState};
+use crate::{breaker::BreakerState, cache::Books};
 
 /// How often dependency health is re-read.
 const EVERY: Duration = Duration::from_millis(500);

@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status};
 use std::sync::Arc;
 
 use crate::{
-    books::Books, deadline::Deadline, errors::CatalogError, isbn::Isbn13, key::DoubanId,
-    provider::ProviderError, read_mask::ReadMask, search_cache::SearchKey,
+    api::errors::CatalogError, api::read_mask::ReadMask, cache::Books, cache::SearchKey,
+    deadline::Deadline, isbn::Isbn13, key::DoubanId, providers::ProviderError,
 };
 
 /// Page size when the caller asks for 0.

@@ -8,7 +8,15 @@
 //! and hands the fetch to a waiter if the first caller goes away).
 //!
 //! Keyword searches go through the same provider chain, with their pages
-//! kept briefly in a cache of their own ([`crate::search_cache`]).
+//! kept briefly in a cache of their own (`search.rs`).
+
+mod entry;
+mod redis_tier;
+mod search;
+
+pub(crate) use redis_tier::RedisCache;
+pub use redis_tier::RedisPolicy;
+pub(crate) use search::SearchKey;
 
 use std::{
     collections::HashSet,
@@ -25,15 +33,14 @@ use tracing::Instrument;
 
 use crate::{
     breaker::BreakerState,
-    chain::ProviderChain,
+    cache::entry::{Answer, CacheEntry, Freshness},
+    cache::search::{SEARCH_CAPACITY_BOOKS, SEARCH_TTL, SearchCache},
     deadline::Deadline,
-    entry::{Answer, CacheEntry, Freshness},
     isbn::Isbn13,
     key::{BookKey, DoubanId},
     metrics as m,
-    provider::{ProviderError, SearchPage},
-    redis_cache::RedisCache,
-    search_cache::{SEARCH_CAPACITY_BOOKS, SEARCH_TTL, SearchCache, SearchKey},
+    providers::ProviderChain,
+    providers::{ProviderError, SearchPage},
 };
 
 /// How long answers are kept.
@@ -49,15 +56,21 @@ pub struct CachePolicy {
     pub memory_capacity: u64,
 }
 
+impl CachePolicy {
+    /// What the catalog runs with unless configured otherwise (the CLI's
+    /// defaults are these).
+    pub const DEFAULT: Self = Self {
+        soft_ttl: Duration::from_secs(24 * 3600),
+        hard_ttl: Duration::from_secs(7 * 24 * 3600),
+        negative_ttl: Duration::from_secs(10 * 60),
+        // A few thousand books are a few MiB.
+        memory_capacity: 10_000,
+    };
+}
+
 impl Default for CachePolicy {
     fn default() -> Self {
-        Self {
-            soft_ttl: Duration::from_secs(24 * 3600),
-            hard_ttl: Duration::from_secs(7 * 24 * 3600),
-            negative_ttl: Duration::from_secs(10 * 60),
-            // A few thousand books are a few MiB.
-            memory_capacity: 10_000,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -15,7 +15,7 @@ use redis::{
 
 use crate::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},
-    entry::CacheEntry,
+    cache::entry::CacheEntry,
     key::BookKey,
     metrics as m,
 };
@@ -32,12 +32,18 @@ pub struct RedisPolicy {
     pub cooldown: Duration,
 }
 
+impl RedisPolicy {
+    /// What the catalog runs with unless configured otherwise (the CLI's
+    /// defaults are these).
+    pub const DEFAULT: Self = Self {
+        timeout: Duration::from_millis(100),
+        cooldown: Duration::from_secs(5),
+    };
+}
+
 impl Default for RedisPolicy {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(100),
-            cooldown: Duration::from_secs(5),
-        }
+        Self::DEFAULT
     }
 }
 

@@ -19,10 +19,10 @@ use std::{
 };
 
 use crate::{
-    books::{Clock, MAX_JOINS},
+    cache::{Clock, MAX_JOINS},
     deadline::Deadline,
     metrics as m,
-    provider::{ProviderError, SearchPage},
+    providers::{ProviderError, SearchPage},
 };
 
 /// How long a search page is served from the cache. Long enough for a reader

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::*;
-use crate::{provider::BookProvider, upstream::Upstream, upstream::UpstreamPolicy};
+use crate::providers::{BookProvider, Upstream, UpstreamPolicy};
 
 /// A provider that knows one book, counts calls, can be switched off, and
 /// holds every answer until told to release it (so callers pile up).

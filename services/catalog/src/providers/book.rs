@@ -8,10 +8,10 @@ use doumi_proto::catalog::v1::{
     Book, Images, Price, Provenance, PublicationDate, Rating, Series, Tag,
 };
 
-use crate::douban::model::DoubanBook;
+use crate::providers::{ProviderKind, douban::model::DoubanBook};
 
 /// Builds a `Book` from Douban's JSON, noting which provider answered and when.
-pub fn from_douban(raw: DoubanBook, provider: &str, fetched_at: SystemTime) -> Book {
+pub fn from_douban(raw: DoubanBook, provider: ProviderKind, fetched_at: SystemTime) -> Book {
     let images = raw.images.unwrap_or_default();
     let medium = if images.medium.is_empty() {
         raw.image
@@ -90,9 +90,9 @@ pub fn from_douban(raw: DoubanBook, provider: &str, fetched_at: SystemTime) -> B
 }
 
 /// Which provider answered and when.
-pub fn provenance(provider: &str, fetched_at: SystemTime) -> Provenance {
+pub fn provenance(provider: ProviderKind, fetched_at: SystemTime) -> Provenance {
     Provenance {
-        provider: provider.to_owned(),
+        provider: provider.name().to_owned(),
         fetched_at: Some(fetched_at.into()),
     }
 }
@@ -281,7 +281,7 @@ mod tests {
     fn recorded_book_decodes_with_its_quirks() {
         let book = from_douban(
             fixture("douban_book_2230208_raw.json"),
-            "douban",
+            ProviderKind::Douban,
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(book.title, "我的前半生");
@@ -303,7 +303,7 @@ mod tests {
     fn whitespace_only_catalog_and_missing_series_are_empty() {
         let book = from_douban(
             fixture("douban_book_1220562_raw.json"),
-            "douban",
+            ProviderKind::Douban,
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(book.title, "满月之夜白鲸现");
@@ -316,7 +316,7 @@ mod tests {
     fn official_example_keeps_translators_series_and_bare_price() {
         let book = from_douban(
             fixture("douban_book_1003078_official_doc_example.json"),
-            "douban",
+            ProviderKind::Douban,
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(book.title, "小王子");
@@ -335,7 +335,7 @@ mod tests {
             r#"{"id":"1","title":"t","rating":{"max":10,"numRaters":1,"average":"0.0","min":0},"pages":"","price":""}"#,
         )
         .unwrap();
-        let book = from_douban(raw, "douban", SystemTime::UNIX_EPOCH);
+        let book = from_douban(raw, ProviderKind::Douban, SystemTime::UNIX_EPOCH);
         assert!(!book.rating.unwrap().rated);
         assert_eq!(book.pages, 0);
     }

@@ -9,8 +9,8 @@ use crate::{
     deadline::Deadline,
     isbn::Isbn13,
     key::DoubanId,
-    provider::{Ask, ProviderError, SearchPage},
-    upstream::Upstream,
+    providers::upstream::Upstream,
+    providers::{Ask, ProviderError, SearchPage},
 };
 
 /// Providers in the order they are asked.
@@ -141,7 +141,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{provider::BookProvider, upstream::UpstreamPolicy};
+    use crate::{providers::BookProvider, providers::upstream::UpstreamPolicy};
 
     /// Always gives the same answer; counts calls.
     struct Fixed {

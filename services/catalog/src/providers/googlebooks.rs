@@ -9,10 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{
-    book,
-    http::{HttpClient, RawResponse},
     isbn::Isbn13,
-    provider::{Ask, BookProvider, ProviderError, SearchPage},
+    providers::book,
+    providers::http::{HttpClient, RawResponse},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
 };
 
 /// Largest `maxResults` Google Books accepts; more is a 400.
@@ -201,7 +201,7 @@ fn map_volume(volume: Volume, asked: Option<&Isbn13>, fetched_at: SystemTime) ->
         }),
         summary: info.description,
         web_url,
-        provenance: Some(book::provenance("googlebooks", fetched_at)),
+        provenance: Some(book::provenance(ProviderKind::GoogleBooks, fetched_at)),
         ..Book::default()
     }
 }
@@ -262,7 +262,7 @@ fn check(response: &RawResponse) -> Result<(), ProviderError> {
 #[tonic::async_trait]
 impl BookProvider for GoogleBooksClient {
     fn name(&self) -> &'static str {
-        "googlebooks"
+        ProviderKind::GoogleBooks.name()
     }
 
     fn can(&self, ask: Ask) -> bool {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::provider::ProviderError;
+use crate::providers::ProviderError;
 
 /// Book JSON is a few KiB; anything this large is not a book.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

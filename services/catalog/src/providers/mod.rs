@@ -2,9 +2,111 @@
 //! Google Books and the bundled sample catalog all answer the same questions,
 //! each as far as it can.
 
+pub(crate) mod book;
+mod chain;
+mod douban;
+mod googlebooks;
+mod http;
+mod openlibrary;
+mod sample;
+mod upstream;
+
+use std::{fmt, sync::Arc};
+
 use doumi_proto::catalog::v1::Book;
 
-use crate::{isbn::Isbn13, key::DoubanId};
+pub use chain::ProviderChain;
+pub use douban::DoubanSettings;
+pub use upstream::{Upstream, UpstreamPolicy};
+
+use crate::{
+    ProviderSettings, Source, StartError, isbn::Isbn13, key::DoubanId, providers::http::HttpClient,
+};
+
+/// The providers doumi knows, by the names operators write in
+/// `DOUMI_PROVIDERS` and that logs, metrics and a book's provenance carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    Douban,
+    OpenLibrary,
+    GoogleBooks,
+    /// The bundled sample catalog: offline, no upstream.
+    Sample,
+}
+
+impl ProviderKind {
+    pub const ALL: [Self; 4] = [
+        Self::Douban,
+        Self::OpenLibrary,
+        Self::GoogleBooks,
+        Self::Sample,
+    ];
+
+    /// The chain when Douban is configured and `DOUMI_PROVIDERS` is not:
+    /// Douban first, the others as fallbacks.
+    pub const FULL_CHAIN: [Self; 3] = [Self::Douban, Self::OpenLibrary, Self::GoogleBooks];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Douban => "douban",
+            Self::OpenLibrary => "openlibrary",
+            Self::GoogleBooks => "googlebooks",
+            Self::Sample => "sample",
+        }
+    }
+
+    /// The kind an operator named, in any letter case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The configured providers in their order, each behind the upstream policy.
+pub(crate) fn chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderChain, StartError> {
+    let mut upstreams = Vec::with_capacity(source.providers.len());
+    for settings in &source.providers {
+        let name = settings.kind().name();
+        let http = |timeout| HttpClient::new(name, timeout).map_err(StartError::HttpClient);
+        let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
+            ProviderSettings::Douban(douban) => {
+                let policy = UpstreamPolicy {
+                    timeout: douban.timeout.unwrap_or(policy.timeout),
+                    ..policy
+                };
+                let client = douban::DoubanClient::new(douban.clone(), http(policy.timeout)?);
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::OpenLibrary { base_url } => {
+                let client =
+                    openlibrary::OpenLibraryClient::new(base_url.clone(), http(policy.timeout)?);
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::GoogleBooks { base_url, apikey } => {
+                let client = googlebooks::GoogleBooksClient::new(
+                    base_url.clone(),
+                    apikey.clone(),
+                    http(policy.timeout)?,
+                );
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::Sample => {
+                let sample = sample::SampleCatalog::load().map_err(StartError::Sample)?;
+                tracing::info!(books = sample.len(), "serving the bundled sample catalog");
+                (Arc::new(sample), policy)
+            }
+        };
+        upstreams.push(Upstream::new(provider, policy));
+    }
+    Ok(ProviderChain::new(upstreams))
+}
 
 /// One page of keyword-search results.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +186,8 @@ impl ProviderError {
 /// A source of books.
 #[tonic::async_trait]
 pub trait BookProvider: Send + Sync {
-    /// A short stable name for logs, metrics and provenance ("douban", "sample").
+    /// A short stable name for logs, metrics and provenance: a
+    /// [`ProviderKind`]'s name for doumi's own providers.
     fn name(&self) -> &'static str;
 
     /// Whether this provider can answer `ask` at all; the chain skips it otherwise.

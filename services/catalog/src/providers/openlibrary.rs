@@ -10,10 +10,10 @@ use doumi_proto::catalog::v1::{Book, Images, Rating, Tag};
 use serde::{Deserialize, Deserializer};
 
 use crate::{
-    book,
-    http::{HttpClient, RawResponse},
     isbn::Isbn13,
-    provider::{Ask, BookProvider, ProviderError, SearchPage},
+    providers::book,
+    providers::http::{HttpClient, RawResponse},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
 };
 
 /// Subjects are free-form and many; a handful is enough to act as tags.
@@ -109,7 +109,7 @@ pub fn to_book(edition: OpenLibraryEdition, isbn: &Isbn13, fetched_at: SystemTim
             large: cover.large,
         }),
         web_url: edition.url.replacen("http://", "https://", 1),
-        provenance: Some(book::provenance("openlibrary", fetched_at)),
+        provenance: Some(book::provenance(ProviderKind::OpenLibrary, fetched_at)),
         ..Book::default()
     }
 }
@@ -244,7 +244,7 @@ pub fn search_doc_to_book(doc: SearchDoc, fetched_at: SystemTime) -> Book {
         } else {
             String::new()
         },
-        provenance: Some(book::provenance("openlibrary", fetched_at)),
+        provenance: Some(book::provenance(ProviderKind::OpenLibrary, fetched_at)),
         ..Book::default()
     }
 }
@@ -288,7 +288,7 @@ fn check(response: &RawResponse) -> Result<(), ProviderError> {
 #[tonic::async_trait]
 impl BookProvider for OpenLibraryClient {
     fn name(&self) -> &'static str {
-        "openlibrary"
+        ProviderKind::OpenLibrary.name()
     }
 
     fn can(&self, ask: Ask) -> bool {

@@ -6,14 +6,14 @@ use std::{collections::HashMap, time::SystemTime};
 use doumi_proto::catalog::v1::Book;
 
 use crate::{
-    book,
-    douban::model::DoubanBook,
     isbn::Isbn13,
     key::DoubanId,
-    provider::{Ask, BookProvider, ProviderError, SearchPage},
+    providers::book,
+    providers::douban::model::DoubanBook,
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
 };
 
-const SAMPLE_BOOKS: &str = include_str!("../data/sample-books.json");
+const SAMPLE_BOOKS: &str = include_str!("../../data/sample-books.json");
 
 /// An in-memory catalog loaded from the bundled JSON.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl SampleCatalog {
         let loaded_at = SystemTime::now();
         let books: Vec<Book> = raw
             .into_iter()
-            .map(|b| book::from_douban(b, "sample", loaded_at))
+            .map(|b| book::from_douban(b, ProviderKind::Sample, loaded_at))
             .collect();
         let by_isbn = books
             .iter()
@@ -53,10 +53,6 @@ impl SampleCatalog {
     pub fn len(&self) -> usize {
         self.books.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.books.is_empty()
-    }
 }
 
 /// True when every keyword appears in the title or an author's name.
@@ -76,7 +72,7 @@ fn matches(book: &Book, terms: &[String]) -> bool {
 #[tonic::async_trait]
 impl BookProvider for SampleCatalog {
     fn name(&self) -> &'static str {
-        "sample"
+        ProviderKind::Sample.name()
     }
 
     fn can(&self, _ask: Ask) -> bool {

@@ -11,7 +11,7 @@ use crate::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},
     deadline::Deadline,
     metrics as m,
-    provider::{Ask, BookProvider, ProviderError},
+    providers::{Ask, BookProvider, ProviderError},
 };
 
 /// How every provider is called.
@@ -28,18 +28,24 @@ pub struct UpstreamPolicy {
     pub breaker: BreakerSettings,
 }
 
+impl UpstreamPolicy {
+    /// What the catalog runs with unless configured otherwise (the CLI's
+    /// defaults are these).
+    pub const DEFAULT: Self = Self {
+        timeout: Duration::from_secs(3),
+        retries: 2,
+        backoff: Duration::from_millis(100),
+        concurrency: 16,
+        breaker: BreakerSettings {
+            failure_threshold: 5,
+            cooldown: Duration::from_secs(30),
+        },
+    };
+}
+
 impl Default for UpstreamPolicy {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(3),
-            retries: 2,
-            backoff: Duration::from_millis(100),
-            concurrency: 16,
-            breaker: BreakerSettings {
-                failure_threshold: 5,
-                cooldown: Duration::from_secs(30),
-            },
-        }
+        Self::DEFAULT
     }
 }
 

@@ -11,11 +11,11 @@ use super::{
     model::{DoubanBook, DoubanSearch},
 };
 use crate::{
-    book,
-    http::HttpClient,
     isbn::Isbn13,
     key::DoubanId,
-    provider::{Ask, BookProvider, ProviderError, SearchPage},
+    providers::book,
+    providers::http::HttpClient,
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
 };
 
 /// Where to reach Douban.
@@ -64,14 +64,18 @@ impl DoubanClient {
                 "douban answered a book without a title".to_owned(),
             ));
         }
-        Ok(book::from_douban(raw, self.name(), SystemTime::now()))
+        Ok(book::from_douban(
+            raw,
+            ProviderKind::Douban,
+            SystemTime::now(),
+        ))
     }
 }
 
 #[tonic::async_trait]
 impl BookProvider for DoubanClient {
     fn name(&self) -> &'static str {
-        "douban"
+        ProviderKind::Douban.name()
     }
 
     fn can(&self, _ask: Ask) -> bool {
@@ -104,7 +108,7 @@ impl BookProvider for DoubanClient {
                 .books
                 .into_iter()
                 .filter(|b| !b.title.is_empty())
-                .map(|b| book::from_douban(b, self.name(), now))
+                .map(|b| book::from_douban(b, ProviderKind::Douban, now))
                 .collect(),
         })
     }

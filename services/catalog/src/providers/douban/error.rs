@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::provider::ProviderError;
+use crate::providers::ProviderError;
 
 /// Douban's error JSON. `msg` may carry detail after a colon
 /// (`"rate_limit_exceeded2: 111.202.166.3"`); `code` is what counts.
@@ -12,8 +12,6 @@ pub struct DoubanErrorBody {
     #[serde(default)]
     pub msg: String,
     pub code: i64,
-    #[serde(default)]
-    pub request: String,
 }
 
 impl DoubanErrorBody {

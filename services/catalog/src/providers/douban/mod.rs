@@ -6,4 +6,4 @@ mod error;
 pub mod model;
 
 pub use client::{DoubanClient, DoubanSettings};
-pub use error::{DoubanErrorBody, classify_error};
+pub use error::classify_error;
