@@ -14,11 +14,8 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::{
-    ServingStatus,
-    pb::health_server::HealthServer,
-    server::{HealthReporter, HealthService},
-};
+pub use tonic_health::server::HealthReporter;
+use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthService};
 
 /// Calls one client connection may have in progress; past it calls are shed
 /// at once with RESOURCE_EXHAUSTED (which callers turn into "busy") rather
@@ -62,35 +59,9 @@ pub enum ServeError {
 ///
 /// Health reports the service SERVING from the start and NOT_SERVING as soon as
 /// shutdown begins, so load balancers stop sending work while in-flight calls
-/// finish.
+/// finish. `reporter` is the caller's when it also reports the health of what
+/// it depends on (`HealthReporter::new()` otherwise).
 pub async fn serve<S>(
-    service: S,
-    descriptors: &[u8],
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError>
-where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    serve_with_health(
-        service,
-        descriptors,
-        listener,
-        shutdown,
-        HealthReporter::new(),
-    )
-    .await
-}
-
-/// Like [`serve`], with a health reporter the caller holds on to, so a
-/// service can also report the health of what it depends on.
-pub async fn serve_with_health<S>(
     service: S,
     descriptors: &[u8],
     listener: TcpListener,

@@ -82,6 +82,7 @@ pub async fn run(
         doumi_proto::bot::v1::FILE_DESCRIPTOR_SET,
         listener,
         shutdown,
+        doumi_runtime::grpc::HealthReporter::new(),
     )
     .await?;
     Ok(())

@@ -123,7 +123,7 @@ pub async fn serve(
 
     let service = CatalogService::new(books);
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "catalog listening");
-    doumi_runtime::grpc::serve_with_health(
+    doumi_runtime::grpc::serve(
         BookCatalogServer::new(service),
         doumi_proto::catalog::v1::FILE_DESCRIPTOR_SET,
         listeners.grpc,

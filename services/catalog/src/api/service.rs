@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status};
 use std::sync::Arc;
 
 use crate::{
-    api::errors::CatalogError, api::read_mask::ReadMask, cache::Books, cache::SearchKey,
-    deadline::Deadline, isbn::Isbn13, key::DoubanId, providers::ProviderError,
+    api::errors::CatalogError, api::read_mask::ReadMask, cache::Books, deadline::Deadline,
+    isbn::Isbn13, key::DoubanId, providers::ProviderError, providers::SearchQuery,
 };
 
 /// Page size when the caller asks for 0.
@@ -309,7 +309,7 @@ impl PageToken {
 /// normalised as the search cache keys it, so a token stays valid for any
 /// spelling of the same search ("Mistborn" and " mistborn ").
 fn page_token_mac(fields: &[u8], query: &str) -> [u8; PAGE_TOKEN_MAC_LEN] {
-    let key = SearchKey::new(query, 0, 0);
+    let key = SearchQuery::new(query, 0, 0);
     let full = hmac_sha1(PAGE_TOKEN_KEY, &[fields, key.query().as_bytes()]);
     let mut mac = [0; PAGE_TOKEN_MAC_LEN];
     mac.copy_from_slice(&full[..PAGE_TOKEN_MAC_LEN]);

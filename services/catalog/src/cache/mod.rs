@@ -16,7 +16,6 @@ mod search;
 
 pub(crate) use redis_tier::RedisCache;
 pub use redis_tier::RedisPolicy;
-pub(crate) use search::SearchKey;
 
 use std::{
     collections::HashSet,
@@ -40,7 +39,7 @@ use crate::{
     key::{BookKey, DoubanId},
     metrics as m,
     providers::ProviderChain,
-    providers::{ProviderError, SearchPage},
+    providers::{ProviderError, SearchPage, SearchQuery},
 };
 
 /// How long answers are kept.
@@ -186,13 +185,11 @@ impl Books {
         count: u32,
         deadline: Deadline,
     ) -> Result<Arc<SearchPage>, ProviderError> {
-        let key = SearchKey::new(query, start, count);
+        let key = SearchQuery::new(query, start, count);
         let chain = &self.inner.chain;
         self.inner
             .searches
-            .get_or_fetch(&key, deadline, || {
-                chain.search(key.query(), key.start(), key.count(), deadline)
-            })
+            .get_or_fetch(&key, deadline, || chain.search(&key, deadline))
             .await
     }
 

@@ -22,7 +22,7 @@ use crate::{
     cache::{Clock, MAX_JOINS},
     deadline::Deadline,
     metrics as m,
-    providers::{ProviderError, SearchPage},
+    providers::{ProviderError, SearchPage, SearchQuery},
 };
 
 /// How long a search page is served from the cache. Long enough for a reader
@@ -36,57 +36,16 @@ pub const SEARCH_TTL: Duration = Duration::from_secs(5 * 60);
 /// bounds the cache to a few tens of MiB however varied the searches are.
 pub const SEARCH_CAPACITY_BOOKS: u64 = 5_000;
 
-/// One page of one search: the query as normalised by [`SearchKey::new`],
-/// the offset and the page size. Different page sizes are different pages.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SearchKey {
-    query: String,
-    start: u32,
-    count: u32,
-}
-
-impl SearchKey {
-    /// Keys `query` by its words, lower-cased, with any run of whitespace
-    /// (including the ideographic space a Chinese keyboard types) as one
-    /// space: "  Mistborn　Trilogy" and "mistborn trilogy" are one search.
-    pub fn new(query: &str, start: u32, count: u32) -> Self {
-        let query = query
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
-        Self {
-            query,
-            start,
-            count,
-        }
-    }
-
-    /// The normalised query: what the providers are asked, so that a cached
-    /// page is exactly the answer to its key.
-    pub fn query(&self) -> &str {
-        &self.query
-    }
-
-    pub fn start(&self) -> u32 {
-        self.start
-    }
-
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-}
-
 #[derive(Clone)]
 struct CachedPage {
     page: Arc<SearchPage>,
     fetched_at: SystemTime,
 }
 
-/// Search pages by [`SearchKey`], for [`SEARCH_TTL`]; cheap to share behind
+/// Search pages by [`SearchQuery`], for [`SEARCH_TTL`]; cheap to share behind
 /// the catalog's `Books`.
 pub struct SearchCache {
-    pages: moka::future::Cache<SearchKey, CachedPage>,
+    pages: moka::future::Cache<SearchQuery, CachedPage>,
     ttl: Duration,
     clock: Clock,
 }
@@ -97,7 +56,7 @@ impl SearchCache {
     pub fn new(ttl: Duration, capacity_books: u64, clock: Clock) -> Self {
         let pages = moka::future::Cache::builder()
             .max_capacity(capacity_books)
-            .weigher(|_key: &SearchKey, cached: &CachedPage| {
+            .weigher(|_key: &SearchQuery, cached: &CachedPage| {
                 u32::try_from(cached.page.books.len())
                     .unwrap_or(u32::MAX)
                     .saturating_add(1)
@@ -111,7 +70,7 @@ impl SearchCache {
     /// Failures are not cached: the next ask tries again.
     pub async fn get_or_fetch<F, Fut>(
         &self,
-        key: &SearchKey,
+        key: &SearchQuery,
         deadline: Deadline,
         fetch: F,
     ) -> Result<Arc<SearchPage>, ProviderError>
@@ -199,7 +158,7 @@ mod tests {
             })
         }
 
-        async fn fetch(&self, key: &SearchKey) -> Result<SearchPage, ProviderError> {
+        async fn fetch(&self, key: &SearchQuery) -> Result<SearchPage, ProviderError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let _pass = self.gate.acquire().await;
             Ok(SearchPage {
@@ -233,7 +192,7 @@ mod tests {
     async fn ask(
         cache: &SearchCache,
         fetcher: &Fetcher,
-        key: &SearchKey,
+        key: &SearchQuery,
     ) -> Result<Arc<SearchPage>, ProviderError> {
         cache
             .get_or_fetch(key, Deadline::NONE, || fetcher.fetch(key))
@@ -242,19 +201,22 @@ mod tests {
 
     #[test]
     fn queries_are_keyed_by_their_words() {
-        let key = SearchKey::new("  Mistborn\u{3000}\tTRILOGY ", 10, 5);
-        assert_eq!(key, SearchKey::new("mistborn trilogy", 10, 5));
+        let key = SearchQuery::new("  Mistborn\u{3000}\tTRILOGY ", 10, 5);
+        assert_eq!(key, SearchQuery::new("mistborn trilogy", 10, 5));
         assert_eq!(key.query(), "mistborn trilogy");
-        assert_ne!(key, SearchKey::new("mistborn trilogy", 15, 5));
-        assert_ne!(key, SearchKey::new("mistborn trilogy", 10, 10));
-        assert_eq!(SearchKey::new("三体 刘慈欣", 0, 10).query(), "三体 刘慈欣");
+        assert_ne!(key, SearchQuery::new("mistborn trilogy", 15, 5));
+        assert_ne!(key, SearchQuery::new("mistborn trilogy", 10, 10));
+        assert_eq!(
+            SearchQuery::new("三体 刘慈欣", 0, 10).query(),
+            "三体 刘慈欣"
+        );
     }
 
     #[tokio::test]
     async fn a_page_is_fetched_once_within_the_ttl_and_again_after_it() {
         let (cache, clock) = cache();
         let fetcher = Fetcher::new(true);
-        let key = SearchKey::new("mistborn", 0, 10);
+        let key = SearchQuery::new("mistborn", 0, 10);
         for _ in 0..3 {
             let page = ask(&cache, &fetcher, &key).await.unwrap();
             assert_eq!(page.books[0].title, "mistborn");
@@ -262,7 +224,7 @@ mod tests {
         assert_eq!(fetcher.calls(), 1);
 
         // Another page is another key.
-        ask(&cache, &fetcher, &SearchKey::new("mistborn", 10, 10))
+        ask(&cache, &fetcher, &SearchQuery::new("mistborn", 10, 10))
             .await
             .unwrap();
         assert_eq!(fetcher.calls(), 2);
@@ -278,7 +240,7 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_cached() {
         let (cache, _) = cache();
-        let key = SearchKey::new("mistborn", 0, 10);
+        let key = SearchQuery::new("mistborn", 0, 10);
         let failed = cache
             .get_or_fetch(&key, Deadline::NONE, || async {
                 Err(ProviderError::Unavailable("HTTP 503".to_owned()))
@@ -294,7 +256,7 @@ mod tests {
     async fn concurrent_identical_searches_share_one_fetch() {
         let (cache, _) = cache();
         let fetcher = Fetcher::new(false);
-        let key = SearchKey::new("mistborn", 0, 10);
+        let key = SearchQuery::new("mistborn", 0, 10);
         let waiting: Vec<_> = (0..20)
             .map(|_| {
                 let (cache, fetcher, key) = (cache.clone(), fetcher.clone(), key.clone());

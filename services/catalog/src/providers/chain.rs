@@ -10,7 +10,7 @@ use crate::{
     isbn::Isbn13,
     key::DoubanId,
     providers::upstream::Upstream,
-    providers::{Ask, ProviderError, SearchPage},
+    providers::{Ask, ProviderError, SearchPage, SearchQuery},
 };
 
 /// Providers in the order they are asked.
@@ -68,17 +68,15 @@ impl ProviderChain {
     /// one after it.
     pub async fn search(
         &self,
-        query: &str,
-        start: u32,
-        count: u32,
+        search: &SearchQuery,
         deadline: Deadline,
     ) -> Result<SearchPage, ProviderError> {
         let found = self
             .first_answer(Ask::Search, deadline, |up| async move {
                 let page = up
                     .call(Ask::Search, deadline, |p| {
-                        let query = query.to_owned();
-                        async move { p.search(&query, start, count).await }
+                        let search = search.clone();
+                        async move { p.search(&search).await }
                     })
                     .await?;
                 if page.books.is_empty() {
@@ -264,12 +262,7 @@ mod tests {
         async fn by_isbn(&self, _isbn: &Isbn13) -> Result<Book, ProviderError> {
             Err(ProviderError::Unsupported)
         }
-        async fn search(
-            &self,
-            _query: &str,
-            _start: u32,
-            _count: u32,
-        ) -> Result<SearchPage, ProviderError> {
+        async fn search(&self, _search: &SearchQuery) -> Result<SearchPage, ProviderError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let titles = self
                 .titles
@@ -306,7 +299,9 @@ mod tests {
     }
 
     async fn titles(chain: &ProviderChain) -> Result<Vec<String>, ProviderError> {
-        let page = chain.search("mistborn", 0, 10, Deadline::NONE).await?;
+        let page = chain
+            .search(&SearchQuery::new("mistborn", 0, 10), Deadline::NONE)
+            .await?;
         Ok(page.books.into_iter().map(|b| b.title).collect())
     }
 
@@ -336,7 +331,7 @@ mod tests {
     async fn search_is_empty_only_when_everyone_searched_and_found_nothing() {
         let chain = search_chain(searcher("a", Some(&[])), &[searcher("b", Some(&[]))]);
         let page = chain
-            .search("nothing", 0, 10, Deadline::NONE)
+            .search(&SearchQuery::new("nothing", 0, 10), Deadline::NONE)
             .await
             .unwrap();
         assert!(page.books.is_empty() && page.total == 0);

@@ -12,7 +12,7 @@ use crate::{
     isbn::Isbn13,
     providers::book,
     providers::http::{HttpClient, RawResponse},
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
 };
 
 /// Largest `maxResults` Google Books accepts; more is a 400.
@@ -288,12 +288,8 @@ impl BookProvider for GoogleBooksClient {
     /// `startIndex` counts results, like the catalog's page tokens; a page
     /// larger than Google allows comes back shorter, and the next page starts
     /// after what was returned.
-    async fn search(
-        &self,
-        query: &str,
-        start: u32,
-        count: u32,
-    ) -> Result<SearchPage, ProviderError> {
+    async fn search(&self, search: &SearchQuery) -> Result<SearchPage, ProviderError> {
+        let (query, start, count) = (search.query(), search.start(), search.count());
         let start_index = start.to_string();
         let max_results = count.clamp(1, MAX_RESULTS).to_string();
         let params = [

@@ -116,6 +116,49 @@ pub struct SearchPage {
     pub total: u32,
 }
 
+/// One page of one keyword search: the query as normalised by
+/// [`SearchQuery::new`], the offset and the page size. What a provider is
+/// asked, and what the search cache keys a page by (different page sizes are
+/// different pages).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SearchQuery {
+    query: String,
+    start: u32,
+    count: u32,
+}
+
+impl SearchQuery {
+    /// Keys `query` by its words, lower-cased, with any run of whitespace
+    /// (including the ideographic space a Chinese keyboard types) as one
+    /// space: "  Mistborn　Trilogy" and "mistborn trilogy" are one search.
+    pub fn new(query: &str, start: u32, count: u32) -> Self {
+        let query = query
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        Self {
+            query,
+            start,
+            count,
+        }
+    }
+
+    /// The normalised query: what the providers are asked, so that a cached
+    /// page is exactly the answer to its key.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    pub fn start(&self) -> u32 {
+        self.start
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}
+
 /// The questions a provider may be able to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ask {
@@ -201,13 +244,9 @@ pub trait BookProvider: Send + Sync {
         Err(ProviderError::Unsupported)
     }
 
-    /// Books whose title or author match `query`, skipping `start`, at most `count`.
-    async fn search(
-        &self,
-        _query: &str,
-        _start: u32,
-        _count: u32,
-    ) -> Result<SearchPage, ProviderError> {
+    /// Books whose title or author match the query, from its offset, at most
+    /// its page size.
+    async fn search(&self, _search: &SearchQuery) -> Result<SearchPage, ProviderError> {
         Err(ProviderError::Unsupported)
     }
 }

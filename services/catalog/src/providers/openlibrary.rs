@@ -13,7 +13,7 @@ use crate::{
     isbn::Isbn13,
     providers::book,
     providers::http::{HttpClient, RawResponse},
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
 };
 
 /// Subjects are free-form and many; a handful is enough to act as tags.
@@ -317,12 +317,8 @@ impl BookProvider for OpenLibraryClient {
 
     /// `offset`/`limit` page by result, like the catalog's own page tokens
     /// (`page=` would only reach multiples of `limit`).
-    async fn search(
-        &self,
-        query: &str,
-        start: u32,
-        count: u32,
-    ) -> Result<SearchPage, ProviderError> {
+    async fn search(&self, search: &SearchQuery) -> Result<SearchPage, ProviderError> {
+        let (query, start, count) = (search.query(), search.start(), search.count());
         let url = format!("{}/search.json", self.base_url);
         let offset = start.to_string();
         let limit = count.clamp(1, MAX_SEARCH_LIMIT).to_string();

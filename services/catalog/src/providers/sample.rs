@@ -10,7 +10,7 @@ use crate::{
     key::DoubanId,
     providers::book,
     providers::douban::model::DoubanBook,
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
 };
 
 const SAMPLE_BOOKS: &str = include_str!("../../data/sample-books.json");
@@ -93,12 +93,8 @@ impl BookProvider for SampleCatalog {
             .ok_or(ProviderError::NotFound)
     }
 
-    async fn search(
-        &self,
-        query: &str,
-        start: u32,
-        count: u32,
-    ) -> Result<SearchPage, ProviderError> {
+    async fn search(&self, search: &SearchQuery) -> Result<SearchPage, ProviderError> {
+        let (query, start, count) = (search.query(), search.start(), search.count());
         let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let mut hits: Vec<&Book> = self.books.iter().filter(|b| matches(b, &terms)).collect();
         // Most-read first, as Douban's own search tends to rank.
@@ -169,10 +165,13 @@ mod tests {
             .unwrap();
         assert_eq!(by_id.isbn13, "9787121139512");
 
-        let by_author = catalog.search("吴军", 0, 10).await.unwrap();
+        let by_author = catalog
+            .search(&SearchQuery::new("吴军", 0, 10))
+            .await
+            .unwrap();
         assert!(by_author.books.iter().any(|b| b.title == "数学之美"));
         let by_title = catalog
-            .search("introduction to algorithms", 0, 10)
+            .search(&SearchQuery::new("introduction to algorithms", 0, 10))
             .await
             .unwrap();
         // The English original and its Chinese translation (by its original title).
@@ -181,10 +180,13 @@ mod tests {
             isbns.contains(&"9780262033848") && isbns.contains(&"9787111407010"),
             "{isbns:?}"
         );
-        let two_terms = catalog.search("东野圭吾 白夜", 0, 10).await.unwrap();
+        let two_terms = catalog
+            .search(&SearchQuery::new("东野圭吾 白夜", 0, 10))
+            .await
+            .unwrap();
         assert_eq!(two_terms.total, 1);
         let none = catalog
-            .search("no such book anywhere", 0, 10)
+            .search(&SearchQuery::new("no such book anywhere", 0, 10))
             .await
             .unwrap();
         assert_eq!(none.total, 0);

@@ -15,7 +15,7 @@ use crate::{
     key::DoubanId,
     providers::book,
     providers::http::HttpClient,
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage},
+    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
 };
 
 /// Where to reach Douban.
@@ -92,12 +92,8 @@ impl BookProvider for DoubanClient {
         self.to_book(raw)
     }
 
-    async fn search(
-        &self,
-        query: &str,
-        start: u32,
-        count: u32,
-    ) -> Result<SearchPage, ProviderError> {
+    async fn search(&self, search: &SearchQuery) -> Result<SearchPage, ProviderError> {
+        let (query, start, count) = (search.query(), search.start(), search.count());
         let (start, count) = (start.to_string(), count.to_string());
         let params = [("q", query), ("start", &start), ("count", &count)];
         let raw: DoubanSearch = self.get_json("/v2/book/search", &params).await?;
