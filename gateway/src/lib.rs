@@ -1,16 +1,30 @@
 //! doumi's gateway: the only part on the public internet. It speaks WeChat's
 //! official-account protocol (signatures, XML, the 5-second reply window) and
 //! nothing about books; every message goes to the bot over gRPC.
+//!
+//! A message flows top to bottom through the tree:
+//!
+//! - `routes`: `POST /wechat` — signature, decryption, parsing (the protocol
+//!   itself lives in `doumi-wechat`), health and `/metrics`; `error` is the
+//!   one mapping of what goes wrong to an HTTP answer.
+//! - `window/`: WeChat's 5-second window — one piece of work per message
+//!   whatever the retries, each attempt answered in its budget (`slots`
+//!   remembers the messages), `shared_store` when replicas share Redis.
+//! - `bot_link`: the gRPC call to the bot, and the sentences a reader sees
+//!   when the bot cannot answer.
+//! - `delivery`: a reply that missed the window, sent as a customer-service
+//!   message through WeChat's API.
+//! - beside them: `config` and `cli` (settings), `metrics`.
 #![forbid(unsafe_code)]
 
-pub mod bot_link;
+mod bot_link;
 mod cli;
-pub mod config;
-pub mod delivery;
-pub mod error;
+mod config;
+mod delivery;
+mod error;
 pub mod metrics;
-pub mod routes;
-pub mod shared_store;
+mod routes;
+mod shared_store;
 pub mod window;
 
 use std::{
@@ -23,6 +37,7 @@ use std::{
 
 use tokio::net::TcpListener;
 
+pub use bot_link::BOT_UNAVAILABLE;
 pub use cli::Cli;
 pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use doumi_gateway::{bot_link::BOT_UNAVAILABLE, window::WindowSettings};
+use doumi_gateway::{BOT_UNAVAILABLE, window::WindowSettings};
 use doumi_tests::{
     FakeDouban, StackOptions, TestStack,
     stack::GatewayOptions,

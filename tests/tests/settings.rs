@@ -1,7 +1,8 @@
-//! The README's settings table against the binaries' own clap definitions:
-//! every variable a service reads is documented, every documented variable is
-//! read, and every documented default is the one the binary applies. A
-//! default changed in the code (or the README) without the other fails here.
+//! The README held to the code. Its settings table against the binaries' own
+//! clap definitions: every variable a service reads is documented, every
+//! documented variable is read, and every documented default is the one the
+//! binary applies. Its layout against the tree: every module and folder of
+//! the crates is named, and every name is in the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,4 +113,102 @@ fn every_setting_is_documented_with_the_default_the_binary_applies() {
             );
         }
     }
+}
+
+/// The code block of the README's "Layout" section.
+fn readme_layout() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README is readable");
+    let section = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```\n").nth(1))
+        .expect("the README has a layout section with a code block");
+    section.to_owned()
+}
+
+/// The modules and folders of each crate's `src` (the names a layout shows),
+/// with the entry points every crate has left out.
+fn modules(dir: &std::path::Path, names: &mut BTreeSet<String>) {
+    let entries = std::fs::read_dir(dir).expect("the source folder is readable");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            names.insert(format!("{name}/"));
+            modules(&path, names);
+        } else if name.ends_with(".rs")
+            && !["lib.rs", "main.rs", "mod.rs", "tests.rs"].contains(&name.as_str())
+        {
+            names.insert(name);
+        }
+    }
+}
+
+#[test]
+fn the_readme_layout_is_the_tree() {
+    let layout = readme_layout();
+    // A word naming a file or folder, by its last component (`api/`, `slots.rs`).
+    let named: BTreeSet<String> = layout
+        .split(|c: char| c.is_whitespace() || "(),".contains(c))
+        .filter(|word| word.ends_with(".rs") || (word.len() > 1 && word.ends_with('/')))
+        .map(|word| {
+            let last = word
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(word);
+            let slash = if word.ends_with('/') { "/" } else { "" };
+            format!("{last}{slash}")
+        })
+        .collect();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut in_tree = BTreeSet::new();
+    for krate in [
+        "gateway",
+        "services/bot",
+        "services/catalog",
+        "runtime",
+        "wechat",
+    ] {
+        modules(&root.join(krate).join("src"), &mut in_tree);
+    }
+    let unnamed: Vec<_> = in_tree.difference(&named).collect();
+    assert!(
+        unnamed.is_empty(),
+        "in the tree, not in the README's layout: {unnamed:?}"
+    );
+
+    let mut everywhere = in_tree.clone();
+    for dir in ["tests", "deploy", "deploy/k8s", "scripts", "."] {
+        for entry in std::fs::read_dir(root.join(dir))
+            .expect("readable")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            everywhere.insert(if entry.path().is_dir() {
+                format!("{name}/")
+            } else {
+                name
+            });
+        }
+    }
+    modules(&root.join("tests"), &mut everywhere);
+    for krate in [
+        "gateway",
+        "services/bot",
+        "services/catalog",
+        "runtime",
+        "wechat",
+    ] {
+        everywhere.insert(format!("{}/", krate.rsplit('/').next().unwrap_or(krate)));
+    }
+    for name in ["src/", "lib.rs", "main.rs", "mod.rs", "tests.rs"] {
+        everywhere.insert(name.to_owned());
+    }
+    let missing: Vec<_> = named.difference(&everywhere).collect();
+    assert!(
+        missing.is_empty(),
+        "in the README's layout, not in the tree: {missing:?}"
+    );
 }
