@@ -2,14 +2,7 @@
 //! and the sample catalog, which is stored in Douban's shape), counts every
 //! request, and can be told to fail or be slow.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU16, AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -19,29 +12,26 @@ use axum::{
     routing::get,
 };
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+
+use crate::fake_upstream::{Behaves, Behaviour, Running};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/douban");
 const SAMPLE_BOOKS: &str = include_str!("../../services/catalog/data/sample-books.json");
 
-#[derive(Default)]
-struct Shared {
+/// What the fake Douban knows (books by ISBN-13) and how it behaves.
+pub struct Douban {
     books: HashMap<String, Value>,
-    calls: Mutex<HashMap<String, u64>>,
-    total: AtomicU64,
-    /// 0 = behave; otherwise answer every request with this status.
-    fail_with: AtomicU16,
-    delay_ms: AtomicU64,
-    /// A Douban error body to answer every request with, and its status.
-    canned: Mutex<Option<(u16, String)>>,
+    behaviour: Behaviour,
+}
+
+impl Behaves for Douban {
+    fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
+    }
 }
 
 /// A running fake Douban on a loopback port; stops on drop.
-pub struct FakeDouban {
-    url: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-}
+pub type FakeDouban = Running<Douban>;
 
 impl FakeDouban {
     pub async fn start() -> anyhow::Result<Self> {
@@ -64,63 +54,23 @@ impl FakeDouban {
                 );
             }
         }
-        let shared = Arc::new(Shared {
+        let douban = Douban {
             books,
-            ..Default::default()
-        });
-        let app = Router::new()
-            .route("/v2/book/isbn/{isbn}", get(by_isbn))
-            .route("/v2/book/{id}", get(by_id))
-            .route("/v2/book/search", get(search))
-            .with_state(shared.clone());
-        let (url, stop) = crate::fake_upstream::serve(app).await?;
-        Ok(Self { url, shared, stop })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
+            behaviour: Behaviour::default(),
+        };
+        Running::serve(douban, |douban| {
+            Router::new()
+                .route("/v2/book/isbn/{isbn}", get(by_isbn))
+                .route("/v2/book/{id}", get(by_id))
+                .route("/v2/book/search", get(search))
+                .with_state(douban)
+        })
+        .await
     }
 
     /// Requests seen for one path, e.g. `/v2/book/isbn/9787121139512`.
     pub fn calls(&self, path: &str) -> u64 {
-        self.shared
-            .calls
-            .lock()
-            .map(|c| c.get(path).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    /// Requests seen in all.
-    pub fn total_calls(&self) -> u64 {
-        self.shared.total.load(Ordering::SeqCst)
-    }
-
-    /// Answer every request with `status` (and no Douban body) until reset with `None`.
-    pub fn fail_with(&self, status: Option<u16>) {
-        self.shared
-            .fail_with
-            .store(status.unwrap_or(0), Ordering::SeqCst);
-    }
-
-    /// Answer every request with `status` and `body` (a recorded Douban error
-    /// body, or an HTML page) until reset with `None`.
-    pub fn answer_with(&self, canned: Option<(u16, &str)>) {
-        if let Ok(mut slot) = self.shared.canned.lock() {
-            *slot = canned.map(|(status, body)| (status, body.to_owned()));
-        }
-    }
-
-    /// Delay every answer by `delay`.
-    pub fn delay(&self, delay: Duration) {
-        self.shared
-            .delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Drop for FakeDouban {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        self.behaviour().calls(path)
     }
 }
 
@@ -130,33 +80,12 @@ fn insert(books: &mut HashMap<String, Value>, book: Value) {
     }
 }
 
-async fn misbehave(shared: &Shared, path: String) -> Option<Response> {
-    shared.total.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut calls) = shared.calls.lock() {
-        *calls.entry(path).or_default() += 1;
-    }
-    let delay = shared.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if let Some((status, body)) = shared.canned.lock().ok().and_then(|c| c.clone()) {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Some((status, body).into_response());
-    }
-    match shared.fail_with.load(Ordering::SeqCst) {
-        0 => None,
-        status => Some(
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                "<html>upstream trouble</html>",
-            )
-                .into_response(),
-        ),
-    }
-}
-
-async fn by_isbn(State(shared): State<Arc<Shared>>, Path(isbn): Path<String>) -> Response {
-    if let Some(response) = misbehave(&shared, format!("/v2/book/isbn/{isbn}")).await {
+async fn by_isbn(State(shared): State<Arc<Douban>>, Path(isbn): Path<String>) -> Response {
+    if let Some(response) = shared
+        .behaviour
+        .enter(format!("/v2/book/isbn/{isbn}"))
+        .await
+    {
         return response;
     }
     match shared.books.get(&isbn) {
@@ -169,8 +98,8 @@ async fn by_isbn(State(shared): State<Arc<Shared>>, Path(isbn): Path<String>) ->
     }
 }
 
-async fn by_id(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if let Some(response) = misbehave(&shared, format!("/v2/book/{id}")).await {
+async fn by_id(State(shared): State<Arc<Douban>>, Path(id): Path<String>) -> Response {
+    if let Some(response) = shared.behaviour.enter(format!("/v2/book/{id}")).await {
         return response;
     }
     let book = shared
@@ -188,10 +117,10 @@ async fn by_id(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Res
 }
 
 async fn search(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Douban>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(response) = misbehave(&shared, "/v2/book/search".to_owned()).await {
+    if let Some(response) = shared.behaviour.enter("/v2/book/search".to_owned()).await {
         return response;
     }
     let q = query.get("q").cloned().unwrap_or_default().to_lowercase();

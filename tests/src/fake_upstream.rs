@@ -1,11 +1,12 @@
-//! What every fake provider shares: counting requests per path, answering
-//! with a canned failure or after a delay when told to, and serving an axum
-//! router on a loopback port until dropped.
+//! What every fake upstream shares: counting requests per path, answering
+//! with a canned failure or after a delay when told to ([`Behaviour`]), and
+//! serving on a loopback port until dropped ([`Running`]). Each fake is a
+//! `Running<ItsState>` with the few methods only it has.
 
 use std::{
     collections::HashMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -74,15 +75,85 @@ impl Behaviour {
         }
     }
 
+    /// Answer every request with `status` and an HTML error page (what a
+    /// proxy in front of a dead upstream sends) until reset with `None`.
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.answer_with(status.map(|status| (status, "<html>upstream trouble</html>")));
+    }
+
+    /// Delay every answer by `delay`.
     pub fn delay(&self, delay: Duration) {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
+/// The state of a fake whose requests go through a [`Behaviour`].
+pub trait Behaves: Send + Sync + 'static {
+    fn behaviour(&self) -> &Behaviour;
+}
+
+/// A fake upstream serving on a loopback port: its base URL and its state;
+/// stops when dropped.
+pub struct Running<S> {
+    url: String,
+    state: Arc<S>,
+    stop: CancellationToken,
+}
+
+impl<S: Send + Sync + 'static> Running<S> {
+    /// Serves the router `app` builds over the shared `state`.
+    pub async fn serve(state: S, app: impl FnOnce(Arc<S>) -> Router) -> anyhow::Result<Self> {
+        let state = Arc::new(state);
+        let (url, stop) = serve(app(state.clone())).await?;
+        Ok(Self { url, state, stop })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn state(&self) -> &S {
+        &self.state
+    }
+}
+
+/// Every fake's knobs, in one place.
+impl<S: Behaves> Running<S> {
+    pub fn behaviour(&self) -> &Behaviour {
+        self.state.behaviour()
+    }
+
+    /// Requests seen in all.
+    pub fn total_calls(&self) -> u64 {
+        self.behaviour().total_calls()
+    }
+
+    /// See [`Behaviour::answer_with`].
+    pub fn answer_with(&self, canned: Option<(u16, &str)>) {
+        self.behaviour().answer_with(canned);
+    }
+
+    /// See [`Behaviour::fail_with`].
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.behaviour().fail_with(status);
+    }
+
+    /// See [`Behaviour::delay`].
+    pub fn delay(&self, delay: Duration) {
+        self.behaviour().delay(delay);
+    }
+}
+
+impl<S> Drop for Running<S> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Serves `app` on a free loopback port; returns its base URL and the token
 /// that stops it.
-pub async fn serve(app: Router) -> anyhow::Result<(String, CancellationToken)> {
+pub(crate) async fn serve(app: Router) -> anyhow::Result<(String, CancellationToken)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();

@@ -17,9 +17,8 @@ use axum::{
     routing::get,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::fake_upstream::{self, Behaviour};
+use crate::fake_upstream::{Behaves, Behaviour, Running};
 
 const RECORDED: &str = include_str!("../fixtures/googlebooks/googlebooks_q_isbn_0747532699.json");
 
@@ -27,8 +26,9 @@ const RECORDED: &str = include_str!("../fixtures/googlebooks/googlebooks_q_isbn_
 const DEFAULT_MAX_RESULTS: usize = 10;
 const MAX_RESULTS: usize = 40;
 
+/// What the fake Google Books knows and has seen.
 #[derive(Default)]
-struct Shared {
+pub struct GoogleBooks {
     /// Volumes by every ISBN they list.
     volumes: Mutex<HashMap<String, Value>>,
     /// Every volume, in the order added: what a keyword search ranks.
@@ -40,64 +40,55 @@ struct Shared {
     behaviour: Behaviour,
 }
 
-/// A running fake Google Books; stops on drop.
-pub struct FakeGoogleBooks {
-    url: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
+impl Behaves for GoogleBooks {
+    fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
+    }
 }
+
+/// A running fake Google Books; stops on drop.
+pub type FakeGoogleBooks = Running<GoogleBooks>;
 
 impl FakeGoogleBooks {
     /// Knows the recorded volume (9780747532699, Harry Potter and the
     /// Philosopher's Stone).
     pub async fn start() -> anyhow::Result<Self> {
-        let shared = Arc::new(Shared::default());
+        let shared = GoogleBooks::default();
         let recorded: Value = serde_json::from_str(RECORDED)?;
         for volume in recorded["items"].as_array().cloned().unwrap_or_default() {
             add(&shared, volume);
         }
-        let app = Router::new()
-            .route("/books/v1/volumes", get(volumes))
-            .with_state(shared.clone());
-        let (url, stop) = fake_upstream::serve(app).await?;
-        Ok(Self { url, shared, stop })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
+        Running::serve(shared, |shared| {
+            Router::new()
+                .route("/books/v1/volumes", get(volumes))
+                .with_state(shared)
+        })
+        .await
     }
 
     /// Lookups asked for one ISBN-13.
     pub fn calls(&self, isbn13: &str) -> u64 {
-        self.shared.behaviour.calls(&format!("isbn:{isbn13}"))
-    }
-
-    pub fn total_calls(&self) -> u64 {
-        self.shared.behaviour.total_calls()
-    }
-
-    pub fn behaviour(&self) -> &Behaviour {
-        &self.shared.behaviour
+        self.behaviour().calls(&format!("isbn:{isbn13}"))
     }
 
     /// The apikey (`key=`) the last request carried.
     pub fn last_key(&self) -> Option<String> {
-        self.shared.last_key.lock().ok().and_then(|k| k.clone())
+        self.state().last_key.lock().ok().and_then(|k| k.clone())
     }
 
     /// Adds a volume (an element of `items`).
     pub fn add(&self, volume: Value) {
-        add(&self.shared, volume);
+        add(self.state(), volume);
     }
 
     /// Requests with this `q` (a keyword search's query), failed or not.
     pub fn search_calls(&self, q: &str) -> u64 {
-        self.shared.behaviour.calls(q)
+        self.behaviour().calls(q)
     }
 
     /// The query parameters of every keyword search asked, in order.
     pub fn searches(&self) -> Vec<HashMap<String, String>> {
-        self.shared
+        self.state()
             .searches
             .lock()
             .map(|s| s.clone())
@@ -105,13 +96,7 @@ impl FakeGoogleBooks {
     }
 }
 
-impl Drop for FakeGoogleBooks {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn add(shared: &Shared, volume: Value) {
+fn add(shared: &GoogleBooks, volume: Value) {
     if let Ok(mut all) = shared.all.lock() {
         all.push(volume.clone());
     }
@@ -128,7 +113,7 @@ fn add(shared: &Shared, volume: Value) {
 }
 
 async fn volumes(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<GoogleBooks>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let q = query.get("q").cloned().unwrap_or_default();
@@ -156,7 +141,7 @@ async fn volumes(
 
 /// A keyword search: volumes with every word of `q` in their title or an
 /// author's name.
-fn search(shared: &Shared, q: &str, query: &HashMap<String, String>) -> Response {
+fn search(shared: &GoogleBooks, q: &str, query: &HashMap<String, String>) -> Response {
     let number = |name: &str| query.get(name).and_then(|v| v.parse::<usize>().ok());
     let start = number("startIndex").unwrap_or(0);
     let max = number("maxResults").unwrap_or(DEFAULT_MAX_RESULTS);

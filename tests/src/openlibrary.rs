@@ -19,9 +19,8 @@ use axum::{
     routing::get,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::fake_upstream::{self, Behaviour};
+use crate::fake_upstream::{Behaves, Behaviour, Running};
 
 const RECORDED: &str =
     include_str!("../fixtures/openlibrary/openlibrary_api_books_jscmd_data.json");
@@ -56,8 +55,9 @@ const DEFAULT_LIMIT: usize = 100;
 /// The path search requests are counted under.
 const SEARCH: &str = "/search.json";
 
+/// What the fake Open Library knows and has seen.
 #[derive(Default)]
-struct Shared {
+pub struct OpenLibrary {
     /// Edition records by every ISBN they list.
     editions: Mutex<HashMap<String, Value>>,
     /// Works `/search.json` knows, in the order it ranks them.
@@ -67,18 +67,20 @@ struct Shared {
     behaviour: Behaviour,
 }
 
-/// A running fake Open Library; stops on drop.
-pub struct FakeOpenLibrary {
-    url: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
+impl Behaves for OpenLibrary {
+    fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
+    }
 }
+
+/// A running fake Open Library; stops on drop.
+pub type FakeOpenLibrary = Running<OpenLibrary>;
 
 impl FakeOpenLibrary {
     /// Knows the recorded editions (e.g. 9780439064873, Harry Potter and the
     /// Chamber of Secrets) and, for searches, the 15 recorded Mistborn works.
     pub async fn start() -> anyhow::Result<Self> {
-        let shared = Arc::new(Shared::default());
+        let shared = OpenLibrary::default();
         let recorded: HashMap<String, Value> = serde_json::from_str(RECORDED)?;
         for edition in recorded.into_values() {
             add(&shared, edition);
@@ -87,44 +89,33 @@ impl FakeOpenLibrary {
         if let Ok(mut known) = shared.works.lock() {
             *known = works;
         }
-        let app = Router::new()
-            .route("/api/books", get(books))
-            .route(SEARCH, get(search))
-            .with_state(shared.clone());
-        let (url, stop) = fake_upstream::serve(app).await?;
-        Ok(Self { url, shared, stop })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
+        Running::serve(shared, |shared| {
+            Router::new()
+                .route("/api/books", get(books))
+                .route(SEARCH, get(search))
+                .with_state(shared)
+        })
+        .await
     }
 
     /// Lookups asked for one ISBN-13.
     pub fn calls(&self, isbn13: &str) -> u64 {
-        self.shared.behaviour.calls(&format!("ISBN:{isbn13}"))
-    }
-
-    pub fn total_calls(&self) -> u64 {
-        self.shared.behaviour.total_calls()
-    }
-
-    pub fn behaviour(&self) -> &Behaviour {
-        &self.shared.behaviour
+        self.behaviour().calls(&format!("ISBN:{isbn13}"))
     }
 
     /// Adds an edition record in `jscmd=data` shape.
     pub fn add(&self, edition: Value) {
-        add(&self.shared, edition);
+        add(self.state(), edition);
     }
 
     /// Searches asked (`/search.json`), failed or not.
     pub fn search_calls(&self) -> u64 {
-        self.shared.behaviour.calls(SEARCH)
+        self.behaviour().calls(SEARCH)
     }
 
     /// The query parameters of every search asked, in order.
     pub fn searches(&self) -> Vec<HashMap<String, String>> {
-        self.shared
+        self.state()
             .searches
             .lock()
             .map(|s| s.clone())
@@ -132,13 +123,7 @@ impl FakeOpenLibrary {
     }
 }
 
-impl Drop for FakeOpenLibrary {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn add(shared: &Shared, edition: Value) {
+fn add(shared: &OpenLibrary, edition: Value) {
     let Ok(mut editions) = shared.editions.lock() else {
         return;
     };
@@ -154,7 +139,7 @@ fn add(shared: &Shared, edition: Value) {
 }
 
 async fn books(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<OpenLibrary>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let bibkeys = query.get("bibkeys").cloned().unwrap_or_default();
@@ -202,7 +187,7 @@ fn only_fields(work: &Value, fields: Option<&str>) -> Value {
 }
 
 async fn search(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<OpenLibrary>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Ok(mut searches) = shared.searches.lock() {

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use doumi_wechat::stand_in::StandIn;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::stack::{APP_ID, APP_SECRET};
+use crate::{
+    fake_upstream::Running,
+    stack::{APP_ID, APP_SECRET},
+};
 
 /// How long a test waits for a late reply before failing: well past any
 /// delivery deadline the tests set, so only a lost reply fails it.
@@ -16,30 +18,17 @@ const PATIENCE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 
 /// A fake of WeChat's API for the test account, stopped when dropped.
-pub struct FakeWechatApi {
-    stand_in: StandIn,
-    url: String,
-    stop: CancellationToken,
-}
+pub type FakeWechatApi = Running<StandIn>;
 
 impl FakeWechatApi {
     pub async fn start() -> anyhow::Result<Self> {
         let stand_in = StandIn::for_account(APP_ID, APP_SECRET);
-        let (url, stop) = crate::fake_upstream::serve(stand_in.router()).await?;
-        Ok(Self {
-            stand_in,
-            url,
-            stop,
-        })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
+        Running::serve(stand_in, |stand_in| stand_in.router()).await
     }
 
     /// What it has seen, and refusals to inject.
     pub fn api(&self) -> &StandIn {
-        &self.stand_in
+        self.state()
     }
 
     /// The first `count` customer-service messages `reader` receives;
@@ -47,7 +36,7 @@ impl FakeWechatApi {
     pub async fn wait_for_messages(&self, reader: &str, count: usize) -> Vec<Value> {
         let give_up = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let delivered = self.stand_in.delivered_to(reader);
+            let delivered = self.api().delivered_to(reader);
             if delivered.len() >= count {
                 return delivered;
             }
@@ -63,20 +52,14 @@ impl FakeWechatApi {
     /// Waits until `custom/send` has been called `count` times.
     pub async fn wait_for_send_calls(&self, count: u64) {
         let give_up = tokio::time::Instant::now() + PATIENCE;
-        while self.stand_in.send_calls() < count {
+        while self.api().send_calls() < count {
             assert!(
                 tokio::time::Instant::now() < give_up,
                 "custom/send called {} of {count} times",
-                self.stand_in.send_calls()
+                self.api().send_calls()
             );
             tokio::time::sleep(POLL).await;
         }
-    }
-}
-
-impl Drop for FakeWechatApi {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 
