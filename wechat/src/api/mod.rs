@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::Instrument;
 use url::Url;
 
 pub use account::{AccountError, OfficialAccount};
@@ -161,19 +160,14 @@ impl ApiClient {
     }
 
     /// One call, repeated while WeChat is busy or unreachable, at most
-    /// [`ATTEMPTS`] times. `api` names the call in metrics and logs.
+    /// [`ATTEMPTS`] times. `api` names the call in metrics, logs and traces.
+    #[tracing::instrument(
+        name = "wechat.api",
+        level = "debug",
+        skip_all,
+        fields(otel.kind = "client", api)
+    )]
     async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        api: &'static str,
-        path: &str,
-        query: &[(&str, &str)],
-        call: Call<'_, B>,
-    ) -> Result<T, ApiError> {
-        let span = tracing::debug_span!("wechat.api", otel.kind = "client", api);
-        self.repeated(api, path, query, call).instrument(span).await
-    }
-
-    async fn repeated<B: Serialize, T: DeserializeOwned>(
         &self,
         api: &'static str,
         path: &str,
