@@ -170,6 +170,13 @@ pub fn namespace_of<T: Metadata<Ty = ObjectMeta>>(object: &T) -> &str {
     object.metadata().namespace.as_deref().unwrap_or("default")
 }
 
+/// The labels a Deployment gives its pods.
+pub fn pod_labels(deployment: &Deployment) -> BTreeMap<String, String> {
+    let template = deployment.spec.as_ref().map(|s| &s.template);
+    let metadata = template.and_then(|t| t.metadata.as_ref());
+    metadata.and_then(|m| m.labels.clone()).unwrap_or_default()
+}
+
 /// Labels of a namespace as the API server sees them: its own plus the automatic
 /// `kubernetes.io/metadata.name`, which NetworkPolicy namespace selectors usually match on.
 pub fn namespace_labels(objects: &Objects, namespace: &str) -> BTreeMap<String, String> {
