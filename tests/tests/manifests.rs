@@ -189,20 +189,25 @@ async fn every_probe_reaches_an_endpoint_the_binary_serves() {
     );
 }
 
+/// An overlay's render and its objects, asserted to parse and pass every check before a
+/// self-test breaks it; `None` without kubectl (see [`renders`]).
+fn clean_render(overlay: &str) -> Option<(&'static str, Objects)> {
+    let yaml = render(overlay)?;
+    let (objects, errors) = objects::parse(yaml);
+    assert_eq!(errors, Vec::<String>::new(), "{overlay} must parse cleanly");
+    assert_eq!(
+        check(overlay, &objects).problems,
+        Vec::<String>::new(),
+        "{overlay} must be clean to start with"
+    );
+    Some((yaml, objects))
+}
+
 #[test]
 fn the_checks_catch_broken_manifests() {
-    let Some(yaml) = render("kind") else { return };
-    let (kind, errors) = objects::parse(yaml);
-    assert_eq!(
-        errors,
-        Vec::<String>::new(),
-        "the kind overlay must parse cleanly"
-    );
-    assert_eq!(
-        check("kind", &kind).problems,
-        Vec::<String>::new(),
-        "the kind overlay must be clean to start with"
-    );
+    let Some((yaml, kind)) = clean_render("kind") else {
+        return;
+    };
 
     // A misspelled field is an error, not a silently dropped key.
     let typo = yaml.replacen("readinessProbe:", "readinessProbez:", 1);
@@ -250,20 +255,9 @@ fn the_checks_catch_broken_manifests() {
 
 #[test]
 fn the_catalog_client_checks_catch_broken_policies() {
-    let Some(yaml) = render("production") else {
+    let Some((_, production)) = clean_render("production") else {
         return;
     };
-    let (production, errors) = objects::parse(yaml);
-    assert_eq!(
-        errors,
-        Vec::<String>::new(),
-        "production must parse cleanly"
-    );
-    assert_eq!(
-        check("production", &production).problems,
-        Vec::<String>::new(),
-        "production must be clean to start with"
-    );
 
     let mut missed = Vec::new();
     for (what, breaks, expected) in breaking::PRODUCTION {
