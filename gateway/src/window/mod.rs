@@ -29,7 +29,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -65,6 +65,9 @@ const HOLD: Duration = Duration::from_secs(10);
 const MEMORY: Duration = Duration::from_secs(30);
 /// How often a replica that does not own the work looks for its reply.
 const SHARED_POLL: Duration = Duration::from_millis(100);
+/// How often finished work whose fate is still open looks for one decided
+/// on another replica (a retry that landed there gave or promised the reply).
+const SHARED_FATE_POLL: Duration = Duration::from_secs(1);
 
 /// What the reader sees when the real reply is not ready in time.
 pub const INTERIM_TEXT: &str = "正在查询，请稍后再发一次…";
@@ -168,9 +171,9 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
     /// An attempt gives the reply passively.
-    Answered = 1,
+    Answered,
     /// The reply is to be delivered.
-    Late = 2,
+    Late,
 }
 
 impl Fate {
@@ -188,14 +191,6 @@ impl Fate {
             _ => None,
         }
     }
-
-    fn from_u8(value: u8) -> Option<Self> {
-        match value {
-            1 => Some(Self::Answered),
-            2 => Some(Self::Late),
-            _ => None,
-        }
-    }
 }
 
 /// One message's work and result, shared by all its attempts in this process.
@@ -205,8 +200,8 @@ struct Slot {
     /// The work runs on another replica: poll the shared store for its reply.
     remote: AtomicBool,
     reply: watch::Sender<Option<Reply>>,
-    /// The [`Fate`] as this process knows it; 0 while undecided.
-    fate: AtomicU8,
+    /// The [`Fate`] as this process knows it; `None` while undecided.
+    fate: watch::Sender<Option<Fate>>,
     /// When this process first saw the message: WeChat's attempts end
     /// [`WECHAT_PATIENCE`] after that.
     first_seen: Instant,
@@ -219,20 +214,25 @@ impl Slot {
             started: AtomicBool::new(false),
             remote: AtomicBool::new(false),
             reply: watch::Sender::new(None),
-            fate: AtomicU8::new(0),
+            fate: watch::Sender::new(None),
             first_seen: Instant::now(),
         }
     }
 
     /// Decides the fate here, unless it was decided already; the winner.
     fn settle(&self, fate: Fate) -> Fate {
-        match self
-            .fate
-            .compare_exchange(0, fate as u8, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => fate,
-            Err(decided) => Fate::from_u8(decided).unwrap_or(fate),
-        }
+        let mut winner = fate;
+        self.fate.send_if_modified(|decided| match decided {
+            Some(earlier) => {
+                winner = *earlier;
+                false
+            }
+            None => {
+                *decided = Some(fate);
+                true
+            }
+        });
+        winner
     }
 
     fn finished(&self) -> Option<Reply> {
@@ -248,10 +248,12 @@ pub struct ReplyWindow {
     slots: Arc<Slots>,
     shared: Option<SharedStore>,
     courier: Option<Courier>,
-    /// One permit per message being worked on, held by its work until the
-    /// reply is given or delivered: past the limit a new message is answered
-    /// "busy" at once instead of piling up work (and memory) behind a slow
-    /// catalog.
+    /// One permit per message whose work is running or whose reply is not
+    /// yet given to an attempt or handed to delivery: past the limit a new
+    /// message is answered "busy" at once instead of piling up work (and
+    /// memory) behind a slow catalog. A reply given passively releases it at
+    /// once, not when WeChat's retry window ends: what the message needs
+    /// after that is its slot, which the window's capacity bounds.
     works: Arc<Semaphore>,
 }
 
@@ -417,14 +419,35 @@ impl ReplyWindow {
         }
     }
 
-    /// True when an attempt already promised the reply for delivery.
-    async fn promised(&self, slot: &Slot, key: &str) -> bool {
-        if Fate::from_u8(slot.fate.load(Ordering::SeqCst)) == Some(Fate::Late) {
-            return true;
-        }
-        match &self.shared {
-            Some(shared) => shared.fate(key).await == Some(Fate::Late),
-            None => false,
+    /// Once the reply is ready: waits for an attempt (here or on another
+    /// replica) to decide how it reaches the reader; `None` when WeChat's
+    /// last attempt is past and none did.
+    async fn decided_fate(&self, slot: &Slot, key: &str) -> Option<Fate> {
+        let mut local = slot.fate.subscribe();
+        let from_local = async {
+            local
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|fate| *fate)
+        };
+        // Only an attempt on another replica leaves the local fate open, so
+        // the shared store is asked after a pause, not at once.
+        let from_shared = async {
+            let Some(shared) = &self.shared else {
+                return std::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(SHARED_FATE_POLL).await;
+                if let Some(fate) = shared.fate(key).await {
+                    return Some(slot.settle(fate));
+                }
+            }
+        };
+        tokio::select! {
+            fate = from_local => fate,
+            fate = from_shared => fate,
+            () = tokio::time::sleep_until(slot.first_seen + WECHAT_PATIENCE) => None,
         }
     }
 
@@ -458,11 +481,12 @@ impl ReplyWindow {
             // attempt did, it is delivered. This also covers a last attempt
             // that never settled (its connection dropped, its count lost).
             if window.courier().is_some() {
-                if !window.promised(&slot, &key).await {
-                    tokio::time::sleep_until(slot.first_seen + WECHAT_PATIENCE).await;
-                }
-                if let Some(courier) = window.courier()
-                    && window.settle(&slot, &key, Fate::Late).await == Fate::Late
+                let fate = match window.decided_fate(&slot, &key).await {
+                    Some(fate) => fate,
+                    None => window.settle(&slot, &key, Fate::Late).await,
+                };
+                if fate == Fate::Late
+                    && let Some(courier) = window.courier()
                 {
                     courier
                         .deliver(&reader, &reply)
@@ -470,6 +494,7 @@ impl ReplyWindow {
                         .await;
                 }
             }
+            // Given, delivered or past delivering: the work is over.
             drop(permit);
         };
         tokio::spawn(doumi_runtime::telemetry::for_message(tag, work).instrument(span));
