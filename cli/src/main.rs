@@ -6,6 +6,7 @@
 mod book;
 mod chat;
 mod menu;
+mod stand_in;
 mod state;
 mod up;
 
@@ -33,6 +34,9 @@ enum Command {
     Book(book::BookArgs),
     /// Manage the official account's custom menu (the 「扫码查书」 button).
     Menu(menu::MenuArgs),
+    /// Serve a stand-in for WeChat's API (tokens, customer-service
+    /// messages), to run the three binaries with delivery on but no account.
+    StandIn(stand_in::StandInArgs),
 }
 
 #[tokio::main]
@@ -49,6 +53,7 @@ async fn main() {
         Command::Chat(args) => chat::run(args).await,
         Command::Book(args) => book::run(args).await,
         Command::Menu(args) => menu::run(args).await,
+        Command::StandIn(args) => stand_in::run(args).await,
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use doumi_runtime::{settings::Problems, telemetry::TelemetryArgs};
 use rand::{Rng, distr::Alphanumeric};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::{self, LocalStack, WechatApi};
+use crate::{
+    stand_in::{self, bind},
+    state::{self, LocalStack, WechatApi},
+};
 
 /// `doumi up` reads the same settings as the three binaries.
 #[derive(Debug, clap::Args)]
@@ -37,7 +39,8 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
         Some(secret) if !secret.trim().is_empty() => None,
         _ => {
             let secret = random_alphanumeric(32);
-            let (url, stand_in) = serve_stand_in(&app_id, &secret).await?;
+            let stop = CancellationToken::new();
+            let url = stand_in::spawn(&app_id, &secret, stop.clone()).await?;
             args.gateway.api.wechat_app_secret = Some(secret.clone());
             args.gateway.api.wechat_api_base_url = url.clone();
             Some((
@@ -45,7 +48,7 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
                     url,
                     app_secret: secret,
                 },
-                stand_in,
+                stop,
             ))
         }
     };
@@ -171,28 +174,6 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     result
 }
 
-/// Serves a stand-in for WeChat's API on a loopback port; stops with the token.
-async fn serve_stand_in(
-    app_id: &str,
-    app_secret: &str,
-) -> anyhow::Result<(String, CancellationToken)> {
-    let stand_in = doumi_wechat::stand_in::StandIn::for_account(app_id, app_secret);
-    let listener = bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        "the WeChat API stand-in",
-    )
-    .await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let stop = CancellationToken::new();
-    let shutdown = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        axum::serve(listener, stand_in.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
-    Ok((url, stop))
-}
-
 /// The setting's value, set to `generate()` first when it is unset or empty.
 fn fill(setting: &mut Option<String>, generate: impl FnOnce() -> String) -> String {
     let value = doumi_runtime::settings::non_empty(setting)
@@ -208,12 +189,6 @@ fn random_alphanumeric(len: usize) -> String {
         .take(len)
         .map(char::from)
         .collect()
-}
-
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("{what} cannot listen on {addr}"))
 }
 
 /// A wildcard listen address is dialled on loopback.
