@@ -16,7 +16,8 @@ use doumi_proto::catalog::v1::{
 };
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use tonic::{Code, transport::Channel};
+use doumi_runtime::grpc::{DialSettings, Target};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 /// The exit statuses, shown under `doumi book --help`. Scripts branch on them,
@@ -40,7 +41,8 @@ reason (e.g. BOOK_NOT_FOUND) and the RetryInfo delay when the catalog sends them
 pub struct BookArgs {
     #[command(subcommand)]
     command: BookCommand,
-    /// The catalog's gRPC address.
+    /// Where the catalog is: `http://host:port`, `dns:///host:port` (any
+    /// of the addresses the name resolves to) or `ipv4:addr:port,…`.
     #[arg(
         long,
         global = true,
@@ -245,24 +247,25 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
             format!("--timeout {:?} is not a duration like 10s", args.timeout),
         )
     })?;
-    let endpoint = Channel::from_shared(args.catalog_url.clone()).map_err(|_| {
-        Failure::new(
-            Exit::Usage,
-            format!("--catalog-url {:?} is not a URL", args.catalog_url),
-        )
-    })?;
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .map_err(|error| {
+    let target: Target = args
+        .catalog_url
+        .parse()
+        .map_err(|error| Failure::new(Exit::Usage, format!("--catalog-url: {error}")))?;
+    let mut client = BookCatalogClient::new(doumi_runtime::grpc::channel(
+        &target,
+        DialSettings::DEFAULT,
+    ));
+    let status = |status: tonic::Status| {
+        // A status with a transport error behind it never reached a catalog.
+        if status.code() == Code::Unavailable && std::error::Error::source(&status).is_some() {
             Failure::new(
                 Exit::Unavailable,
-                format!("cannot reach the catalog at {}: {error}", args.catalog_url),
+                format!("cannot reach the catalog at {target}: {}", status.message()),
             )
-        })?;
-    let mut client = BookCatalogClient::new(channel);
-    let status = |status: tonic::Status| Failure::from_status(&status);
+        } else {
+            Failure::from_status(&status)
+        }
+    };
     match args.command {
         BookCommand::Isbn { isbns } if isbns.len() == 1 => {
             let isbn = isbns.into_iter().next().unwrap_or_default();

@@ -83,8 +83,8 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     bot.listen = bot_listener.local_addr()?;
     gateway.listen = gateway_listener.local_addr()?;
     // Each hop dials the address the next service really bound.
-    bot.catalog_url = format!("http://{}", dialable(catalog.listen));
-    gateway.bot_url = format!("http://{}", dialable(bot.listen));
+    bot.catalog = dialable(catalog.listen).into();
+    gateway.bot = dialable(bot.listen).into();
 
     let source = catalog.source.to_string();
     let cache = if catalog.redis_url.is_some() {

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use doumi_runtime::{
+    grpc::{DialSettings, Target},
     ports,
     settings::{Problems, choice_text, duration_text, non_empty},
 };
@@ -20,9 +21,18 @@ pub struct GatewayArgs {
     /// Address the HTTP server listens on (/wechat, /healthz, /readyz).
     #[arg(long, env = "DOUMI_GATEWAY_LISTEN", default_value_t = ports::listen_on(ports::GATEWAY))]
     pub gateway_listen: String,
-    /// The bot's gRPC address.
+    /// Where the bot's replicas are: `dns:///host:port` (every address the
+    /// name resolves to), `ipv4:addr:port,addr:port` or `http://host:port`.
     #[arg(long, env = "DOUMI_BOT_URL", default_value_t = ports::local_url(ports::BOT))]
     pub bot_url: String,
+    /// How often the bot's name is resolved again (new replicas, replicas gone).
+    #[arg(
+        long = "gateway-resolve-interval",
+        id = "gateway_resolve_interval",
+        env = "DOUMI_RESOLVE_INTERVAL",
+        default_value_t = duration_text(DialSettings::DEFAULT.resolve_interval)
+    )]
+    pub resolve_interval: String,
     /// The Token set in the official account's server configuration (required).
     #[arg(long, env = "DOUMI_WECHAT_TOKEN", hide_env_values = true)]
     pub wechat_token: Option<String>,
@@ -119,7 +129,9 @@ impl std::fmt::Debug for WechatToken {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
-    pub bot_url: String,
+    /// Every replica of the bot.
+    pub bot: Target,
+    pub dial: DialSettings,
     pub token: WechatToken,
     pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
@@ -143,11 +155,12 @@ pub struct DeliverySettings {
 }
 
 impl GatewayConfig {
-    /// Defaults for a gateway in front of `bot_url`; used by tests and `doumi up`.
-    pub fn new(listen: SocketAddr, bot_url: String, token: WechatToken) -> Self {
+    /// Defaults for a gateway in front of `bot`; used by tests and `doumi up`.
+    pub fn new(listen: SocketAddr, bot: Target, token: WechatToken) -> Self {
         Self {
             listen,
-            bot_url,
+            bot,
+            dial: DialSettings::DEFAULT,
             token,
             window: WindowSettings::DEFAULT,
             timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
@@ -164,7 +177,8 @@ impl GatewayArgs {
     /// Validates every setting, recording each problem in `problems`.
     pub fn config(&self, problems: &mut Problems) -> Option<GatewayConfig> {
         let listen = problems.socket_addr("DOUMI_GATEWAY_LISTEN", &self.gateway_listen);
-        let bot_url = problems.http_url("DOUMI_BOT_URL", &self.bot_url);
+        let bot = problems.grpc_target("DOUMI_BOT_URL", &self.bot_url);
+        let dial = problems.dial(&self.resolve_interval);
         let token = match non_empty(&self.wechat_token) {
             None => {
                 problems.add(
@@ -215,7 +229,8 @@ impl GatewayArgs {
         );
         Some(GatewayConfig {
             listen: listen?,
-            bot_url: bot_url?,
+            bot: bot?,
+            dial: dial?,
             token: token?,
             window: WindowSettings {
                 policy: policy?,
@@ -327,8 +342,9 @@ mod tests {
         assert_eq!(config.window.budget, Duration::from_millis(4500));
         // The flags' defaults are the library's, read back through the CLI.
         let library =
-            GatewayConfig::new(config.listen, config.bot_url.clone(), config.token.clone());
+            GatewayConfig::new(config.listen, config.bot.clone(), config.token.clone());
         assert_eq!(config.window, library.window);
+        assert_eq!(config.dial, library.dial);
         assert_eq!(
             (config.max_in_flight, config.timestamp_tolerance),
             (library.max_in_flight, library.timestamp_tolerance)

@@ -44,8 +44,6 @@ pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("invalid bot URL")]
-    BotUrl(#[source] tonic::transport::Error),
     #[error("setting up Redis (the shared reply store, WeChat's access_token) failed")]
     Redis(#[source] redis::RedisError),
     #[error("setting up WeChat's API failed")]
@@ -61,7 +59,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    let channel = doumi_runtime::grpc::channel(&config.bot_url).map_err(GatewayError::BotUrl)?;
+    let channel = doumi_runtime::grpc::channel(&config.bot, config.dial);
     let redis = config
         .redis_url
         .as_deref()
@@ -102,7 +100,7 @@ pub async fn run(
         ready: ready.clone(),
     };
     metrics::install();
-    tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot_url, "gateway listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot, "gateway listening");
     axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

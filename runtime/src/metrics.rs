@@ -27,6 +27,10 @@ pub const GRPC_SERVER_HANDLING: &str = "grpc_server_handling_seconds";
 pub const GRPC_CLIENT_STARTED: &str = "grpc_client_started_total";
 pub const GRPC_CLIENT_HANDLED: &str = "grpc_client_handled_total";
 pub const GRPC_CLIENT_HANDLING: &str = "grpc_client_handling_seconds";
+/// Calls sent again to another replica because theirs never started them.
+pub const GRPC_CLIENT_RETRIES: &str = "doumi_grpc_client_retries_total";
+/// The replicas a client knows of, per target.
+pub const GRPC_CLIENT_REPLICAS: &str = "doumi_grpc_client_replicas";
 /// `1`, labelled with the service and its version.
 pub const BUILD_INFO: &str = "doumi_build_info";
 
@@ -40,6 +44,8 @@ pub const NAMES: &[&str] = &[
     GRPC_CLIENT_STARTED,
     GRPC_CLIENT_HANDLED,
     GRPC_CLIENT_HANDLING,
+    GRPC_CLIENT_RETRIES,
+    GRPC_CLIENT_REPLICAS,
     BUILD_INFO,
     "process_cpu_seconds_total",
     "process_open_fds",
@@ -121,6 +127,14 @@ fn describe_common() {
         GRPC_CLIENT_HANDLING,
         metrics::Unit::Seconds,
         "Time a gRPC call took, as this client saw it"
+    );
+    metrics::describe_counter!(
+        GRPC_CLIENT_RETRIES,
+        "gRPC calls sent again to another replica because theirs never started them, by target"
+    );
+    metrics::describe_gauge!(
+        GRPC_CLIENT_REPLICAS,
+        "Replicas this client knows of, by target"
     );
 }
 

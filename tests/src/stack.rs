@@ -96,14 +96,14 @@ impl TestStack {
             // deadlines down the chain are what must cut a slow lookup.
             catalog_config.upstream.timeout = Duration::from_secs(30);
         }
-        let mut bot_config = BotConfig::new(bot, format!("http://{catalog}"));
+        let mut bot_config = BotConfig::new(bot, catalog.into());
         bot_config.redis_url = options.redis_url;
         bot_config.book_reply = options.book_reply.unwrap_or(bot_config.book_reply);
         if let Some(hosts) = options.image_hosts {
             bot_config.image_hosts = hosts;
         }
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
-        let mut gateway_config = GatewayConfig::new(gateway, format!("http://{bot}"), token);
+        let mut gateway_config = GatewayConfig::new(gateway, bot.into(), token);
         let options = options.gateway;
         if options.safe_mode {
             gateway_config.crypto = Some(account_crypto());

@@ -3,7 +3,12 @@
 //! a graceful drain on shutdown; and the one way doumi's services dial each
 //! other.
 
+mod balance;
 pub mod observe;
+mod target;
+
+pub use balance::{DialSettings, MAX_RETRIES};
+pub use target::{Target, TargetError};
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
@@ -29,21 +34,17 @@ const MAX_CALLS_PER_CONNECTION: usize = 512;
 const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 8 << 20;
 
-/// A channel to another doumi service, every call traced and counted.
-pub type Channel = observe::Client<tonic::transport::Channel>;
+/// A channel to every replica of another doumi service, every call traced
+/// and counted.
+pub type Channel = observe::Client<balance::Replicas>;
 
-/// A lazily connected channel to another doumi service: the service starts
-/// (and answers with an apology) while the other is still starting or down.
-pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
-    Ok(observe::Client::new(channel))
+/// A channel to every replica `target` names, each call to the next replica
+/// in turn and moved to another when its replica never started it.
+/// Connections are made as calls need them: the service starts (and answers
+/// with an apology) while the other is still starting or down. Needs a tokio
+/// runtime (a name is resolved in the background).
+pub fn channel(target: &Target, settings: DialSettings) -> Channel {
+    observe::Client::new(balance::Replicas::new(target, settings))
 }
 
 /// Why a gRPC server could not run.
@@ -128,7 +129,11 @@ where
 /// The caller's deadline, from the `grpc-timeout` header tonic and every
 /// other gRPC client send (`"14500m"` = 14.5 s). `None` when the caller set none.
 pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// A `grpc-timeout` value: digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     let amount: u64 = digits.parse().ok()?;
     Some(match unit {

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use doumi_runtime::{
+    grpc::{DialSettings, Target},
     ports,
     settings::{Problems, duration_text},
 };
@@ -29,13 +30,22 @@ pub struct BotArgs {
     /// Address of the Prometheus `/metrics` HTTP listener; `off` = none.
     #[arg(long, env = "DOUMI_BOT_METRICS_LISTEN", default_value_t = ports::listen_on(ports::METRICS))]
     pub bot_metrics_listen: String,
-    /// The book catalog's gRPC address.
+    /// Where the catalog's replicas are: `dns:///host:port` (every address
+    /// the name resolves to), `ipv4:addr:port,addr:port` or `http://host:port`.
     #[arg(
         long,
         env = "DOUMI_CATALOG_URL",
         default_value_t = ports::local_url(ports::CATALOG)
     )]
     pub catalog_url: String,
+    /// How often the catalog's name is resolved again (new replicas, replicas gone).
+    #[arg(
+        long = "bot-resolve-interval",
+        id = "bot_resolve_interval",
+        env = "DOUMI_RESOLVE_INTERVAL",
+        default_value_t = duration_text(DialSettings::DEFAULT.resolve_interval)
+    )]
+    pub resolve_interval: String,
     /// Upper bound on one catalog call; the caller's deadline, when shorter, rules
     /// (the gateway sends 15 s, or its delivery deadline when late replies are delivered).
     #[arg(long, env = "DOUMI_CATALOG_TIMEOUT", default_value_t = duration_text(DEFAULT_CATALOG_TIMEOUT))]
@@ -67,7 +77,9 @@ pub struct BotConfig {
     pub listen: SocketAddr,
     /// `None` = no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
-    pub catalog_url: String,
+    /// Every replica of the catalog.
+    pub catalog: Target,
+    pub dial: DialSettings,
     pub catalog_timeout: Duration,
     /// Hosts photos may be fetched from (lowercase names or IP addresses).
     pub image_hosts: Vec<String>,
@@ -93,7 +105,8 @@ impl BotArgs {
         let listen = problems.socket_addr("DOUMI_BOT_LISTEN", &self.bot_listen);
         let metrics_listen =
             problems.listen_or_off("DOUMI_BOT_METRICS_LISTEN", &self.bot_metrics_listen);
-        let catalog_url = problems.http_url("DOUMI_CATALOG_URL", &self.catalog_url);
+        let catalog = problems.grpc_target("DOUMI_CATALOG_URL", &self.catalog_url);
+        let dial = problems.dial(&self.resolve_interval);
         let catalog_timeout = problems.duration("DOUMI_CATALOG_TIMEOUT", &self.catalog_timeout);
         let image_hosts = crate::barcode::parse_hosts(&self.bot_image_hosts)
             .map_err(|e| problems.add("DOUMI_BOT_IMAGE_HOSTS", e))
@@ -105,7 +118,8 @@ impl BotArgs {
         Some(BotConfig {
             listen: listen?,
             metrics_listen: metrics_listen?,
-            catalog_url: catalog_url?,
+            catalog: catalog?,
+            dial: dial?,
             catalog_timeout: catalog_timeout?,
             image_hosts: image_hosts?,
             rate_limit: rate_limit?,
@@ -118,11 +132,12 @@ impl BotArgs {
 impl BotConfig {
     /// Defaults pointed at a catalog, without a metrics listener; used by
     /// tests and `doumi up`.
-    pub fn new(listen: SocketAddr, catalog_url: String) -> Self {
+    pub fn new(listen: SocketAddr, catalog: Target) -> Self {
         Self {
             listen,
             metrics_listen: None,
-            catalog_url,
+            catalog,
+            dial: DialSettings::DEFAULT,
             catalog_timeout: DEFAULT_CATALOG_TIMEOUT,
             image_hosts: crate::barcode::parse_hosts(DEFAULT_IMAGE_HOSTS).unwrap_or_default(),
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
@@ -150,22 +165,27 @@ mod tests {
         let mut problems = Problems::new();
         let config = cli.bot.config(&mut problems);
         let parsed = problems.finish(config).unwrap();
-        let library = BotConfig::new(parsed.listen, parsed.catalog_url.clone());
+        let library = BotConfig::new(parsed.listen, parsed.catalog.clone());
         assert_eq!(
             (
+                parsed.dial,
                 parsed.catalog_timeout,
                 &parsed.image_hosts,
                 parsed.rate_limit,
                 parsed.book_reply
             ),
             (
+                library.dial,
                 library.catalog_timeout,
                 &library.image_hosts,
                 library.rate_limit,
                 library.book_reply
             )
         );
-        assert_eq!(parsed.catalog_url, ports::local_url(ports::CATALOG));
+        assert_eq!(
+            Ok(parsed.catalog),
+            ports::local_url(ports::CATALOG).parse::<Target>()
+        );
         assert_eq!(parsed.listen.port(), ports::BOT);
     }
 }

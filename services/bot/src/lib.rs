@@ -27,8 +27,6 @@ pub use config::{BotArgs, BotConfig};
 /// Why the bot could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
-    #[error("invalid catalog URL")]
-    CatalogUrl(#[source] tonic::transport::Error),
     #[error("setting up Redis (readers' pace and conversations) failed")]
     Redis(#[source] redis::RedisError),
     #[error(transparent)]
@@ -52,8 +50,7 @@ pub async fn run(
         let listener = doumi_runtime::metrics::bind(addr).await?;
         doumi_runtime::metrics::spawn(listener, metrics_stop.cancelled_owned());
     }
-    let channel =
-        doumi_runtime::grpc::channel(&config.catalog_url).map_err(BotError::CatalogUrl)?;
+    let channel = doumi_runtime::grpc::channel(&config.catalog, config.dial);
     let redis = config
         .redis_url
         .as_deref()
@@ -76,7 +73,7 @@ pub async fn run(
         barcodes,
         config.book_reply,
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog_url, "bot listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog, "bot listening");
     doumi_runtime::grpc::serve(
         BotServer::new(service),
         doumi_proto::bot::v1::FILE_DESCRIPTOR_SET,
