@@ -14,9 +14,9 @@ use doumi_proto::catalog::v1::{
     FILE_DESCRIPTOR_SET, GetBookByIsbnRequest, GetBookRequest, SearchBooksRequest,
     SearchBooksResponse, book_catalog_client::BookCatalogClient, book_result,
 };
+use doumi_runtime::grpc::{DialSettings, Target};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use doumi_runtime::grpc::{DialSettings, Target};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -251,10 +251,8 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
         .catalog_url
         .parse()
         .map_err(|error| Failure::new(Exit::Usage, format!("--catalog-url: {error}")))?;
-    let mut client = BookCatalogClient::new(doumi_runtime::grpc::channel(
-        &target,
-        DialSettings::DEFAULT,
-    ));
+    let mut client =
+        BookCatalogClient::new(doumi_runtime::grpc::channel(&target, DialSettings::DEFAULT));
     let status = |status: tonic::Status| {
         // A status with a transport error behind it never reached a catalog.
         if status.code() == Code::Unavailable && std::error::Error::source(&status).is_some() {

@@ -341,8 +341,7 @@ mod tests {
         assert_eq!(config.window.policy, ReplyPolicy::Hold);
         assert_eq!(config.window.budget, Duration::from_millis(4500));
         // The flags' defaults are the library's, read back through the CLI.
-        let library =
-            GatewayConfig::new(config.listen, config.bot.clone(), config.token.clone());
+        let library = GatewayConfig::new(config.listen, config.bot.clone(), config.token.clone());
         assert_eq!(config.window, library.window);
         assert_eq!(config.dial, library.dial);
         assert_eq!(

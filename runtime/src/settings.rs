@@ -67,7 +67,10 @@ impl Problems {
         const NAME: &str = "DOUMI_RESOLVE_INTERVAL";
         let interval = self.duration(NAME, resolve_interval)?;
         if interval < Duration::from_secs(1) {
-            self.add(NAME, "must be at least 1s (DNS is asked that often at most)");
+            self.add(
+                NAME,
+                "must be at least 1s (DNS is asked that often at most)",
+            );
             return None;
         }
         Some(crate::grpc::DialSettings {

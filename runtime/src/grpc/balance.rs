@@ -102,6 +102,13 @@ struct Shared {
 
 type Members = Arc<[Arc<Member>]>;
 
+/// Asks what addresses a name has now.
+type Lookup = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// One replica: its address and its connection.
 struct Member {
     addr: SocketAddr,
@@ -115,12 +122,12 @@ impl Member {
         // A socket address is always a valid authority.
         let uri = http::Uri::try_from(format!("http://{addr}")).unwrap_or_default();
         let endpoint = Endpoint::from(uri)
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
         Self {
             addr,
             channel: endpoint.connect_lazy(),
@@ -134,6 +141,25 @@ impl Replicas {
     /// them (a service starts while the next is still starting or down).
     /// Spawns the resolver of a name: needs a tokio runtime.
     pub fn new(target: &Target, settings: DialSettings) -> Self {
+        let lookup: Option<Lookup> = match target {
+            Target::Dns { host, port } => {
+                let (host, port) = (host.clone(), *port);
+                Some(Arc::new(move || {
+                    let host = host.clone();
+                    Box::pin(async move {
+                        Ok(tokio::net::lookup_host((host.as_str(), port))
+                            .await?
+                            .collect())
+                    })
+                }))
+            }
+            Target::Fixed(_) => None,
+        };
+        Self::resolving(target, settings, lookup)
+    }
+
+    /// [`Replicas::new`] with the name looked up by `lookup`.
+    fn resolving(target: &Target, settings: DialSettings, lookup: Option<Lookup>) -> Self {
         let stop = CancellationToken::new();
         let resolve_now = Arc::new(Notify::new());
         let initial: Vec<Arc<Member>> = target
@@ -152,10 +178,9 @@ impl Replicas {
             _stop: stop.clone().drop_guard(),
             stop: stop.clone(),
         });
-        if let Target::Dns { host, port } = target {
+        if let Some(lookup) = lookup {
             let resolver = Resolver {
-                host: host.clone(),
-                port: *port,
+                lookup,
                 target: shared.target.clone(),
                 interval: settings.resolve_interval,
                 members,
@@ -250,8 +275,7 @@ async fn probe(member: Arc<Member>, members: watch::Receiver<Members>, stop: Can
 
 /// Keeps a name's members current.
 struct Resolver {
-    host: String,
-    port: u16,
+    lookup: Lookup,
     target: Arc<str>,
     interval: Duration,
     members: watch::Sender<Members>,
@@ -264,8 +288,8 @@ impl Resolver {
         let throttle = LogThrottle::default();
         loop {
             let resolved = Instant::now();
-            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
-                Ok(addrs) => self.update(addrs.collect()),
+            match (self.lookup)().await {
+                Ok(addrs) => self.update(addrs),
                 Err(error) => {
                     if let Some(held_back) = throttle.admit("resolve") {
                         tracing::warn!(
@@ -335,7 +359,11 @@ fn deadline_of(headers: &http::HeaderMap) -> Option<Instant> {
 
 /// The call to send (again): the same method, headers and message, with
 /// the time that is left as its `grpc-timeout`.
-fn attempt(parts: &http::request::Parts, body: &Bytes, deadline: Option<Instant>) -> http::Request<Body> {
+fn attempt(
+    parts: &http::request::Parts,
+    body: &Bytes,
+    deadline: Option<Instant>,
+) -> http::Request<Body> {
     let mut request = http::Request::new(Body::new(Full::new(body.clone())));
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
@@ -343,7 +371,9 @@ fn attempt(parts: &http::request::Parts, body: &Bytes, deadline: Option<Instant>
     *request.headers_mut() = parts.headers.clone();
     *request.extensions_mut() = parts.extensions.clone();
     if let Some(deadline) = deadline {
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
         if let Ok(value) = http::HeaderValue::try_from(format!("{left}m")) {
             request.headers_mut().insert(GRPC_TIMEOUT, value);
         }
@@ -380,7 +410,12 @@ impl tower::Service<http::Request<Body>> for Replicas {
                 let member = shared.pick(&tried, deadline).await?;
                 let request = attempt(&parts, &body, deadline);
                 let error = match member.channel.clone().oneshot(request).await {
-                    Ok(response) => return Ok(response),
+                    Ok(response) => {
+                        if member.down.load(Ordering::Relaxed) {
+                            member.down.store(false, Ordering::Relaxed);
+                        }
+                        return Ok(response);
+                    }
                     Err(error) => BoxError::from(error),
                 };
                 shared.failed(&member, &error);
@@ -395,5 +430,290 @@ impl tower::Service<http::Request<Body>> for Replicas {
                 tokio::time::sleep(pause).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    use super::*;
+
+    /// A replica: a health server on its own runtime, so that it can be
+    /// stopped gracefully (GOAWAY, calls in flight finish) or killed (the
+    /// runtime and every connection dropped at once, as a SIGKILL does).
+    struct Replica {
+        addr: SocketAddr,
+        calls: Arc<AtomicU64>,
+        stop: CancellationToken,
+        runtime: Option<tokio::runtime::Runtime>,
+    }
+
+    impl Replica {
+        fn start(addr: SocketAddr) -> Self {
+            let calls = Arc::new(AtomicU64::new(0));
+            let stop = CancellationToken::new();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the replica");
+            let listener = std::net::TcpListener::bind(addr).expect("bind the replica's address");
+            listener
+                .set_nonblocking(true)
+                .expect("a non-blocking socket");
+            let addr = listener.local_addr().expect("its address");
+            let counted = calls.clone();
+            let (_, health) = tonic_health::server::health_reporter();
+            let shutdown = stop.clone().cancelled_owned();
+            runtime.spawn(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tonic::transport::Server::builder()
+                    .trace_fn(move |_| {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        tracing::Span::none()
+                    })
+                    .add_service(health)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        shutdown,
+                    )
+                    .await
+                    .map_err(std::io::Error::other)
+            });
+            Self {
+                addr,
+                calls,
+                stop,
+                runtime: Some(runtime),
+            }
+        }
+
+        fn calls(&self) -> u64 {
+            self.calls.load(Ordering::Relaxed)
+        }
+
+        /// SIGTERM: stop taking calls, finish those in flight.
+        async fn stop(mut self) {
+            self.stop.cancel();
+            if let Some(runtime) = self.runtime.take() {
+                tokio::task::spawn_blocking(move || {
+                    runtime.shutdown_timeout(Duration::from_secs(5))
+                })
+                .await
+                .expect("the replica stopped");
+            }
+        }
+
+        /// SIGKILL: everything gone at once.
+        fn kill(mut self) {
+            if let Some(runtime) = self.runtime.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+
+    impl Drop for Replica {
+        fn drop(&mut self) {
+            if let Some(runtime) = self.runtime.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+
+    fn loopback() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+
+    fn target_of(replicas: &[&Replica]) -> Target {
+        Target::Fixed(replicas.iter().map(|r| r.addr).collect())
+    }
+
+    async fn check(client: &mut HealthClient<super::super::Channel>) -> Result<(), tonic::Status> {
+        let mut request = tonic::Request::new(HealthCheckRequest::default());
+        request.set_timeout(Duration::from_secs(5));
+        client.check(request).await.map(drop)
+    }
+
+    #[tokio::test]
+    async fn every_replica_gets_its_share_of_the_calls() {
+        let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(loopback())).collect();
+        let channel = super::super::channel(
+            &target_of(&replicas.iter().collect::<Vec<_>>()),
+            DialSettings::DEFAULT,
+        );
+        let mut client = HealthClient::new(channel);
+        for _ in 0..300 {
+            check(&mut client).await.expect("every call answered");
+        }
+        for replica in &replicas {
+            assert!(
+                (75..=125).contains(&replica.calls()),
+                "a third each: {:?}",
+                replicas.iter().map(Replica::calls).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_stopped_restarted_and_killed_cost_no_call() {
+        let first = Replica::start(loopback());
+        let second = Replica::start(loopback());
+        let (first_addr, second_addr) = (first.addr, second.addr);
+        let channel = super::super::channel(&target_of(&[&first, &second]), DialSettings::DEFAULT);
+        let client = HealthClient::new(channel);
+        let calls = |n: usize| {
+            let mut client = client.clone();
+            async move {
+                for i in 0..n {
+                    if let Err(status) = check(&mut client).await {
+                        panic!("call {i} failed: {status:?}");
+                    }
+                }
+            }
+        };
+
+        // Calls, a few milliseconds apart, until `replica` has taken some: a
+        // restarted replica is found again once it accepts connections.
+        let until_called = |replica: &Replica| {
+            let calls = replica.calls.clone();
+            let mut client = client.clone();
+            async move {
+                let before = calls.load(Ordering::Relaxed);
+                for i in 0..1000 {
+                    if calls.load(Ordering::Relaxed) > before {
+                        return;
+                    }
+                    if let Err(status) = check(&mut client).await {
+                        panic!("call {i} failed: {status:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!("the restarted replica was never called again");
+            }
+        };
+
+        calls(50).await;
+        // A rolling restart: each stopped as Kubernetes stops a pod, then
+        // started again on its address.
+        first.stop().await;
+        calls(50).await;
+        let first = Replica::start(first_addr);
+        until_called(&first).await;
+        second.stop().await;
+        calls(50).await;
+        let second = Replica::start(second_addr);
+        until_called(&second).await;
+        // A replica killed outright, its connection open.
+        first.kill();
+        let survivor = second.calls();
+        calls(100).await;
+        assert_eq!(
+            second.calls(),
+            survivor + 100,
+            "the survivor took every call"
+        );
+        // Killed while calls are on their way: none lost either.
+        let first = Replica::start(first_addr);
+        until_called(&first).await;
+        let load = tokio::spawn(calls(300));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        second.kill();
+        load.await.expect("the calls went on");
+        assert!(first.calls() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_is_tried_at_most_three_times_then_fails_unavailable() {
+        // Two addresses nothing listens on.
+        let gone: Vec<SocketAddr> = (0..2)
+            .map(|_| {
+                std::net::TcpListener::bind(loopback())
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+            })
+            .collect();
+        let mut client = HealthClient::new(super::super::channel(
+            &Target::Fixed(gone),
+            DialSettings::DEFAULT,
+        ));
+        let status = check(&mut client).await.expect_err("nobody answers");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    }
+
+    #[tokio::test]
+    async fn replicas_added_to_the_name_get_calls_and_those_removed_none() {
+        let (first, second) = (Replica::start(loopback()), Replica::start(loopback()));
+        let named = Arc::new(std::sync::Mutex::new(vec![first.addr]));
+        let lookup: Lookup = {
+            let named = named.clone();
+            Arc::new(move || {
+                let addrs = named.lock().map(|a| a.clone()).unwrap_or_default();
+                Box::pin(async move { Ok(addrs) })
+            })
+        };
+        let target = Target::Dns {
+            host: "doumi-bot-headless".into(),
+            port: 50051,
+        };
+        let settings = DialSettings {
+            resolve_interval: Duration::from_secs(1),
+        };
+        let mut client = HealthClient::new(super::super::Channel::new(Replicas::resolving(
+            &target,
+            settings,
+            Some(lookup),
+        )));
+        check(&mut client).await.expect("answered by the one named");
+        assert_eq!((first.calls(), second.calls()), (1, 0));
+
+        // Scaled up: the new replica is called once the name is resolved again.
+        named.lock().expect("names").push(second.addr);
+        let mut calls = 0;
+        while second.calls() == 0 {
+            check(&mut client).await.expect("answered");
+            calls += 1;
+            assert!(calls < 1000, "the added replica was never called");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Scaled down: the replica left the name, so it gets no more calls
+        // (it still runs: nothing failed, only the name changed).
+        *named.lock().expect("names") = vec![second.addr];
+        // While both are known, two calls in a row reach both.
+        let mut rounds = 0;
+        let before = loop {
+            let before = first.calls();
+            for _ in 0..2 {
+                check(&mut client).await.expect("answered");
+            }
+            if first.calls() == before {
+                break before;
+            }
+            rounds += 1;
+            assert!(rounds < 1000, "the removed replica was called on and on");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        for _ in 0..20 {
+            check(&mut client).await.expect("answered");
+        }
+        assert_eq!(first.calls(), before, "the removed replica is not called");
+    }
+
+    #[tokio::test]
+    async fn a_name_is_resolved_to_its_replicas() {
+        // `localhost` resolves to the loopback addresses only; what matters
+        // here is that the name is resolved, not the number of replicas.
+        let replica = Replica::start(loopback());
+        let target = Target::Dns {
+            host: "localhost".into(),
+            port: replica.addr.port(),
+        };
+        let mut client = HealthClient::new(super::super::channel(&target, DialSettings::DEFAULT));
+        for _ in 0..10 {
+            check(&mut client).await.expect("answered through the name");
+        }
+        assert_eq!(replica.calls(), 10);
     }
 }

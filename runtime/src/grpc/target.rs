@@ -140,10 +140,22 @@ mod tests {
             host: "doumi-bot-headless.doumi.svc".into(),
             port: 50051,
         };
-        assert_eq!(parse("dns:///doumi-bot-headless.doumi.svc:50051"), Ok(dns.clone()));
-        assert_eq!(parse("dns:doumi-bot-headless.doumi.svc:50051"), Ok(dns.clone()));
-        assert_eq!(parse("dns://10.0.0.10/doumi-bot-headless.doumi.svc:50051"), Ok(dns.clone()));
-        assert_eq!(parse("http://doumi-bot-headless.doumi.svc:50051/"), Ok(dns.clone()));
+        assert_eq!(
+            parse("dns:///doumi-bot-headless.doumi.svc:50051"),
+            Ok(dns.clone())
+        );
+        assert_eq!(
+            parse("dns:doumi-bot-headless.doumi.svc:50051"),
+            Ok(dns.clone())
+        );
+        assert_eq!(
+            parse("dns://10.0.0.10/doumi-bot-headless.doumi.svc:50051"),
+            Ok(dns.clone())
+        );
+        assert_eq!(
+            parse("http://doumi-bot-headless.doumi.svc:50051/"),
+            Ok(dns.clone())
+        );
         assert_eq!(dns.to_string(), "dns:///doumi-bot-headless.doumi.svc:50051");
 
         let two = parse("ipv4:127.0.0.1:50051, 127.0.0.2:50051").unwrap();
@@ -167,13 +179,35 @@ mod tests {
 
     #[test]
     fn what_cannot_be_dialled_is_refused_with_a_reason() {
-        assert!(matches!(parse("doumi-bot:50051"), Err(TargetError::Scheme(_))));
-        assert!(matches!(parse("https://doumi-bot:50051"), Err(TargetError::Tls(_))));
-        for text in ["dns:///doumi-bot", "http://doumi-bot:0", "http://:50051", "dns:///a/b:1"] {
-            assert!(matches!(parse(text), Err(TargetError::HostPort(_))), "{text}");
+        assert!(matches!(
+            parse("doumi-bot:50051"),
+            Err(TargetError::Scheme(_))
+        ));
+        assert!(matches!(
+            parse("https://doumi-bot:50051"),
+            Err(TargetError::Tls(_))
+        ));
+        for text in [
+            "dns:///doumi-bot",
+            "http://doumi-bot:0",
+            "http://:50051",
+            "dns:///a/b:1",
+        ] {
+            assert!(
+                matches!(parse(text), Err(TargetError::HostPort(_))),
+                "{text}"
+            );
         }
-        for text in ["ipv4:", "ipv4:127.0.0.1", "ipv4:127.0.0.1:1,,", "ipv6:::1:80"] {
-            assert!(matches!(parse(text), Err(TargetError::Address(_))), "{text}");
+        for text in [
+            "ipv4:",
+            "ipv4:127.0.0.1",
+            "ipv4:127.0.0.1:1,,",
+            "ipv6:::1:80",
+        ] {
+            assert!(
+                matches!(parse(text), Err(TargetError::Address(_))),
+                "{text}"
+            );
         }
     }
 }

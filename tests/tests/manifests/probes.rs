@@ -170,10 +170,8 @@ impl ProbeServers {
         }
         // Nothing listens on port 9 (discard): the gateway and the bot connect lazily and the
         // probes must not need their downstream.
-        let nowhere = doumi_runtime::grpc::Target::from(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            9,
-        )));
+        let nowhere =
+            doumi_runtime::grpc::Target::from(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
         let mut addrs = BTreeMap::new();
 
         let (listener, addr) = bind().await;
