@@ -7,6 +7,7 @@
 pub mod barcode_photo;
 pub mod douban;
 pub mod fake_upstream;
+pub mod fleet;
 pub mod googlebooks;
 pub mod openlibrary;
 pub mod otlp;

@@ -93,6 +93,7 @@ pub enum Attempt {
     TimedOut,
 }
 
+#[derive(Clone)]
 pub struct WechatClient {
     http: reqwest::Client,
     patience: Patience,

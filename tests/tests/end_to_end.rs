@@ -237,3 +237,103 @@ async fn offline_defaults_serve_the_sample_catalog() {
         "{text}"
     );
 }
+
+// === as a fleet ===
+
+/// What the reader sees in an answer, whatever its kind.
+fn seen(answer: &doumi_tests::wechat::Answer) -> String {
+    match doumi_wechat::peer::parse_reply(&answer.body) {
+        Some(doumi_wechat::peer::ParsedReply::Text { content, .. }) => content,
+        Some(doumi_wechat::peer::ParsedReply::News { articles, .. }) => articles
+            .iter()
+            .map(|a| format!("{} {}", a.title, a.description))
+            .collect(),
+        other => format!("{other:?} (HTTP {})", answer.status),
+    }
+}
+
+/// Readers sending ISBNs one after another, each message from a reader of
+/// its own, until `stop`; what each message got that was not the book.
+async fn readers(
+    wechat: doumi_tests::wechat::WechatClient,
+    readers: usize,
+    stop: tokio_util::sync::CancellationToken,
+) -> (usize, Vec<String>) {
+    let one = |r: usize| {
+        let (wechat, stop) = (wechat.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut sent, mut wrong) = (0, Vec::new());
+            while !stop.is_cancelled() {
+                let reader = format!("oFleet{r}x{sent:05}");
+                let xml = doumi_tests::wechat::WechatClient::text_from(&reader, "9787121139512");
+                let attempts = wechat.deliver_like_wechat(&xml).await;
+                let answer = attempts.iter().find_map(|a| match a {
+                    doumi_tests::wechat::Attempt::Answered(answer) => Some(seen(&answer)),
+                    doumi_tests::wechat::Attempt::TimedOut => None,
+                });
+                match answer {
+                    Some(text) if text.contains("浪潮之巅") => {}
+                    other => wrong.push(format!("{reader}: {other:?}")),
+                }
+                sent += 1;
+            }
+            (sent, wrong)
+        })
+    };
+    let mut total = (0, Vec::new());
+    for task in (0..readers).map(one).collect::<Vec<_>>() {
+        let (sent, wrong) = task.await.expect("a reader");
+        total.0 += sent;
+        total.1.extend(wrong);
+    }
+    total
+}
+
+/// Lets the load run a little: long enough for messages to meet the change.
+async fn meanwhile() {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_every_tier_and_a_killed_bot_cost_no_reader_an_answer() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let mut fleet = doumi_tests::fleet::Fleet::start(1, 3, 2, Some(redis.url())).expect("fleet");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn(readers(fleet.wechat(0), 4, stop.clone()));
+    meanwhile().await;
+
+    // Each bot, then each catalog, stopped as Kubernetes stops a pod and
+    // started again on its address while the readers keep sending.
+    for i in 0..fleet.bots.len() {
+        let old = fleet.bots.remove(i);
+        let addr = old.addr;
+        old.stop().await;
+        meanwhile().await;
+        fleet
+            .bots
+            .insert(i, fleet.bot(addr).expect("bot restarted"));
+        meanwhile().await;
+    }
+    for i in 0..fleet.catalogs.len() {
+        let old = fleet.catalogs.remove(i);
+        let addr = old.addr;
+        old.stop().await;
+        meanwhile().await;
+        fleet
+            .catalogs
+            .insert(i, fleet.catalog(addr).expect("catalog restarted"));
+        meanwhile().await;
+    }
+    // A bot killed outright, its calls in flight.
+    fleet.bots.remove(0).kill();
+    meanwhile().await;
+
+    stop.cancel();
+    let (sent, wrong) = load.await.expect("the readers");
+    assert!(sent > 0, "no message was sent");
+    assert!(
+        wrong.is_empty(),
+        "{} of {sent} messages did not get the book: {wrong:#?}",
+        wrong.len()
+    );
+}
