@@ -268,7 +268,7 @@ async fn readers(
                 let xml = doumi_tests::wechat::WechatClient::text_from(&reader, "9787121139512");
                 let attempts = wechat.deliver_like_wechat(&xml).await;
                 let answer = attempts.iter().find_map(|a| match a {
-                    doumi_tests::wechat::Attempt::Answered(answer) => Some(seen(&answer)),
+                    doumi_tests::wechat::Attempt::Answered(answer) => Some(seen(answer)),
                     doumi_tests::wechat::Attempt::TimedOut => None,
                 });
                 match answer {
