@@ -146,13 +146,26 @@ pub const KIND: &[Break] = &[
     ),
     (
         "the bot URL on the catalog's port",
-        |o| set_config(o, "DOUMI_BOT_URL", "http://doumi-bot:50052"),
-        &["DOUMI_BOT_URL", "Service doumi-bot has no port 50052"],
+        |o| set_config(o, "DOUMI_BOT_URL", "dns:///doumi-bot-headless:50052"),
+        &[
+            "DOUMI_BOT_URL",
+            "Service doumi-bot-headless has no port 50052",
+        ],
     ),
     (
         "the catalog URL naming no Service",
-        |o| set_config(o, "DOUMI_CATALOG_URL", "http://doumi-catalogue:50052"),
+        |o| set_config(o, "DOUMI_CATALOG_URL", "dns:///doumi-catalogue:50052"),
         &["DOUMI_CATALOG_URL", "no Service doumi-catalogue"],
+    ),
+    (
+        "the bot through its ClusterIP Service",
+        |o| set_config(o, "DOUMI_BOT_URL", "http://doumi-bot:50051"),
+        &["DOUMI_BOT_URL", "Service doumi-bot is not headless"],
+    ),
+    (
+        "the catalog by a fixed address",
+        |o| set_config(o, "DOUMI_CATALOG_URL", "ipv4:10.0.0.7:50052"),
+        &["DOUMI_CATALOG_URL", "names fixed addresses"],
     ),
     (
         "the Redis URL at the catalog",

@@ -17,11 +17,12 @@ use crate::{
     probes::resolve_port,
 };
 
-/// The settings that point one binary at another (the README's settings table), with the URL
-/// scheme each must use: the gRPC hops are plaintext inside the cluster.
+/// The settings that point one binary at another (the README's settings table), with the scheme
+/// each must use: the gRPC hops name a headless Service (`dns:///`), whose DNS name lists every
+/// ready pod, so that calls, not connections, are spread over the pods.
 pub const URL_SETTINGS: &[(&str, Binary, &str)] = &[
-    ("DOUMI_BOT_URL", Binary::Bot, "http"),
-    ("DOUMI_CATALOG_URL", Binary::Catalog, "http"),
+    ("DOUMI_BOT_URL", Binary::Bot, "dns"),
+    ("DOUMI_CATALOG_URL", Binary::Catalog, "dns"),
     ("DOUMI_REDIS_URL", Binary::Redis, "redis"),
 ];
 
@@ -172,17 +173,10 @@ pub fn hops(objects: &Objects, workloads: &[Workload<'_>], problems: &mut Vec<St
                 continue;
             };
             let here = format!("Deployment {}: {setting}={value}", w.deployment);
-            let url = match url::Url::parse(value) {
-                Ok(url) => url,
-                Err(e) => {
-                    problems.push(format!("{here}: not a URL: {e}"));
-                    continue;
-                }
+            let Some((host, port)) = host_and_port(value, scheme, &here, problems) else {
+                continue;
             };
-            if url.scheme() != scheme {
-                problems.push(format!("{here}: must be a {scheme}:// URL"));
-            }
-            let host = url.host_str().unwrap_or_default();
+            let host = host.as_str();
             let labels: Vec<&str> = host.split('.').collect();
             let (service_name, namespace) = match labels.as_slice() {
                 [service] => (*service, w.pod.namespace.as_str()),
@@ -196,13 +190,6 @@ pub fn hops(objects: &Objects, workloads: &[Workload<'_>], problems: &mut Vec<St
                     continue;
                 }
             };
-            let Some(port) = url
-                .port_or_known_default()
-                .or((scheme == "redis").then_some(6379))
-            else {
-                problems.push(format!("{here}: no port"));
-                continue;
-            };
             let service = objects
                 .services
                 .iter()
@@ -213,6 +200,14 @@ pub fn hops(objects: &Objects, workloads: &[Workload<'_>], problems: &mut Vec<St
                 ));
                 continue;
             };
+            let headless =
+                service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None");
+            if scheme == "dns" && !headless {
+                problems.push(format!(
+                    "{here}: Service {service_name} is not headless (clusterIP: None): it balances \
+                     connections, not calls, so each caller would stay on one pod"
+                ));
+            }
             let ports: Vec<_> = service
                 .spec
                 .as_ref()
@@ -260,4 +255,50 @@ pub fn hops(objects: &Objects, workloads: &[Workload<'_>], problems: &mut Vec<St
         }
     }
     hops
+}
+
+/// The host and port a setting dials: a gRPC target naming a Service (`dns`), or a URL with
+/// `scheme`; `None` (with the problem recorded) when it names neither.
+fn host_and_port(
+    value: &str,
+    scheme: &str,
+    here: &str,
+    problems: &mut Vec<String>,
+) -> Option<(String, u16)> {
+    if scheme == "dns" {
+        return match value.parse::<doumi_runtime::grpc::Target>() {
+            Ok(doumi_runtime::grpc::Target::Dns { host, port }) => Some((host, port)),
+            Ok(fixed) => {
+                problems.push(format!(
+                    "{here}: names fixed addresses ({fixed}), not a Service whose DNS name lists \
+                     every ready pod (dns:///service:port)"
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("{here}: {e}"));
+                None
+            }
+        };
+    }
+    let url = match url::Url::parse(value) {
+        Ok(url) => url,
+        Err(e) => {
+            problems.push(format!("{here}: not a URL: {e}"));
+            return None;
+        }
+    };
+    if url.scheme() != scheme {
+        problems.push(format!("{here}: must be a {scheme}:// URL"));
+    }
+    let port = url
+        .port_or_known_default()
+        .or((scheme == "redis").then_some(6379));
+    match (url.host_str(), port) {
+        (Some(host), Some(port)) => Some((host.to_owned(), port)),
+        _ => {
+            problems.push(format!("{here}: no host and port"));
+            None
+        }
+    }
 }
