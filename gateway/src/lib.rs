@@ -93,7 +93,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(true));
     let state = routes::AppState {
         token: config.token,
-        window,
+        window: window.clone(),
         timestamp_tolerance: config.timestamp_tolerance,
         crypto: config.crypto,
         require_encryption: config.require_encryption,
@@ -107,5 +107,9 @@ pub async fn run(
             ready.store(false, Ordering::Relaxed);
         })
         .await
-        .map_err(GatewayError::Serve)
+        .map_err(GatewayError::Serve)?;
+    // Every attempt is answered: what is still being worked on goes to the
+    // other replicas (with Redis) or is finished here.
+    window.stop().await;
+    Ok(())
 }

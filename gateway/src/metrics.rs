@@ -13,6 +13,7 @@ pub const BOT_ERRORS: &str = "doumi_gateway_bot_errors_total";
 pub const DEADLINE_HITS: &str = "doumi_gateway_deadline_hits_total";
 pub const DELIVERIES: &str = "doumi_gateway_deliveries_total";
 pub const WINDOW_EVICTIONS: &str = "doumi_gateway_window_evictions_total";
+pub const PROMISES: &str = "doumi_gateway_promises_total";
 
 /// Every series of the gateway's own.
 pub const NAMES: &[&str] = &[
@@ -26,6 +27,7 @@ pub const NAMES: &[&str] = &[
     DEADLINE_HITS,
     DELIVERIES,
     WINDOW_EVICTIONS,
+    PROMISES,
 ];
 
 /// Installs the process-wide recorder and describes the gateway's series
@@ -65,6 +67,12 @@ fn describe() {
     describe_counter!(
         WINDOW_EVICTIONS,
         "Messages forgotten early because the reply window was full"
+    );
+    describe_counter!(
+        PROMISES,
+        "Replies promised for delivery that changed hands, by outcome: handed_off (this replica \
+         stopped and left it to the others), taken_over (this replica took over one whose \
+         replica stopped or died), expired (its deadline passed with nobody to deliver it)"
     );
     doumi_wechat::api::describe_metrics();
 }

@@ -1,14 +1,21 @@
 //! Redis as the meeting point of several gateway replicas: how many attempts
-//! WeChat made for a message, who does its work (`SET NX` with a TTL), whether
-//! its reply was answered in time or is to be delivered (`SET NX`: the first
-//! to decide wins), and the finished reply (a short-lived cache). Every operation is best-effort: on a
-//! Redis error the caller falls back to what this process knows.
+//! WeChat made for a message, who does its work (a lease: `SET NX` with a
+//! short TTL its owner renews, so that work whose replica died is taken over),
+//! whether its reply was answered in time or is to be delivered (`SET NX`: the
+//! first to decide wins), the finished reply (a short-lived cache), and every
+//! reply promised for delivery and not yet sent (`pending`, indexed by
+//! deadline), so that a promise outlives the replica that made it. Every
+//! operation is best-effort: on a Redis error the caller falls back to what
+//! this process knows.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use doumi_runtime::throttle::LogThrottle;
 
-use doumi_proto::bot::v1::Reply;
+use doumi_proto::bot::v1::{InboundMessage, Reply};
 
 use crate::window::Fate;
 use prost::Message;
@@ -16,17 +23,50 @@ use redis::{AsyncCommands, aio::ConnectionManager, aio::ConnectionManagerConfig}
 
 /// Finished replies outlive WeChat's retries comfortably.
 const REPLY_TTL: Duration = Duration::from_secs(120);
+/// The promises to look at in one sweep, soonest deadline first.
+const SWEEP_BATCH: isize = 256;
+/// The index of pending promises: message keys scored by their deadline.
+const PENDING_INDEX: &str = "doumi:gateway:v1:pending-by-deadline";
+
+/// Extends a lease only while this replica holds it.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+/// Gives a lease up only while this replica holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
 
 fn key(kind: &str, message: &str) -> String {
     format!("doumi:gateway:v1:{kind}:{message}")
+}
+
+/// A reply promised for delivery, as the replica that promised it recorded
+/// it: enough for any replica to do the work again and deliver it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub message: InboundMessage,
+    /// Until when the reply may still be delivered.
+    pub deadline: SystemTime,
 }
 
 /// The Redis side of the reply window.
 #[derive(Clone)]
 pub struct SharedStore {
     connection: ConnectionManager,
+    /// Who holds a lease: this replica's name among the others.
+    replica: Arc<str>,
     /// A Redis outage fails every message: its lines are summarised.
     throttle: Arc<LogThrottle>,
+}
+
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl SharedStore {
@@ -39,6 +79,7 @@ impl SharedStore {
             .set_max_delay(Duration::from_secs(2));
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            replica: format!("{:016x}", rand::random::<u64>()).into(),
             throttle: Arc::new(LogThrottle::default()),
         })
     }
@@ -69,18 +110,110 @@ impl SharedStore {
             .map(|(n, _)| n)
     }
 
-    /// True when this replica won the right to do the work.
-    pub async fn claim(&self, message: &str, ttl: Duration) -> Option<bool> {
+    /// True when this replica won the lease on the work: nobody holds it,
+    /// or its holder stopped renewing it for `lease`.
+    pub async fn claim(&self, message: &str, lease: Duration) -> Option<bool> {
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
+            .with_expiration(redis::SetExpiry::PX(lease.as_millis() as u64));
         let result: redis::RedisResult<Option<String>> = self
             .connection
             .clone()
-            .set_options(key("work", message), "1", options)
+            .set_options(key("work", message), &*self.replica, options)
             .await;
         self.ok(result, "shared work claim unavailable")
             .map(|ok| ok.is_some())
+    }
+
+    /// Keeps the lease for another `lease`; `Some(false)` when this replica
+    /// no longer holds it.
+    pub async fn renew(&self, message: &str, lease: Duration) -> Option<bool> {
+        let result: redis::RedisResult<i64> = redis::Script::new(RENEW)
+            .key(key("work", message))
+            .arg(&*self.replica)
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut self.connection.clone())
+            .await;
+        self.ok(result, "shared work lease not renewed")
+            .map(|n| n == 1)
+    }
+
+    /// Gives the lease up, so that another replica takes the work over at
+    /// once instead of when the lease runs out.
+    pub async fn release(&self, message: &str) {
+        let result: redis::RedisResult<i64> = redis::Script::new(RELEASE)
+            .key(key("work", message))
+            .arg(&*self.replica)
+            .invoke_async(&mut self.connection.clone())
+            .await;
+        self.ok(result, "shared work lease not released");
+    }
+
+    /// Records a reply promised for delivery until it is sent ([`Self::sent`])
+    /// or its deadline passes.
+    pub async fn promise(&self, message: &str, pending: &Pending) {
+        let deadline = unix_millis(pending.deadline);
+        let ttl = deadline
+            .saturating_sub(unix_millis(SystemTime::now()))
+            .max(1);
+        let record = key("pending", message);
+        let result: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .hset(&record, "message", pending.message.encode_to_vec())
+            .ignore()
+            .hset(&record, "deadline", deadline)
+            .ignore()
+            .pexpire(&record, ttl as i64)
+            .ignore()
+            .zadd(PENDING_INDEX, message, deadline)
+            .ignore()
+            .query_async(&mut self.connection.clone())
+            .await;
+        self.ok(result, "shared promise not recorded");
+    }
+
+    /// The promise recorded for `message`, if it is still pending.
+    pub async fn pending(&self, message: &str) -> Option<Pending> {
+        let result: redis::RedisResult<(Option<Vec<u8>>, Option<u64>)> = redis::pipe()
+            .hget(key("pending", message), "message")
+            .hget(key("pending", message), "deadline")
+            .query_async(&mut self.connection.clone())
+            .await;
+        let (bytes, deadline) = self.ok(result, "shared promise unavailable")?;
+        Some(Pending {
+            message: InboundMessage::decode(bytes?.as_slice()).ok()?,
+            deadline: UNIX_EPOCH + Duration::from_millis(deadline?),
+        })
+    }
+
+    /// Messages promised for delivery whose deadline is still ahead, the
+    /// soonest first; promises past their deadline are dropped from the
+    /// index (their count returned), as nobody may deliver them any more.
+    pub async fn due(&self) -> Option<(Vec<String>, u64)> {
+        let now = unix_millis(SystemTime::now());
+        let result: redis::RedisResult<(u64, Vec<String>)> = redis::pipe()
+            .zrembyscore(PENDING_INDEX, "-inf", now)
+            .zrangebyscore_limit(PENDING_INDEX, now, "+inf", 0, SWEEP_BATCH)
+            .query_async(&mut self.connection.clone())
+            .await;
+        self.ok(result, "shared promises unavailable")
+            .map(|(expired, due)| (due, expired))
+    }
+
+    /// Claims the one delivery of `message`'s reply; false when some
+    /// replica sent it already, so nobody sends it twice.
+    pub async fn sent(&self, message: &str, ttl: Duration) -> Option<bool> {
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
+        let result: redis::RedisResult<(Option<String>, (), ())> = redis::pipe()
+            .set_options(key("sent", message), &*self.replica, options)
+            .del(key("pending", message))
+            .zrem(PENDING_INDEX, message)
+            .query_async(&mut self.connection.clone())
+            .await;
+        self.ok(result, "shared delivery claim unavailable")
+            .map(|(claimed, (), ())| claimed.is_some())
     }
 
     /// Decides the message's fate unless it was decided already; the fate

@@ -7,12 +7,32 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
-use doumi_catalog::CatalogConfig;
-use doumi_gateway::{GatewayConfig, WechatToken};
+use doumi_catalog::{CatalogConfig, Source};
+use doumi_gateway::{DeliverySettings, GatewayConfig, WechatToken};
 use doumi_runtime::grpc::Target;
+use doumi_wechat::api::Credentials;
 use tokio_util::sync::CancellationToken;
 
-use crate::{stack::TOKEN, wechat::WechatClient};
+use crate::{
+    stack::{APP_ID, APP_SECRET, DELIVERY_DEADLINE, TOKEN},
+    wechat::WechatClient,
+};
+
+/// How many replicas of each service, and what they share.
+#[derive(Debug, Clone, Default)]
+pub struct FleetOptions {
+    pub gateways: usize,
+    pub bots: usize,
+    pub catalogs: usize,
+    /// Redis shared by every replica; `None` = each in-process.
+    pub redis_url: Option<String>,
+    /// A Douban base URL (a [`crate::FakeDouban`]); `None` = the bundled
+    /// sample catalog.
+    pub douban_url: Option<String>,
+    /// WeChat's API (a [`crate::FakeWechatApi`]): the gateways deliver
+    /// replies that miss WeChat's window there; `None` = no delivery.
+    pub wechat_api_url: Option<String>,
+}
 
 /// One replica of a service.
 pub struct Replica {
@@ -81,7 +101,7 @@ pub struct Fleet {
     pub gateways: Vec<Replica>,
     pub bots: Vec<Replica>,
     pub catalogs: Vec<Replica>,
-    redis_url: Option<String>,
+    options: FleetOptions,
     bot_target: Target,
     catalog_target: Target,
 }
@@ -102,21 +122,17 @@ fn free_addrs(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 impl Fleet {
-    /// `gateways`, `bots` and `catalogs` replicas; the catalogs serve the
-    /// bundled sample catalog.
-    pub fn start(
-        gateways: usize,
-        bots: usize,
-        catalogs: usize,
-        redis_url: Option<String>,
-    ) -> anyhow::Result<Self> {
-        let catalog_addrs = free_addrs(catalogs)?;
-        let bot_addrs = free_addrs(bots)?;
+    /// The replicas `options` asks for, each tier dialling every replica of
+    /// the next.
+    pub fn start(options: FleetOptions) -> anyhow::Result<Self> {
+        let catalog_addrs = free_addrs(options.catalogs)?;
+        let bot_addrs = free_addrs(options.bots)?;
+        let gateways = options.gateways;
         let mut fleet = Self {
             gateways: Vec::new(),
             bots: Vec::new(),
             catalogs: Vec::new(),
-            redis_url,
+            options,
             bot_target: Target::Fixed(bot_addrs.clone()),
             catalog_target: Target::Fixed(catalog_addrs.clone()),
         };
@@ -138,7 +154,12 @@ impl Fleet {
     /// A catalog replica on `addr`.
     pub fn catalog(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let mut config = CatalogConfig::offline(addr);
-        config.redis_url = self.redis_url.clone();
+        config.redis_url = self.options.redis_url.clone();
+        if let Some(base_url) = &self.options.douban_url {
+            config.source = Source::douban_only(base_url.clone());
+            // Longer than any delay the tests give the fake Douban.
+            config.upstream.timeout = Duration::from_secs(60);
+        }
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_catalog::run(config, listener, stop.cancelled_owned()).await?)
         })
@@ -147,7 +168,7 @@ impl Fleet {
     /// A bot replica on `addr`, dialling every catalog.
     pub fn bot(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let mut config = BotConfig::new(addr, self.catalog_target.clone());
-        config.redis_url = self.redis_url.clone();
+        config.redis_url = self.options.redis_url.clone();
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_bot::run(config, listener, stop.cancelled_owned()).await?)
         })
@@ -157,7 +178,17 @@ impl Fleet {
     pub fn gateway(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
         let mut config = GatewayConfig::new(addr, self.bot_target.clone(), token);
-        config.redis_url = self.redis_url.clone();
+        config.redis_url = self.options.redis_url.clone();
+        if let Some(url) = &self.options.wechat_api_url {
+            config.delivery = Some(DeliverySettings {
+                api_base_url: url.parse()?,
+                credentials: Credentials {
+                    app_id: APP_ID.to_owned(),
+                    app_secret: APP_SECRET.to_owned().into(),
+                },
+                deadline: DELIVERY_DEADLINE,
+            });
+        }
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_gateway::run(config, listener, stop.cancelled_owned()).await?)
         })

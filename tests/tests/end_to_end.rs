@@ -297,7 +297,14 @@ async fn meanwhile() {
 #[tokio::test]
 async fn a_rolling_restart_of_every_tier_and_a_killed_bot_cost_no_reader_an_answer() {
     let redis = RedisServer::start().await.expect("redis-server");
-    let mut fleet = doumi_tests::fleet::Fleet::start(1, 3, 2, Some(redis.url())).expect("fleet");
+    let mut fleet = doumi_tests::fleet::Fleet::start(doumi_tests::fleet::FleetOptions {
+        gateways: 1,
+        bots: 3,
+        catalogs: 2,
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    })
+    .expect("fleet");
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(readers(fleet.wechat(0), 4, stop.clone()));
     meanwhile().await;

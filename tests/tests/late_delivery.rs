@@ -7,6 +7,7 @@ use std::time::Duration;
 use doumi_gateway::window::{INTERIM_DELIVERY_TEXT, INTERIM_TEXT, ReplyPolicy, WindowSettings};
 use doumi_tests::{
     FakeDouban, FakeWechatApi, RedisServer, StackOptions, TestStack,
+    fleet::{Fleet, FleetOptions},
     stack::{GatewayOptions, TOKEN},
     wechat::{Attempt, Patience, READER, WechatClient},
     wechat_api::text_of,
@@ -376,4 +377,64 @@ async fn a_reply_promised_for_delivery_is_not_also_given_passively() {
         1,
         "delivered once, never twice"
     );
+}
+
+// === a promise outlives its gateway ===
+
+/// Two gateways sharing Redis, a 20 s lookup, and WeChat's three attempts
+/// landing on the gateways in turn (its load balancer picks one for each):
+/// the first starts the work, the last is answered with the promise. Then
+/// the gateway doing the work goes away, stopped or killed.
+async fn promised_then_its_gateway_goes(kill: bool) {
+    let douban = FakeDouban::start().await.expect("douban");
+    douban.delay(Duration::from_secs(20));
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let redis = RedisServer::start().await.expect("redis-server");
+    let mut fleet = Fleet::start(FleetOptions {
+        gateways: 2,
+        bots: 1,
+        catalogs: 1,
+        redis_url: Some(redis.url()),
+        douban_url: Some(douban.url().to_owned()),
+        wechat_api_url: Some(wechat_api.url().to_owned()),
+    })
+    .expect("fleet");
+    let gateways = [fleet.wechat(0), fleet.wechat(1)];
+    let xml = WechatClient::text_from(READER, "9787121139512");
+    let (query, body) = gateways[0].prepare(&xml, WechatClient::now(), "20261205");
+    let mut attempts = Vec::new();
+    for gateway in [&gateways[0], &gateways[1], &gateways[0]] {
+        attempts.push(gateway.try_post(&query, body.clone()).await);
+    }
+    let [None, None, Some(last)] = attempts.as_slice() else {
+        panic!("two held attempts, then the promise: {attempts:?}");
+    };
+    assert_eq!(last.text(), INTERIM_DELIVERY_TEXT);
+
+    // The first gateway started the work and holds it.
+    let owner = fleet.gateways.remove(0);
+    if kill {
+        owner.kill();
+    } else {
+        owner.stop().await;
+    }
+
+    let delivered = wechat_api.wait_for_messages(READER, 1).await;
+    assert!(
+        text_of(&delivered[0]).contains("《浪潮之巅》"),
+        "{delivered:?}"
+    );
+    // Both gateways' work has ended by now (the one killed or stopped, the
+    // other delivered): a second delivery would have been sent already.
+    assert_eq!(wechat_api.api().send_calls(), 1, "delivered exactly once");
+}
+
+#[tokio::test]
+async fn a_promise_survives_its_gateway_stopping() {
+    promised_then_its_gateway_goes(false).await;
+}
+
+#[tokio::test]
+async fn a_promise_survives_its_gateway_being_killed() {
+    promised_then_its_gateway_goes(true).await;
 }

@@ -24,14 +24,21 @@
 //! `Late` unless an attempt gave it — so the reader gets it once.
 //!
 //! With Redis configured, attempts, the claim on the work, the fate and the
-//! finished reply live there too, so several gateway replicas agree.
+//! finished reply live there too, so several gateway replicas agree. The
+//! claim is a lease its replica renews while the work runs: when a replica
+//! dies, the next attempt at any replica takes the work over once the lease
+//! runs out. A reply promised for delivery is recorded there with the
+//! message, and every replica sweeps for promises whose lease ran out (or was
+//! handed off by a replica shutting down) and does their work again; one
+//! claim per delivery keeps it to one message.
 
 use std::{
+    convert::Infallible,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU32, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use doumi_proto::bot::v1::{InboundMessage, Reply, TextReply, reply};
@@ -41,12 +48,13 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, watch},
     time::Instant,
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
     bot_link::{self, BotLink},
     delivery::Courier,
-    shared_store::SharedStore,
+    shared_store::{Pending, SharedStore},
 };
 
 mod slots;
@@ -68,6 +76,13 @@ const SHARED_POLL: Duration = Duration::from_millis(100);
 /// How often finished work whose fate is still open looks for one decided
 /// on another replica (a retry that landed there gave or promised the reply).
 const SHARED_FATE_POLL: Duration = Duration::from_secs(1);
+/// How long a replica's claim on a message's work lasts unless renewed: how
+/// long the work of a replica that died waits before another takes it over.
+const LEASE: Duration = Duration::from_secs(6);
+/// How often a replica renews the leases of the work it is doing.
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How often a replica looks for promises nobody is keeping.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What the reader sees when the real reply is not ready in time.
 pub const INTERIM_TEXT: &str = "正在查询，请稍后再发一次…";
@@ -255,6 +270,11 @@ pub struct ReplyWindow {
     /// once, not when WeChat's retry window ends: what the message needs
     /// after that is its slot, which the window's capacity bounds.
     works: Arc<Semaphore>,
+    /// Every work in flight, so that a stop can wait for them.
+    tracker: TaskTracker,
+    /// Cancelled when the gateway stops: work hands its message to the
+    /// other replicas, or (alone) finishes.
+    stopping: CancellationToken,
 }
 
 impl ReplyWindow {
@@ -265,14 +285,32 @@ impl ReplyWindow {
         shared: Option<SharedStore>,
         courier: Option<Courier>,
     ) -> Self {
-        Self {
+        let window = Self {
             settings,
             bot,
             slots: Arc::new(Slots::new(settings.capacity, MEMORY)),
             shared,
             courier,
             works: Arc::new(Semaphore::new(max_in_flight)),
+            tracker: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+        };
+        if window.shared.is_some() && window.courier.is_some() {
+            tokio::spawn(window.clone().sweep());
         }
+        window
+    }
+
+    /// The gateway stops (after its last attempt was answered). With Redis
+    /// every work still running gives its lease up, so that WeChat's next
+    /// attempt or a promise sweep at another replica takes it over at once;
+    /// a reply already made is delivered first when it was promised.
+    /// Without Redis this replica is the only one: its work finishes. Returns
+    /// when every work has.
+    pub async fn stop(&self) {
+        self.stopping.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
     }
 
     /// The courier, while it may deliver.
@@ -306,25 +344,35 @@ impl ReplyWindow {
             return self.give(&slot, &key, reply, Outcome::Replayed).await;
         }
 
-        // A new message needs a permit for its work. A retry goes on without
-        // one: its work runs (or ran) somewhere, and "busy" would end WeChat's
-        // retries and hide the reply.
-        let permit = if slot.started.load(Ordering::SeqCst) {
+        // A new message needs a permit for its work, and so does taking over
+        // work whose replica stopped renewing its lease. A retry goes on
+        // without one otherwise: its work runs (or ran) somewhere, and "busy"
+        // would end WeChat's retries and hide the reply.
+        let started = slot.started.load(Ordering::SeqCst);
+        let permit = if started && !slot.remote.load(Ordering::SeqCst) {
             None
         } else {
             match self.works.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
-                Err(_) if attempt == 1 => return (Some(bot_link::busy()), Outcome::Shed),
+                Err(_) if attempt == 1 && !started => {
+                    return (Some(bot_link::busy()), Outcome::Shed);
+                }
                 Err(_) => None,
             }
         };
-        let owner = permit.is_some()
-            && !slot.started.swap(true, Ordering::SeqCst)
-            && self.claim(&slot, &key).await;
+        let owner = permit.is_some() && self.take_work(&slot, &key).await;
         let reader = message.from_user.clone();
-        if let (true, Some(permit)) = (owner, permit) {
-            self.spawn_work(message, key.clone(), slot.clone(), permit);
-        }
+        // Kept (when promises are shared) so that a promise can be recorded
+        // with the message, for any replica to keep.
+        let message = match (owner, permit) {
+            (true, Some(permit)) => {
+                let kept = self.shares_promises().then(|| message.clone());
+                let deadline = self.work_deadline();
+                self.spawn_work(message, key.clone(), slot.clone(), permit, deadline, None);
+                kept
+            }
+            _ => Some(message),
+        };
         let outcome = if owner && attempt == 1 {
             Outcome::Fresh
         } else {
@@ -346,6 +394,13 @@ impl ReplyWindow {
         };
         match self.settle(&slot, &key, Fate::Late).await {
             Fate::Late => {
+                if let (Some(shared), Some(message)) = (&self.shared, message) {
+                    let left = self
+                        .work_deadline()
+                        .saturating_sub(slot.first_seen.elapsed());
+                    let deadline = SystemTime::now() + left;
+                    shared.promise(&key, &Pending { message, deadline }).await;
+                }
                 let (courier, reader) = (courier.clone(), reader);
                 tokio::spawn(async move { courier.typing(&reader).await });
                 (Some(self.interim(INTERIM_DELIVERY_TEXT)), Outcome::Interim)
@@ -385,16 +440,27 @@ impl ReplyWindow {
         Some(reply)
     }
 
+    /// Whether this attempt starts the message's work, or takes it over from
+    /// a replica that stopped renewing its lease.
+    async fn take_work(&self, slot: &Slot, key: &str) -> bool {
+        if slot.remote.load(Ordering::SeqCst) {
+            return self.claim(slot, key).await;
+        }
+        !slot.started.swap(true, Ordering::SeqCst) && self.claim(slot, key).await
+    }
+
+    /// Promises are recorded where every replica sees them.
+    fn shares_promises(&self) -> bool {
+        self.shared.is_some() && self.courier().is_some()
+    }
+
     /// Claims the work across replicas; without a shared store (or when it is
     /// down) this process simply does the work.
     async fn claim(&self, slot: &Slot, key: &str) -> bool {
         let Some(shared) = &self.shared else {
             return true;
         };
-        let claimed = shared
-            .claim(key, self.work_deadline())
-            .await
-            .unwrap_or(true);
+        let claimed = shared.claim(key, LEASE).await.unwrap_or(true);
         slot.remote.store(!claimed, Ordering::SeqCst);
         claimed
     }
@@ -451,15 +517,19 @@ impl ReplyWindow {
         }
     }
 
+    /// Runs a message's work to its end in the background: the bot's reply
+    /// within `deadline` (unless `ready`, a reply another replica made), then,
+    /// with delivery on, its fate and its delivery.
     fn spawn_work(
         &self,
         message: InboundMessage,
         key: String,
         slot: Arc<Slot>,
         permit: OwnedSemaphorePermit,
+        deadline: Duration,
+        ready: Option<Reply>,
     ) {
         let window = self.clone();
-        let deadline = self.work_deadline();
         // A child of the attempt that started it, in the same trace, though
         // it may outlive that attempt; calls made inside carry the tag.
         let span = tracing::info_span!("work");
@@ -468,7 +538,23 @@ impl ReplyWindow {
         // connection of the attempt that started it.
         let work = async move {
             let reader = message.from_user.clone();
-            let reply = window.bot.reply(message, deadline).await;
+            let reply = async {
+                match ready {
+                    Some(reply) => reply,
+                    None => window.bot.reply(message, deadline).await,
+                }
+            };
+            let reply = tokio::select! {
+                reply = reply => reply,
+                never = window.keep_lease(&key) => match never {},
+                () = window.stopping.cancelled(), if window.shared.is_some() => {
+                    // Stopping, the reply not made: the other replicas take
+                    // the work over (WeChat's next attempt, or the sweep of
+                    // a promise), now that the lease is free.
+                    window.hand_off(&slot, &key).await;
+                    return;
+                }
+            };
             // Published (here first: a slow Redis must not delay the attempts
             // waiting in this process) before any fate is settled, so an
             // attempt that loses the race below finds the reply.
@@ -479,25 +565,134 @@ impl ReplyWindow {
             // Attempts may still give the reply passively until WeChat's last
             // one has been answered; past that nobody will, so unless an
             // attempt did, it is delivered. This also covers a last attempt
-            // that never settled (its connection dropped, its count lost).
+            // that never settled (its connection dropped, its count lost),
+            // and a replica that stops meanwhile: its last chance to deliver.
             if window.courier().is_some() {
-                let fate = match window.decided_fate(&slot, &key).await {
+                let decided = tokio::select! {
+                    fate = window.decided_fate(&slot, &key) => fate,
+                    never = window.keep_lease(&key) => match never {},
+                    () = window.stopping.cancelled() => None,
+                };
+                let fate = match decided {
                     Some(fate) => fate,
                     None => window.settle(&slot, &key, Fate::Late).await,
                 };
-                if fate == Fate::Late
-                    && let Some(courier) = window.courier()
-                {
-                    courier
-                        .deliver(&reader, &reply)
-                        .instrument(tracing::info_span!("deliver"))
-                        .await;
+                if fate == Fate::Late {
+                    window.deliver(&key, &reader, &reply).await;
                 }
             }
             // Given, delivered or past delivering: the work is over.
             drop(permit);
         };
-        tokio::spawn(doumi_runtime::telemetry::for_message(tag, work).instrument(span));
+        self.tracker
+            .spawn(doumi_runtime::telemetry::for_message(tag, work).instrument(span));
+    }
+
+    /// Renews this replica's lease on the message's work for as long as it
+    /// is polled (never ends); nothing to renew without Redis.
+    async fn keep_lease(&self, key: &str) -> Infallible {
+        let Some(shared) = &self.shared else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(RENEW_EVERY).await;
+            shared.renew(key, LEASE).await;
+        }
+    }
+
+    /// Leaves a message's work to the other replicas.
+    async fn hand_off(&self, slot: &Slot, key: &str) {
+        if let Some(shared) = &self.shared {
+            shared.release(key).await;
+        }
+        if slot.fate.borrow().is_some_and(|fate| fate == Fate::Late) {
+            metrics::counter!(crate::metrics::PROMISES, "outcome" => "handed_off").increment(1);
+        }
+    }
+
+    /// Sends a promised reply, once across replicas: a replica that took the
+    /// work over may have made the same reply.
+    async fn deliver(&self, key: &str, reader: &str, reply: &Reply) {
+        let Some(courier) = self.courier() else {
+            return;
+        };
+        if let Some(shared) = &self.shared
+            && shared
+                .sent(key, self.work_deadline() + WECHAT_PATIENCE)
+                .await
+                == Some(false)
+        {
+            return;
+        }
+        courier
+            .deliver(reader, reply)
+            .instrument(tracing::info_span!("deliver"))
+            .await;
+    }
+
+    /// Looks, every [`SWEEP_EVERY`] until the gateway stops, for promises
+    /// whose replica stopped renewing their lease, and keeps them.
+    async fn sweep(self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = self.stopping.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            if self.courier().is_none() {
+                continue;
+            }
+            let Some((due, expired)) = shared.due().await else {
+                continue;
+            };
+            if expired > 0 {
+                metrics::counter!(crate::metrics::PROMISES, "outcome" => "expired")
+                    .increment(expired);
+                tracing::warn!(
+                    expired,
+                    "promised replies passed their deadline undelivered"
+                );
+            }
+            for key in due {
+                if self.stopping.is_cancelled() {
+                    return;
+                }
+                if shared.claim(&key, LEASE).await == Some(true) {
+                    self.take_over(&shared, key).await;
+                }
+            }
+        }
+    }
+
+    /// Keeps a promise whose lease this replica just won: its reply, made
+    /// again unless some replica stored it, delivered before its deadline.
+    async fn take_over(&self, shared: &SharedStore, key: String) {
+        let Some(pending) = shared.pending(&key).await else {
+            shared.release(&key).await;
+            return;
+        };
+        let Ok(permit) = self.works.clone().try_acquire_owned() else {
+            // Busy: the next sweep here or at another replica takes it.
+            shared.release(&key).await;
+            return;
+        };
+        let left = pending
+            .deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let slot = self.slots.get_or_insert(&key);
+        slot.started.store(true, Ordering::SeqCst);
+        slot.remote.store(false, Ordering::SeqCst);
+        slot.settle(Fate::Late);
+        let ready = shared.finished(&key).await;
+        metrics::counter!(crate::metrics::PROMISES, "outcome" => "taken_over").increment(1);
+        tracing::info!(
+            message = %message_tag(&pending.message),
+            "took over a promised reply whose replica stopped"
+        );
+        self.spawn_work(pending.message, key, slot, permit, left, ready);
     }
 
     /// Waits until the reply exists or `deadline` passes.
