@@ -26,8 +26,12 @@ use tokio::net::TcpListener;
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// How long in-flight work may take after SIGTERM before the process gives
-/// up: Kubernetes' grace period (15 s) less the preStop pause (5 s).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// up. The gateway holds an early attempt up to 10 s (its reply policy
+/// `hold`), then hands its unfinished work to the other replicas; a bot or
+/// catalog call cut at the end is sent again to another replica by its
+/// caller. Kubernetes' grace period is the preStop pause (5 s), this, and a
+/// margin (the manifests say 20 s; their checks hold them to this).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// The whole life of a service binary, so each `main.rs` stays a few lines:
 /// settings (every bad one listed, exit 64), telemetry, the bound listener,

@@ -134,7 +134,7 @@ pub const RULES: &[Break] = &[
             let pre_stop = lifecycle.pre_stop.get_or_insert_default();
             pre_stop.sleep.get_or_insert_default().seconds = 20;
         },
-        &["container bot: the preStop sleep is 20 s and terminationGracePeriodSeconds 15"],
+        &["container bot: the preStop sleep is 20 s and terminationGracePeriodSeconds 20"],
     ),
     (
         "no preStop sleep",

@@ -23,8 +23,8 @@ use crate::{
 const PUBLIC_SERVICE: &str = "doumi-gateway";
 
 /// What the grace period must leave after the preStop sleep: SIGTERM comes only after the sleep,
-/// and the binary needs that long to finish the requests in flight before the SIGKILL.
-const DRAIN_SECONDS: i64 = 5;
+/// and the binary may take that long to finish the requests in flight before the SIGKILL.
+const DRAIN_SECONDS: i64 = doumi_runtime::DRAIN_TIMEOUT.as_secs() as i64;
 
 /// The API's `terminationGracePeriodSeconds` when a pod leaves it out.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
