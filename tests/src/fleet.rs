@@ -8,13 +8,12 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use doumi_bot::BotConfig;
 use doumi_catalog::{CatalogConfig, Source};
-use doumi_gateway::{DeliverySettings, GatewayConfig, WechatToken};
+use doumi_gateway::{GatewayConfig, WechatToken};
 use doumi_runtime::grpc::Target;
-use doumi_wechat::api::Credentials;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    stack::{APP_ID, APP_SECRET, DELIVERY_DEADLINE, TOKEN},
+    stack::{self, TOKEN},
     wechat::WechatClient,
 };
 
@@ -180,14 +179,7 @@ impl Fleet {
         let mut config = GatewayConfig::new(addr, self.bot_target.clone(), token);
         config.redis_url = self.options.redis_url.clone();
         if let Some(url) = &self.options.wechat_api_url {
-            config.delivery = Some(DeliverySettings {
-                api_base_url: url.parse()?,
-                credentials: Credentials {
-                    app_id: APP_ID.to_owned(),
-                    app_secret: APP_SECRET.to_owned().into(),
-                },
-                deadline: DELIVERY_DEADLINE,
-            });
+            config.delivery = Some(stack::delivery(url)?);
         }
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_gateway::run(config, listener, stop.cancelled_owned()).await?)

@@ -27,6 +27,18 @@ pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 /// The test account's AppSecret, known to the fake of WeChat's API.
 pub const APP_SECRET: &str = "doumiTestAppSecret0123456789abcd";
 
+/// Late replies delivered as the test account to WeChat's API at `url`.
+pub fn delivery(url: &str) -> anyhow::Result<DeliverySettings> {
+    Ok(DeliverySettings {
+        api_base_url: url.parse()?,
+        credentials: Credentials {
+            app_id: APP_ID.to_owned(),
+            app_secret: APP_SECRET.to_owned().into(),
+        },
+        deadline: DELIVERY_DEADLINE,
+    })
+}
+
 /// The test account's safe-mode crypto, as WeChat holds it.
 pub fn account_crypto() -> MessageCrypto {
     let key = AesKey::parse(AES_KEY).unwrap_or_else(|e| panic!("test AES key: {e}"));
@@ -115,14 +127,7 @@ impl TestStack {
             .max_in_flight
             .unwrap_or(gateway_config.max_in_flight);
         if let Some(url) = options.wechat_api_url {
-            gateway_config.delivery = Some(DeliverySettings {
-                api_base_url: url.parse()?,
-                credentials: Credentials {
-                    app_id: APP_ID.to_owned(),
-                    app_secret: APP_SECRET.to_owned().into(),
-                },
-                deadline: DELIVERY_DEADLINE,
-            });
+            gateway_config.delivery = Some(delivery(&url)?);
         }
 
         tokio::spawn(doumi_catalog::run(

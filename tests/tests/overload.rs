@@ -14,12 +14,12 @@ use doumi_tests::{
 };
 use doumi_wechat::peer;
 
-#[tokio::test]
-async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
+/// A stack working on at most `limit` messages at once, with delivery on as
+/// in production; Douban answers after `delay`.
+async fn limited_stack(limit: usize, delay: Duration) -> (FakeDouban, FakeWechatApi, TestStack) {
     let douban = FakeDouban::start().await.expect("douban");
-    douban.delay(Duration::from_secs(1));
+    douban.delay(delay);
     let wechat_api = FakeWechatApi::start().await.expect("wechat api");
-    let limit = 4;
     let stack = TestStack::start(StackOptions {
         douban_url: Some(douban.url().to_owned()),
         gateway: GatewayOptions {
@@ -31,6 +31,13 @@ async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
     })
     .await
     .expect("stack");
+    (douban, wechat_api, stack)
+}
+
+#[tokio::test]
+async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
+    let limit = 4;
+    let (_douban, _wechat_api, stack) = limited_stack(limit, Duration::from_secs(1)).await;
     let wechat = stack.wechat();
 
     let messages: Vec<String> = (0..limit * 4)
@@ -77,20 +84,8 @@ async fn a_steady_stream_far_past_the_limit_is_never_told_busy() {
     // Each message is answered on its first attempt within milliseconds, yet
     // WeChat may retry it for 15 s: the ten times the limit sent here, one
     // after another, arrive well inside those 15 s.
-    let douban = FakeDouban::start().await.expect("douban");
-    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
     let limit = 8;
-    let stack = TestStack::start(StackOptions {
-        douban_url: Some(douban.url().to_owned()),
-        gateway: GatewayOptions {
-            max_in_flight: Some(limit),
-            wechat_api_url: Some(wechat_api.url().to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .expect("stack");
+    let (_douban, wechat_api, stack) = limited_stack(limit, Duration::ZERO).await;
     let wechat = stack.wechat();
 
     let stream = limit * 10;
