@@ -84,6 +84,11 @@ pub struct GatewayArgs {
     /// reply may still be delivered as a customer-service message.
     #[arg(long, env = "DOUMI_WECHAT_DELIVERY_DEADLINE", default_value_t = duration_text(DEFAULT_DELIVERY_DEADLINE))]
     pub wechat_delivery_deadline: String,
+    /// With DOUMI_WECHAT_APP_SECRET: while WeChat refuses the account
+    /// (48001, 40164, 40125…), how often it is checked again before late
+    /// replies are promised again.
+    #[arg(long, env = "DOUMI_WECHAT_PROBE_INTERVAL", default_value_t = duration_text(DEFAULT_PROBE_INTERVAL))]
+    pub wechat_probe_interval: String,
 }
 
 /// Messages worked on at once, by default.
@@ -96,6 +101,8 @@ pub const DEFAULT_TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(300);
 /// How long after a message arrives a late reply may still be delivered, by
 /// default.
 pub const DEFAULT_DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
+/// How often an account WeChat refuses is checked again, by default.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The longest a reader is kept waiting for a late reply.
 const MAX_DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
@@ -152,6 +159,8 @@ pub struct DeliverySettings {
     pub api_base_url: Url,
     pub credentials: Credentials,
     pub deadline: Duration,
+    /// How often an account WeChat refuses is checked again.
+    pub probe_interval: Duration,
 }
 
 impl GatewayConfig {
@@ -260,6 +269,11 @@ impl GatewayArgs {
             "DOUMI_WECHAT_DELIVERY_DEADLINE",
             &self.wechat_delivery_deadline,
         );
+        let probe_interval =
+            problems.duration("DOUMI_WECHAT_PROBE_INTERVAL", &self.wechat_probe_interval);
+        if probe_interval.is_some_and(|p| p < Duration::from_secs(1)) {
+            problems.add("DOUMI_WECHAT_PROBE_INTERVAL", "must be at least 1s");
+        }
         if deadline.is_some_and(|d| d < WECHAT_PATIENCE || d > MAX_DELIVERY_DEADLINE) {
             problems.add(
                 "DOUMI_WECHAT_DELIVERY_DEADLINE",
@@ -283,6 +297,7 @@ impl GatewayArgs {
                 app_secret: SecretString::from(secret.to_owned()),
             },
             deadline: deadline?,
+            probe_interval: probe_interval?,
         }))
     }
 

@@ -1,8 +1,15 @@
 //! Replies that miss WeChat's window still reach the reader: sent as a
 //! customer-service message once they are ready (with the account's AppSecret
 //! configured). WeChat's refusals are counted and logged with their code —
-//! summarised, since a refusal like 48001 repeats for every message — and
-//! never retried blindly: each has a reason a retry would not change.
+//! summarised, since a refusal repeats for every message — and never retried
+//! blindly: each has a reason a retry would not change.
+//!
+//! A refusal that says the account cannot deliver at all (48001, a server IP
+//! outside the whitelist, a wrong AppID or AppSecret) stops the promises:
+//! readers whose reply misses the window are asked to send again instead of
+//! promised a message that cannot come. The credentials are checked when the
+//! gateway starts, and again every probe interval while promises are
+//! stopped; they resume when WeChat accepts the account again.
 
 use std::{
     sync::{
@@ -14,7 +21,7 @@ use std::{
 
 use doumi_proto::bot::v1::Reply;
 use doumi_runtime::throttle::LogThrottle;
-use doumi_wechat::api::{CustomMessage, ErrCode, OfficialAccount};
+use doumi_wechat::api::{ApiError, CustomMessage, ErrCode, OfficialAccount};
 
 /// Sends late replies; cheap to clone.
 #[derive(Clone)]
@@ -25,23 +32,26 @@ pub struct Courier {
 struct Inner {
     account: OfficialAccount,
     deadline: Duration,
+    probe_interval: Duration,
     throttle: LogThrottle,
-    /// Cleared by WeChat's 48001: the account may not send customer-service
-    /// messages, so readers are asked to send again instead of promised a
-    /// message that cannot come.
-    permitted: AtomicBool,
+    /// Set by a refusal that concerns the account itself; cleared by a probe
+    /// WeChat accepts.
+    stopped: AtomicBool,
 }
 
 impl Courier {
     /// `deadline`: how long a message's work may run when its reply is to be
-    /// delivered (the delivery itself follows, bounded by the API's timeouts).
-    pub fn new(account: OfficialAccount, deadline: Duration) -> Self {
+    /// delivered (the delivery itself follows, bounded by the API's timeouts);
+    /// `probe_interval`: how often the account is checked again while
+    /// WeChat refuses it.
+    pub fn new(account: OfficialAccount, deadline: Duration, probe_interval: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 account,
                 deadline,
+                probe_interval,
                 throttle: LogThrottle::default(),
-                permitted: AtomicBool::new(true),
+                stopped: AtomicBool::new(false),
             }),
         }
     }
@@ -50,9 +60,27 @@ impl Courier {
         self.inner.deadline
     }
 
-    /// False once WeChat has said the account lacks the permission.
+    /// False while WeChat refuses the account: no promise is made then.
     pub fn active(&self) -> bool {
-        self.inner.permitted.load(Ordering::Relaxed)
+        !self.inner.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Checks at start that WeChat accepts the account's credentials from
+    /// this server, so that a wrong AppSecret or a missing whitelist entry
+    /// shows in the log at once, not with the first late reply. Never fatal:
+    /// passive replies need none of it.
+    pub async fn check_at_start(&self) {
+        match self.inner.account.check().await {
+            Ok(()) => tracing::info!(
+                "WeChat accepts the account's credentials: replies that miss the window are \
+                 delivered as customer-service messages"
+            ),
+            Err(error) => {
+                if !self.refused_account(&error) {
+                    tracing::warn!(%error, "checking the account's credentials with WeChat failed");
+                }
+            }
+        }
     }
 
     /// Shows `reader` that an answer is coming. Best effort: a failure only
@@ -82,20 +110,58 @@ impl Courier {
         let outcome = match error.errcode() {
             Some(ErrCode::ReaderSilent) => "reader_silent",
             Some(ErrCode::TooManyMessages) => "too_many_messages",
-            Some(ErrCode::Unauthorized) => "no_permission",
+            Some(code) if code.account_cannot_deliver() => "no_permission",
             Some(_) => "refused",
             None => "unreachable",
         };
         count(outcome);
-        if outcome == "no_permission" && self.inner.permitted.swap(false, Ordering::Relaxed) {
+        if !self.refused_account(&error)
+            && let Some(held_back) = self.inner.throttle.admit(outcome)
+        {
+            tracing::warn!(%error, outcome, held_back, "late reply not delivered");
+        }
+    }
+
+    /// Stops the promises when `error` says the account cannot deliver, and
+    /// probes until WeChat accepts it again; true when it did say so.
+    fn refused_account(&self, error: &ApiError) -> bool {
+        let Some(code) = error.errcode().filter(|code| code.account_cannot_deliver()) else {
+            return false;
+        };
+        if !self.inner.stopped.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 %error,
-                "wechat refused customer-service messages (48001): this account lacks the \
-                 permission (unverified subscription accounts do); from now on readers whose \
-                 reply misses WeChat's 5-second window are asked to send again"
+                remedy = code.remedy(),
+                probe_interval = ?self.inner.probe_interval,
+                "WeChat refuses the account ({code}): until it accepts it again (checked every \
+                 probe interval), readers whose reply misses WeChat's 5-second window are asked \
+                 to send again"
             );
-        } else if let Some(held_back) = self.inner.throttle.admit(outcome) {
-            tracing::warn!(%error, outcome, held_back, "late reply not delivered");
+            tokio::spawn(self.clone().probe());
+        }
+        true
+    }
+
+    /// Checks the account every probe interval until WeChat accepts it,
+    /// then lets promises resume. A refusal only a send shows (48001) cannot
+    /// be probed: promises resume, and the next such refusal stops them again.
+    async fn probe(self) {
+        loop {
+            tokio::time::sleep(self.inner.probe_interval).await;
+            match self.inner.account.check().await {
+                Err(error) if error.errcode().is_some_and(ErrCode::account_cannot_deliver) => {
+                    if let Some(held_back) = self.inner.throttle.admit("probe") {
+                        tracing::warn!(%error, held_back, "WeChat still refuses the account");
+                    }
+                }
+                _ => {
+                    self.inner.stopped.store(false, Ordering::Relaxed);
+                    tracing::info!(
+                        "WeChat accepts the account again: late replies are promised again"
+                    );
+                    return;
+                }
+            }
         }
     }
 }

@@ -79,7 +79,13 @@ pub async fn run(
                 redis,
             )?;
             tracing::info!(api = %delivery.api_base_url, deadline = ?delivery.deadline, "late replies are delivered as customer-service messages");
-            Some(delivery::Courier::new(account, delivery.deadline))
+            let courier =
+                delivery::Courier::new(account, delivery.deadline, delivery.probe_interval);
+            tokio::spawn({
+                let courier = courier.clone();
+                async move { courier.check_at_start().await }
+            });
+            Some(courier)
         }
         None => None,
     };

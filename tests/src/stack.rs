@@ -17,6 +17,10 @@ use crate::wechat::WechatClient;
 
 /// How long a late reply may still be delivered, as in production.
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
+/// How often an account WeChat refuses is checked again: short, so that a
+/// test sees promises resume, and longer than a promised message takes
+/// (its lookup plus the reply budget), so that one sees them stopped.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The token the test stack's gateway shares with its WeChat client.
 pub const TOKEN: &str = "doumiTestToken42";
@@ -36,6 +40,7 @@ pub fn delivery(url: &str) -> anyhow::Result<DeliverySettings> {
             app_secret: APP_SECRET.to_owned().into(),
         },
         deadline: DELIVERY_DEADLINE,
+        probe_interval: PROBE_INTERVAL,
     })
 }
 

@@ -8,7 +8,7 @@ use doumi_gateway::window::{INTERIM_DELIVERY_TEXT, INTERIM_TEXT, ReplyPolicy, Wi
 use doumi_tests::{
     FakeDouban, FakeWechatApi, RedisServer, StackOptions, TestStack,
     fleet::{Fleet, FleetOptions},
-    stack::{GatewayOptions, TOKEN},
+    stack::{GatewayOptions, PROBE_INTERVAL, TOKEN},
     wechat::{Attempt, Patience, READER, WechatClient},
     wechat_api::text_of,
 };
@@ -157,7 +157,7 @@ async fn twenty_slow_messages_share_one_token_request() {
 }
 
 #[tokio::test]
-async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
+async fn an_invalidated_token_is_refreshed_and_forced_at_most_once_in_30s() {
     let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
     let wechat = stack.wechat();
 
@@ -180,6 +180,64 @@ async fn an_invalidated_token_is_refreshed_once_and_the_reply_still_arrives() {
     );
     assert_eq!(wechat_api.api().forced_refreshes(), 1, "one forced refresh");
     assert_eq!(wechat_api.api().token_requests(), 2);
+
+    // Rejected again moments later: a forced refresh would invalidate the
+    // token of every other system sharing the AppID once more, so the
+    // current token is asked for normally; the reply still arrives.
+    wechat_api.api().invalidate_tokens();
+    // A book not looked up yet, so its reply misses the window again.
+    wechat
+        .post_signed(&WechatClient::text_from("oThird", "9780201616224"))
+        .await;
+    let delivered = wechat_api.wait_for_messages("oThird", 1).await;
+    assert!(!text_of(&delivered[0]).is_empty(), "{delivered:?}");
+    assert_eq!(
+        wechat_api.api().forced_refreshes(),
+        1,
+        "no second forced refresh within 30 s"
+    );
+    assert_eq!(wechat_api.api().token_requests(), 3);
+}
+
+#[tokio::test]
+async fn a_server_outside_the_whitelist_is_promised_nothing_until_wechat_accepts_it() {
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
+    let wechat = stack.wechat();
+
+    // 40164: WeChat refuses this server's IP address for the account.
+    wechat_api.api().refuse_next(Api::CustomSend, 40164, 1);
+    let promised = wechat
+        .post_signed(&WechatClient::text_from("oFirst", "9787121139512"))
+        .await;
+    assert!(
+        promised.body.contains(INTERIM_DELIVERY_TEXT),
+        "{promised:?}"
+    );
+    wechat_api.wait_for_send_calls(1).await;
+    // WeChat still refuses the account when it is checked again.
+    wechat_api.api().refuse_next(Api::DomainIp, 40164, 1);
+    let asked = wechat
+        .post_signed(&WechatClient::text_from("oSecond", "9780132350884"))
+        .await;
+    assert!(
+        asked.body.contains(INTERIM_TEXT),
+        "asked to send again: {asked:?}"
+    );
+
+    // Then the whitelist is fixed: the check after the next one passes (the
+    // first was refused above) and promises resume.
+    tokio::time::sleep(PROBE_INTERVAL * 2 + Duration::from_secs(1)).await;
+    let promised = wechat
+        .post_signed(&WechatClient::text_from("oLater", "9780201616224"))
+        .await;
+    assert!(
+        promised.body.contains(INTERIM_DELIVERY_TEXT),
+        "promises resumed once WeChat accepted the account: {promised:?}"
+    );
+    let delivered = wechat_api.wait_for_messages("oLater", 1).await;
+    assert!(!delivered.is_empty());
+    assert!(wechat_api.api().delivered_to("oFirst").is_empty());
+    assert!(wechat_api.api().delivered_to("oSecond").is_empty());
 }
 
 #[tokio::test]

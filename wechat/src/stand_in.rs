@@ -35,6 +35,8 @@ pub enum Api {
     CustomSend,
     Typing,
     Menu,
+    /// `get_api_domain_ip`: what the gateway probes its credentials with.
+    DomainIp,
 }
 
 /// WeChat's API, in memory; cheap to clone.
@@ -99,6 +101,7 @@ impl StandIn {
             .route("/cgi-bin/get_current_selfmenu_info", get(menu_get))
             .route("/cgi-bin/menu/get", get(menu_get))
             .route("/cgi-bin/menu/delete", get(menu_delete))
+            .route("/cgi-bin/get_api_domain_ip", get(domain_ip))
             .route("/stand-in/messages", get(messages))
             .with_state(self.clone())
     }
@@ -306,6 +309,16 @@ async fn menu_create(
         }
         _ => refused(40016, "invalid button size"),
     }
+}
+
+async fn domain_ip(State(wechat): State<StandIn>, Query(query): Query<Authorised>) -> Json<Value> {
+    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+        return refusal;
+    }
+    if let Some(failure) = wechat.injected(Api::DomainIp) {
+        return failure;
+    }
+    Json(json!({ "ip_list": ["127.0.0.1"] }))
 }
 
 async fn menu_get(State(wechat): State<StandIn>, Query(query): Query<Authorised>) -> Json<Value> {

@@ -57,6 +57,16 @@ impl OfficialAccount {
             .map(drop)
     }
 
+    /// Whether WeChat accepts this server calling as the account: a token
+    /// (the AppID and AppSecret), then a call with it (the IP whitelist),
+    /// without sending anyone anything. The customer-service permission
+    /// (48001) shows only when a message is sent.
+    pub async fn check(&self) -> Result<(), ApiError> {
+        self.get::<serde_json::Value>("domain_ip", "/cgi-bin/get_api_domain_ip")
+            .await
+            .map(drop)
+    }
+
     /// Replaces the account's custom menu with `menu` (WeChat's menu JSON).
     pub async fn create_menu(&self, menu: &serde_json::Value) -> Result<(), ApiError> {
         self.post::<_, Done>("menu_create", "/cgi-bin/menu/create", menu)

@@ -24,6 +24,17 @@ pub enum ErrCode {
     /// `48001`: the account lacks the permission for this API (unverified
     /// subscription accounts have no customer-service messages).
     Unauthorized,
+    /// `40164`: the calling server's IP address is not in the account's
+    /// whitelist (公众号后台 → 基本配置 → IP白名单).
+    IpNotWhitelisted,
+    /// `40125`: the AppSecret is wrong (or was reset in the console).
+    InvalidAppSecret,
+    /// `40013`: the AppID is wrong.
+    InvalidAppId,
+    /// `41002`: no AppID was sent.
+    AppIdMissing,
+    /// `41004`: no AppSecret was sent.
+    AppSecretMissing,
     /// Any other code.
     Other(i64),
 }
@@ -38,6 +49,11 @@ impl ErrCode {
             45015 => Self::ReaderSilent,
             45047 => Self::TooManyMessages,
             48001 => Self::Unauthorized,
+            40164 => Self::IpNotWhitelisted,
+            40125 => Self::InvalidAppSecret,
+            40013 => Self::InvalidAppId,
+            41002 => Self::AppIdMissing,
+            41004 => Self::AppSecretMissing,
             other => Self::Other(other),
         }
     }
@@ -51,6 +67,11 @@ impl ErrCode {
             Self::ReaderSilent => 45015,
             Self::TooManyMessages => 45047,
             Self::Unauthorized => 48001,
+            Self::IpNotWhitelisted => 40164,
+            Self::InvalidAppSecret => 40125,
+            Self::InvalidAppId => 40013,
+            Self::AppIdMissing => 41002,
+            Self::AppSecretMissing => 41004,
             Self::Other(code) => code,
         }
     }
@@ -61,6 +82,42 @@ impl ErrCode {
             self,
             Self::InvalidCredential | Self::InvalidAccessToken | Self::AccessTokenExpired
         )
+    }
+
+    /// The account cannot send customer-service messages now, whatever the
+    /// message or the reader: until its configuration changes, a promise to
+    /// deliver would be a promise broken.
+    pub fn account_cannot_deliver(self) -> bool {
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::IpNotWhitelisted
+                | Self::InvalidAppSecret
+                | Self::InvalidAppId
+                | Self::AppIdMissing
+                | Self::AppSecretMissing
+        )
+    }
+
+    /// What the operator does about it, for the log line that reports it.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            Self::Unauthorized => {
+                "the account lacks the permission (unverified subscription accounts do); \
+                 verify the account, or try the flow with a 测试号"
+            }
+            Self::IpNotWhitelisted => {
+                "add the gateway's egress IP addresses to the account's IP whitelist \
+                 (公众号后台 → 基本配置 → IP白名单)"
+            }
+            Self::InvalidAppSecret | Self::AppSecretMissing => {
+                "DOUMI_WECHAT_APP_SECRET is not the account's AppSecret (reset in the console?)"
+            }
+            Self::InvalidAppId | Self::AppIdMissing => {
+                "DOUMI_WECHAT_APP_ID is not the account's AppID"
+            }
+            _ => "see WeChat's global return codes",
+        }
     }
 }
 
@@ -165,8 +222,16 @@ mod tests {
         assert!(busy.is_transient());
         let other = check(br#"{"errcode":45009,"errmsg":"reach max api daily quota limit"}"#);
         assert_eq!(other.unwrap_err().errcode(), Some(ErrCode::Other(45009)));
-        for code in [-1, 40001, 40014, 42001, 45015, 45047, 48001, 12345] {
+        for code in [
+            -1, 40001, 40014, 42001, 45015, 45047, 48001, 40164, 40125, 40013, 41002, 41004, 12345,
+        ] {
             assert_eq!(ErrCode::from_code(code).code(), code);
+        }
+        for code in [48001, 40164, 40125, 40013, 41002, 41004] {
+            assert!(ErrCode::from_code(code).account_cannot_deliver(), "{code}");
+        }
+        for code in [-1, 40001, 45015, 45047] {
+            assert!(!ErrCode::from_code(code).account_cannot_deliver(), "{code}");
         }
     }
 }

@@ -26,6 +26,8 @@ const LOCK_TTL: Duration = Duration::from_secs(20);
 /// After a failed fetch, callers are refused at once for this long instead
 /// of each trying (and waiting) again in turn.
 const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+/// At most one forced refresh per this long, per process.
+const FORCE_GAP: Duration = Duration::from_secs(30);
 /// How often a replica waiting on another's fetch looks for its token.
 const SHARED_POLL: Duration = Duration::from_millis(100);
 
@@ -74,6 +76,8 @@ struct Holding {
     token: Option<Held>,
     /// Until when a failed fetch answers for itself.
     failed_until: Option<Instant>,
+    /// When this process last forced a refresh.
+    forced_at: Option<Instant>,
 }
 
 /// How long to keep a token WeChat says lives `expires_in`.
@@ -157,23 +161,30 @@ impl TokenManager {
         {
             return Err(ApiError::TokenUnavailable);
         }
+        // A forced refresh invalidates the token every other system sharing
+        // the AppID holds, and WeChat limits them: at most one per
+        // FORCE_GAP; a token rejected again sooner is asked for normally
+        // (WeChat then hands out its current one).
+        let force =
+            rejected.is_some() && holding.forced_at.is_none_or(|at| at.elapsed() >= FORCE_GAP);
         let fresh = match &self.inner.shared {
-            Some(shared) => match shared.obtain(self, rejected).await {
+            Some(shared) => match shared.obtain(self, rejected, force).await {
                 Ok(fresh) => Ok(fresh),
                 Err(SharedError::Api(error)) => Err(error),
                 Err(SharedError::Redis(error)) => {
                     tracing::warn!(%error, "shared access_token unavailable, fetching in this process");
-                    self.fetch(rejected.is_some()).await
+                    self.fetch(force).await
                 }
             },
-            None => self.fetch(rejected.is_some()).await,
+            None => self.fetch(force).await,
         };
+        if force {
+            holding.forced_at = Some(Instant::now());
+        }
         match fresh {
             Ok(fresh) => {
-                *holding = Holding {
-                    token: Some(fresh.clone()),
-                    failed_until: None,
-                };
+                holding.token = Some(fresh.clone());
+                holding.failed_until = None;
                 Ok(fresh.token)
             }
             Err(error) => {
@@ -256,6 +267,7 @@ impl SharedTokens {
         &self,
         tokens: &TokenManager,
         rejected: Option<&AccessToken>,
+        force: bool,
     ) -> Result<Held, SharedError> {
         let give_up = Instant::now() + LOCK_TTL;
         loop {
@@ -266,7 +278,7 @@ impl SharedTokens {
                 // Another replica may have stored one between the read and the lock.
                 let held = match self.stored(rejected).await {
                     Ok(Some(held)) => Ok(held),
-                    _ => match tokens.fetch(rejected.is_some()).await {
+                    _ => match tokens.fetch(force).await {
                         Ok(held) => {
                             self.store(&held).await;
                             Ok(held)
@@ -283,7 +295,7 @@ impl SharedTokens {
             tokio::time::sleep(SHARED_POLL).await;
         }
         // The lock never came free and no token appeared: fetch here.
-        let held = tokens.fetch(rejected.is_some()).await?;
+        let held = tokens.fetch(force).await?;
         self.store(&held).await;
         Ok(held)
     }
