@@ -2,12 +2,15 @@
 //! off at a deadline, and a reader-facing sentence whenever the bot cannot
 //! answer in time, so WeChat never shows its own error.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use doumi_proto::bot::v1::{
     InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply,
 };
-use doumi_runtime::grpc::Channel;
+use doumi_runtime::{grpc::Channel, throttle::LogThrottle};
 
 /// What the reader sees when the bot is down or too slow.
 pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再发一次。";
@@ -16,12 +19,15 @@ pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再
 #[derive(Clone)]
 pub struct BotLink {
     client: BotClient<Channel>,
+    /// A bot outage fails every message: its lines are summarised.
+    failures: Arc<LogThrottle>,
 }
 
 impl BotLink {
     pub fn new(channel: Channel) -> Self {
         Self {
             client: BotClient::new(channel),
+            failures: Arc::new(LogThrottle::default()),
         }
     }
 
@@ -40,12 +46,21 @@ impl BotLink {
             Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),
             Ok(Err(status)) => {
                 metrics::counter!(crate::metrics::BOT_ERRORS).increment(1);
-                tracing::warn!(code = ?status.code(), message = status.message(), "bot call failed");
+                if let Some(held_back) = self.failures.admit(status.code().description()) {
+                    tracing::warn!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        held_back,
+                        "bot call failed"
+                    );
+                }
                 busy()
             }
             Err(_elapsed) => {
                 metrics::counter!(crate::metrics::DEADLINE_HITS).increment(1);
-                tracing::warn!(?deadline, "bot did not answer in time");
+                if let Some(held_back) = self.failures.admit("deadline") {
+                    tracing::warn!(?deadline, held_back, "bot did not answer in time");
+                }
                 busy()
             }
         }

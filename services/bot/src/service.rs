@@ -11,7 +11,7 @@ use doumi_proto::{
 };
 use std::time::Duration;
 
-use doumi_runtime::{grpc::Channel, telemetry};
+use doumi_runtime::{grpc::Channel, telemetry, throttle::LogThrottle};
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 
@@ -43,6 +43,8 @@ pub struct BotService {
     /// Reads the barcode on a photo.
     barcodes: BarcodeReader,
     book_reply: BookReply,
+    /// A catalog outage fails every message: its lines are summarised.
+    failures: LogThrottle,
 }
 
 impl BotService {
@@ -61,6 +63,24 @@ impl BotService {
             conversations,
             barcodes,
             book_reply,
+            failures: LogThrottle::default(),
+        }
+    }
+
+    /// A catalog failure as the reader hears it; the cause goes to the log,
+    /// a line per kind of failure per minute with the count held back.
+    fn failure(&self, status: &Status) -> String {
+        if let Some(held_back) = self.failures.admit(status.code().description()) {
+            tracing::warn!(
+                code = ?status.code(),
+                message = status.message(),
+                held_back,
+                "catalog call failed"
+            );
+        }
+        match status.code() {
+            Code::ResourceExhausted => answer::busy(),
+            _ => answer::apology(),
         }
     }
 
@@ -97,7 +117,7 @@ impl BotService {
             Err(status) => reply::text(match status.code() {
                 Code::NotFound => answer::isbn_not_found(&isbn),
                 Code::InvalidArgument => answer::invalid_isbn(&isbn),
-                _ => failure(&status),
+                _ => self.failure(&status),
             }),
         }
     }
@@ -116,7 +136,7 @@ impl BotService {
                 None => reply::text(answer::cannot_open()),
             },
             Err(status) if status.code() == Code::NotFound => reply::text(answer::cannot_open()),
-            Err(status) => reply::text(failure(&status)),
+            Err(status) => reply::text(self.failure(&status)),
         }
     }
 
@@ -150,7 +170,7 @@ impl BotService {
         let page = match within(deadline, catalog.search_books(request)).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == Code::NotFound => Default::default(),
-            Err(status) => return reply::text(failure(&status)),
+            Err(status) => return reply::text(self.failure(&status)),
         };
         if page.books.is_empty() {
             return reply::text(if index == 0 {
@@ -312,15 +332,6 @@ async fn within<T>(
 fn field_mask(fields: &[&str]) -> prost_types::FieldMask {
     prost_types::FieldMask {
         paths: fields.iter().map(|field| (*field).to_owned()).collect(),
-    }
-}
-
-/// A catalog failure as the reader hears it; the cause goes to the log.
-fn failure(status: &Status) -> String {
-    tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
-    match status.code() {
-        Code::ResourceExhausted => answer::busy(),
-        _ => answer::apology(),
     }
 }
 
