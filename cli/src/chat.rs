@@ -17,7 +17,7 @@ use doumi_wechat::{
 };
 use rand::Rng;
 
-use crate::state::{self, WechatApi};
+use crate::state;
 
 /// What WeChat shows a reader when no attempt was answered.
 const WECHAT_GAVE_UP: &str = "该公众号暂时无法提供服务，请稍后再试";
@@ -30,7 +30,10 @@ const LATE_REPLY_POLL: Duration = Duration::from_millis(300);
 pub struct ChatArgs {
     /// What to send; without it, an interactive session (one message per line).
     text: Option<String>,
-    /// The gateway's webhook URL; defaults to the one `doumi up` started.
+    /// Which of `doumi up`'s accounts to write to; defaults to its first.
+    #[arg(long)]
+    account: Option<String>,
+    /// The gateway's webhook URL; defaults to the account's `doumi up` started.
     #[arg(long, env = "DOUMI_GATEWAY_URL")]
     url: Option<String>,
     /// The WeChat token; defaults to the one `doumi up` generated.
@@ -65,22 +68,23 @@ struct Session {
     /// Set in safe mode.
     crypto: Option<MessageCrypto>,
     /// Where late replies can be read (`doumi up`'s stand-in).
-    wechat_api: Option<WechatApi>,
+    wechat_api: Option<String>,
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
-    let local = state::load();
+    let stack = state::load();
+    let local = match (&stack, &args.account) {
+        (Some(stack), account) => Some(stack.account(account.as_deref())?),
+        (None, Some(_)) => bail!("--account needs a stack started with `doumi up`"),
+        (None, None) => None,
+    };
     let url = args
         .url
-        .or_else(|| local.as_ref().map(|s| s.webhook.clone()))
+        .or_else(|| local.map(|s| s.webhook.clone()))
         .unwrap_or_else(|| "http://127.0.0.1:8080/wechat".to_owned());
     let crypto = if args.safe_mode {
-        let app_id = args
-            .app_id
-            .or_else(|| local.as_ref().map(|s| s.app_id.clone()));
-        let aes_key = args
-            .aes_key
-            .or_else(|| local.as_ref().map(|s| s.aes_key.clone()));
+        let app_id = args.app_id.or_else(|| local.map(|s| s.app_id.clone()));
+        let aes_key = args.aes_key.or_else(|| local.map(|s| s.aes_key.clone()));
         let (Some(app_id), Some(aes_key)) = (app_id, aes_key) else {
             bail!("safe mode needs --app-id and --aes-key, or a stack started with `doumi up`");
         };
@@ -89,10 +93,13 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let wechat_api = local.as_ref().and_then(|s| s.wechat_api.clone());
-    let token = args.token.or_else(|| local.map(|s| s.token)).context(
-        "no token: pass --token (or DOUMI_WECHAT_TOKEN), or start the stack with `doumi up`",
-    )?;
+    let wechat_api = stack.as_ref().and_then(|s| s.wechat_api.clone());
+    let token = args
+        .token
+        .or_else(|| local.map(|s| s.token.clone()))
+        .context(
+            "no token: pass --token (or DOUMI_WECHAT_TOKEN), or start the stack with `doumi up`",
+        )?;
     let session = Session {
         // WeChat gives up on an attempt after 5 seconds without an answer.
         http: reqwest::Client::builder()
@@ -225,7 +232,7 @@ impl Session {
         };
         let answer: serde_json::Value = self
             .http
-            .get(format!("{}/stand-in/messages", api.url))
+            .get(format!("{api}/stand-in/messages"))
             .query(&[
                 ("touser", self.reader.as_str()),
                 ("after", &after.to_string()),

@@ -6,7 +6,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use doumi_wechat::api::{ApiArgs, Credentials, DEFAULT_BASE_URL, OfficialAccount};
+use doumi_gateway::accounts::{ACCOUNTS_FILE_VAR, load_file};
+use doumi_runtime::settings::{Problems, non_empty};
+use doumi_wechat::api::{
+    ApiArgs, ApiError, Credentials, DEFAULT_BASE_URL, ErrCode, OfficialAccount,
+};
 use url::Url;
 
 use crate::state;
@@ -21,6 +25,13 @@ pub struct MenuArgs {
     /// The official account's AppID; defaults to the one `doumi up` generated.
     #[arg(long, env = "DOUMI_WECHAT_APP_ID", global = true)]
     app_id: Option<String>,
+    /// Which account: one of the accounts file's (DOUMI_WECHAT_ACCOUNTS),
+    /// or of the stack `doumi up` started (its first by default).
+    #[arg(long, global = true)]
+    account: Option<String>,
+    /// The accounts file the gateway serves, to find --account in.
+    #[arg(long, env = "DOUMI_WECHAT_ACCOUNTS", global = true)]
+    accounts: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -38,7 +49,29 @@ enum MenuAction {
 
 pub async fn run(args: MenuArgs) -> anyhow::Result<()> {
     let account = account(&args)?;
-    match args.action {
+    apply(&account, args.action).await.map_err(explain)
+}
+
+/// 48001 is what an unverified subscription account gets from the menu API:
+/// said in a sentence, not as a bare code.
+fn explain(error: anyhow::Error) -> anyhow::Error {
+    let unauthorized = error
+        .downcast_ref::<ApiError>()
+        .and_then(ApiError::errcode)
+        .is_some_and(|code| code == ErrCode::Unauthorized);
+    if unauthorized {
+        error.context(
+            "WeChat refused (48001): this account has no permission for the menu API — \
+             unverified subscription accounts do not; verify the account, or set the menu in \
+             the console (自定义菜单), or try it with a 测试号",
+        )
+    } else {
+        error
+    }
+}
+
+async fn apply(account: &OfficialAccount, action: MenuAction) -> anyhow::Result<()> {
+    match action {
         MenuAction::Apply { file } => {
             let text = match &file {
                 Some(path) => std::fs::read_to_string(path)
@@ -65,8 +98,27 @@ pub async fn run(args: MenuArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The account from the settings, or `doumi up`'s stand-in when none are given.
+/// The account from the settings — the accounts file's `--account`, or the
+/// single-account AppID and AppSecret — or `doumi up`'s when none are given.
 fn account(args: &MenuArgs) -> anyhow::Result<OfficialAccount> {
+    if let Some(file) = non_empty(&args.accounts) {
+        let name = args
+            .account
+            .as_deref()
+            .context("--account NAME picks the account of the accounts file")?;
+        let mut problems = Problems::new();
+        let accounts = load_file(std::path::Path::new(file), &mut problems);
+        let accounts = problems.finish(accounts)?;
+        let credentials = accounts
+            .iter()
+            .find(|account| account.name == name)
+            .with_context(|| format!("{ACCOUNTS_FILE_VAR} lists no account {name:?}"))?
+            .credentials()
+            .with_context(|| format!("account {name:?} has no app_id and app_secret"))?;
+        let base = &args.api.wechat_api_base_url;
+        let base = Url::parse(base).with_context(|| format!("{base:?} is not a URL"))?;
+        return Ok(OfficialAccount::new(base, credentials, None)?);
+    }
     let secret = args
         .api
         .wechat_app_secret
@@ -83,8 +135,14 @@ fn account(args: &MenuArgs) -> anyhow::Result<OfficialAccount> {
         (None, Some(local)) if args.api.wechat_api_base_url == DEFAULT_BASE_URL => {
             let api = local
                 .wechat_api
+                .clone()
                 .context("the stack `doumi up` started has no WeChat API stand-in")?;
-            (local.app_id, api.app_secret, api.url)
+            let account = local.account(args.account.as_deref())?;
+            let secret = account
+                .app_secret
+                .clone()
+                .context("the account `doumi up` serves has an AppSecret of yours: pass it")?;
+            (account.app_id.clone(), secret, api)
         }
         (None, _) => bail!(
             "no AppSecret: set DOUMI_WECHAT_APP_SECRET (--wechat-app-secret) and \

@@ -40,20 +40,16 @@ pub async fn run(args: StandInArgs) -> anyhow::Result<()> {
         .context("the WeChat API stand-in stopped")
 }
 
-/// Serves a stand-in on a loopback port in the background, until `stop`;
-/// its base URL.
-pub async fn spawn(
-    app_id: &str,
-    app_secret: &str,
-    stop: CancellationToken,
-) -> anyhow::Result<String> {
+/// Serves a stand-in for `accounts` (AppID, AppSecret) on a loopback port
+/// in the background, until `stop`; its base URL.
+pub async fn spawn(accounts: &[(&str, &str)], stop: CancellationToken) -> anyhow::Result<String> {
     let listener = bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         "the WeChat API stand-in",
     )
     .await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = StandIn::for_account(app_id, app_secret).router();
+    let router = StandIn::for_accounts(accounts).router();
     tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(stop.cancelled_owned())

@@ -9,9 +9,12 @@ use doumi_runtime::{settings::Problems, telemetry::TelemetryArgs};
 use rand::{Rng, distr::Alphanumeric};
 use tokio_util::sync::CancellationToken;
 
+use doumi_gateway::{Accounts, accounts::SINGLE_ACCOUNT};
+use doumi_runtime::settings::non_empty;
+
 use crate::{
     stand_in::{self, bind},
-    state::{self, LocalStack, WechatApi},
+    state::{self, LocalAccount, LocalStack},
 };
 
 /// `doumi up` reads the same settings as the three binaries.
@@ -25,33 +28,66 @@ pub struct UpArgs {
     catalog: doumi_catalog::CatalogArgs,
 }
 
+/// The accounts `doumi up` serves when given none: two, as one deployment
+/// serving a library and its branch would, each with its own Token, AppID,
+/// EncodingAESKey and AppSecret (known to its stand-in for WeChat's API).
+const LOCAL_ACCOUNTS: [&str; 2] = ["books", "branch"];
+
 pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<()> {
-    // A local stack gets its own credentials unless given some: a token for
-    // plaintext mode and an AppID + EncodingAESKey so safe mode works too.
-    let token = fill(&mut args.gateway.wechat_token, || random_alphanumeric(32));
-    let app_id = fill(&mut args.gateway.wechat_app_id, || {
-        format!("wx{:016x}", rand::rng().random::<u64>())
-    });
-    let aes_key = fill(&mut args.gateway.wechat_aes_key, || random_alphanumeric(43));
-    // Without an AppSecret of its own, the local stack delivers late replies
-    // to a stand-in for WeChat's API, where `doumi chat` picks them up.
-    let stand_in = match args.gateway.api.wechat_app_secret.as_deref() {
-        Some(secret) if !secret.trim().is_empty() => None,
-        _ => {
-            let secret = random_alphanumeric(32);
-            let stop = CancellationToken::new();
-            let url = stand_in::spawn(&app_id, &secret, stop.clone()).await?;
-            args.gateway.api.wechat_app_secret = Some(secret.clone());
-            args.gateway.api.wechat_api_base_url = url.clone();
-            Some((
-                WechatApi {
-                    url,
-                    app_secret: secret,
-                },
-                stop,
-            ))
+    let stop_stand_in = CancellationToken::new();
+    let mut local = LocalStack::default();
+    let given_file = non_empty(&args.gateway.wechat_accounts).is_some();
+    let given_token = non_empty(&args.gateway.wechat_token).is_some();
+    if !given_file && !given_token {
+        // Nothing given: two accounts of its own, delivering late replies
+        // to a stand-in for WeChat's API where `doumi chat` picks them up.
+        for name in LOCAL_ACCOUNTS {
+            local.accounts.push(LocalAccount {
+                name: name.to_owned(),
+                webhook: String::new(),
+                token: random_alphanumeric(32),
+                app_id: random_app_id(),
+                aes_key: random_alphanumeric(43),
+                app_secret: Some(random_alphanumeric(32)),
+            });
         }
-    };
+        let path = state::dir()
+            .context("neither XDG_STATE_HOME nor HOME is set")?
+            .join("accounts.toml");
+        state::write_private(&path, &accounts_file(&local.accounts)?)?;
+        args.gateway.wechat_accounts = Some(path.display().to_string());
+    } else if given_token {
+        // One account of the user's: what is missing is generated, so that
+        // safe mode works too.
+        let token = fill(&mut args.gateway.wechat_token, || random_alphanumeric(32));
+        let app_id = fill(&mut args.gateway.wechat_app_id, random_app_id);
+        let aes_key = fill(&mut args.gateway.wechat_aes_key, || random_alphanumeric(43));
+        let app_secret = match non_empty(&args.gateway.api.wechat_app_secret) {
+            Some(_) => None,
+            None => Some(fill(&mut args.gateway.api.wechat_app_secret, || {
+                random_alphanumeric(32)
+            })),
+        };
+        local.accounts.push(LocalAccount {
+            name: SINGLE_ACCOUNT.to_owned(),
+            webhook: String::new(),
+            token,
+            app_id,
+            aes_key,
+            app_secret,
+        });
+    }
+    // Accounts whose AppSecret doumi made up are served a stand-in.
+    let stood_in: Vec<(&str, &str)> = local
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.app_id.as_str(), a.app_secret.as_deref()?)))
+        .collect();
+    if !stood_in.is_empty() {
+        let url = stand_in::spawn(&stood_in, stop_stand_in.clone()).await?;
+        args.gateway.api.wechat_api_base_url = url.clone();
+        local.wechat_api = Some(url);
+    }
     let api_url = args.gateway.api.wechat_api_base_url.clone();
 
     // Validate everything first so one run reports every bad setting.
@@ -92,16 +128,15 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     } else {
         "in-process"
     };
-    let webhook = format!("http://{}/wechat", dialable(gateway.listen));
-    let stack = LocalStack {
-        webhook: webhook.clone(),
-        token: token.clone(),
-        app_id: app_id.clone(),
-        aes_key,
-        wechat_api: stand_in.as_ref().map(|(api, _)| api.clone()),
-    };
-    if let Err(error) = state::save(&stack) {
-        eprintln!("warning: doumi chat will need --token (and --app-id, --aes-key): {error:#}");
+    let base = format!("http://{}/wechat", dialable(gateway.listen));
+    for account in &mut local.accounts {
+        account.webhook = match gateway.accounts {
+            Accounts::Single(_) => base.clone(),
+            Accounts::Named(_) => format!("{base}/{}", account.name),
+        };
+    }
+    if let Err(error) = state::save(&local) {
+        eprintln!("warning: doumi chat will need --url and --token: {error:#}");
     }
 
     let stop = CancellationToken::new();
@@ -136,26 +171,38 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     });
 
     println!("doumi is up ({source}, {cache} cache).");
-    println!("  webhook URL: {webhook}");
-    println!("  token:       {token}");
-    println!("  safe mode:   AppID {app_id}, EncodingAESKey saved for doumi chat");
-    match &stand_in {
-        Some((api, _)) => println!(
-            "  WeChat API:  a local stand-in at {} (late replies land there; doumi chat shows them)",
-            api.url
+    for account in &local.accounts {
+        println!("  account {}:", account.name);
+        println!("    webhook URL: {}", account.webhook);
+        println!("    token:       {}", account.token);
+        println!(
+            "    safe mode:   AppID {}, EncodingAESKey saved for doumi chat",
+            account.app_id
+        );
+    }
+    if local.accounts.is_empty() {
+        println!(
+            "  accounts:    as listed in {}",
+            args.gateway.wechat_accounts.as_deref().unwrap_or_default()
+        );
+    }
+    match &local.wechat_api {
+        Some(url) => println!(
+            "  WeChat API:  a local stand-in at {url} (late replies land there; doumi chat shows them)"
         ),
         None => println!("  WeChat API:  {api_url} (late replies as customer-service messages)"),
     }
     if let Some(endpoint) = &telemetry.otlp_endpoint {
         println!("  traces:      exported to {endpoint} (service.name doumi)");
     }
-    println!("Point your official account's server URL at the webhook with that token,");
+    println!("Point your official account's server URL at a webhook with its token,");
     println!(
-        "or try it here:  doumi chat 9787121139512   (encrypted: doumi chat --safe-mode 9787121139512)"
+        "or try it here:  doumi chat 9787121139512   (encrypted: doumi chat --safe-mode 9787121139512;"
     );
+    println!("                 another account: doumi chat --account branch --safe-mode 三体)");
     println!("Ctrl-C stops everything.");
 
-    let _stand_in = stand_in.map(|(_, stop)| stop.drop_guard());
+    let _stand_in = stop_stand_in.drop_guard();
     let result = tokio::select! {
         () = doumi_runtime::shutdown::signal() => {
             stop.cancel();
@@ -189,6 +236,41 @@ fn random_alphanumeric(len: usize) -> String {
         .take(len)
         .map(char::from)
         .collect()
+}
+
+fn random_app_id() -> String {
+    format!("wx{:016x}", rand::rng().random::<u64>())
+}
+
+/// The accounts file (the gateway's format) for the accounts `doumi up`
+/// made up.
+fn accounts_file(accounts: &[LocalAccount]) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        account: Vec<Entry<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        name: &'a str,
+        token: &'a str,
+        app_id: &'a str,
+        aes_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_secret: Option<&'a str>,
+    }
+    let file = File {
+        account: accounts
+            .iter()
+            .map(|a| Entry {
+                name: &a.name,
+                token: &a.token,
+                app_id: &a.app_id,
+                aes_key: &a.aes_key,
+                app_secret: a.app_secret.as_deref(),
+            })
+            .collect(),
+    };
+    Ok(toml::to_string(&file)?)
 }
 
 /// A wildcard listen address is dialled on loopback.

@@ -7,13 +7,16 @@ use doumi_runtime::{
     ports,
     settings::{Problems, choice_text, duration_text, non_empty},
 };
-use doumi_wechat::api::{ApiArgs, Credentials};
-use secrecy::SecretString;
+use doumi_wechat::api::ApiArgs;
 use url::Url;
 
-use doumi_wechat::crypto::{AesKey, MessageCrypto};
-
-use crate::window::{WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings};
+use crate::{
+    accounts::{
+        ACCOUNTS_FILE_VAR, AccountSettings, Accounts, Origin, RawAccount, SINGLE_ACCOUNT,
+        WechatToken, load_file,
+    },
+    window::{WECHAT_PATIENCE, WECHAT_WINDOW, WindowSettings},
+};
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +36,13 @@ pub struct GatewayArgs {
         default_value_t = duration_text(DialSettings::DEFAULT.resolve_interval)
     )]
     pub resolve_interval: String,
-    /// The Token set in the official account's server configuration (required).
+    /// A TOML file listing the official accounts to serve, each at
+    /// /wechat/NAME; instead of the single-account settings (Token, AppID,
+    /// keys, AppSecret), which serve one account at /wechat.
+    #[arg(long, env = "DOUMI_WECHAT_ACCOUNTS")]
+    pub wechat_accounts: Option<String>,
+    /// The Token set in the official account's server configuration
+    /// (required without an accounts file).
     #[arg(long, env = "DOUMI_WECHAT_TOKEN", hide_env_values = true)]
     pub wechat_token: Option<String>,
     /// How long WeChat may wait for a reply before the gateway answers anyway
@@ -49,6 +58,10 @@ pub struct GatewayArgs {
     /// The 43-character EncodingAESKey; unset = plaintext mode only.
     #[arg(long, env = "DOUMI_WECHAT_AES_KEY", hide_env_values = true)]
     pub wechat_aes_key: Option<String>,
+    /// During a key rotation, the EncodingAESKey just replaced: messages the
+    /// current key cannot open are tried with it (and answered with it).
+    #[arg(long, env = "DOUMI_WECHAT_AES_KEY_PREVIOUS", hide_env_values = true)]
+    pub wechat_aes_key_previous: Option<String>,
     /// Refuse plaintext messages (for accounts in safe mode: no downgrade).
     #[arg(long, env = "DOUMI_WECHAT_REQUIRE_ENCRYPTION", default_value = "false")]
     pub wechat_require_encryption: String,
@@ -107,31 +120,6 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(300);
 /// The longest a reader is kept waiting for a late reply.
 const MAX_DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
 
-/// The Token shared with WeChat: 3 to 32 letters and digits, as WeChat's
-/// console requires. It never appears in logs.
-#[derive(Clone)]
-pub struct WechatToken(SecretString);
-
-impl WechatToken {
-    pub fn parse(value: &str) -> Result<Self, &'static str> {
-        let value = value.trim();
-        if !(3..=32).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err("must be 3 to 32 letters and digits, as in WeChat's console");
-        }
-        Ok(Self(SecretString::from(value.to_owned())))
-    }
-
-    pub fn expose(&self) -> &str {
-        secrecy::ExposeSecret::expose_secret(&self.0)
-    }
-}
-
-impl std::fmt::Debug for WechatToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WechatToken(***)")
-    }
-}
-
 /// The gateway's validated configuration.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -139,45 +127,54 @@ pub struct GatewayConfig {
     /// Every replica of the bot.
     pub bot: Target,
     pub dial: DialSettings,
-    pub token: WechatToken,
+    /// The official accounts served.
+    pub accounts: Accounts,
     pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
-    /// Safe-mode credentials; `None` = plaintext mode only.
-    pub crypto: Option<MessageCrypto>,
-    pub require_encryption: bool,
     pub redis_url: Option<String>,
     /// Messages worked on at once before the gateway sheds load.
     pub max_in_flight: usize,
-    /// Replies that miss WeChat's window are delivered through WeChat's API;
-    /// `None` = the reader is asked to send again.
-    pub delivery: Option<DeliverySettings>,
+    /// How replies that miss WeChat's window are delivered, for the accounts
+    /// with an AppSecret; the readers of the others are asked to send again.
+    pub delivery: DeliverySettings,
 }
 
-/// Where and as whom late replies are sent, and until when.
+/// Where late replies are sent, and until when.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     pub api_base_url: Url,
-    pub credentials: Credentials,
     pub deadline: Duration,
     /// How often an account WeChat refuses is checked again.
     pub probe_interval: Duration,
 }
 
 impl GatewayConfig {
-    /// Defaults for a gateway in front of `bot`; used by tests and `doumi up`.
+    /// Defaults for a gateway in front of `bot`, serving one plaintext
+    /// account with `token`; used by tests and `doumi up`.
     pub fn new(listen: SocketAddr, bot: Target, token: WechatToken) -> Self {
         Self {
             listen,
             bot,
             dial: DialSettings::DEFAULT,
-            token,
+            accounts: Accounts::Single(AccountSettings::new(SINGLE_ACCOUNT, token)),
             window: WindowSettings::DEFAULT,
             timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
-            crypto: None,
-            require_encryption: false,
             redis_url: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            delivery: None,
+            delivery: DeliverySettings::default(),
+        }
+    }
+}
+
+impl Default for DeliverySettings {
+    /// WeChat's own API, the default deadline and probe interval.
+    fn default() -> Self {
+        Self {
+            #[allow(clippy::expect_used)]
+            api_base_url: Url::parse(doumi_wechat::api::DEFAULT_BASE_URL)
+                .expect("WeChat's API URL is a constant that parses"),
+            deadline: DEFAULT_DELIVERY_DEADLINE,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
         }
     }
 }
@@ -188,18 +185,7 @@ impl GatewayArgs {
         let listen = problems.socket_addr("DOUMI_GATEWAY_LISTEN", &self.gateway_listen);
         let bot = problems.grpc_target("DOUMI_BOT_URL", &self.bot_url);
         let dial = problems.dial(&self.resolve_interval);
-        let token = match non_empty(&self.wechat_token) {
-            None => {
-                problems.add(
-                    "DOUMI_WECHAT_TOKEN",
-                    "is required (the Token from the official account's server settings)",
-                );
-                None
-            }
-            Some(token) => WechatToken::parse(token)
-                .map_err(|e| problems.add("DOUMI_WECHAT_TOKEN", e))
-                .ok(),
-        };
+        let accounts = self.accounts(problems);
         let budget = problems.duration("DOUMI_WECHAT_REPLY_BUDGET", &self.wechat_reply_budget);
         if budget.is_some_and(|b| b.is_zero() || b >= WECHAT_WINDOW) {
             problems.add(
@@ -213,17 +199,6 @@ impl GatewayArgs {
         );
         let policy = problems.choice("DOUMI_WECHAT_REPLY_POLICY", &self.wechat_reply_policy);
         let interim = problems.choice("DOUMI_WECHAT_INTERIM", &self.wechat_interim);
-        let require_encryption = problems.flag(
-            "DOUMI_WECHAT_REQUIRE_ENCRYPTION",
-            &self.wechat_require_encryption,
-        );
-        let crypto = self.crypto(problems);
-        if require_encryption == Some(true) && matches!(crypto, Some(None)) {
-            problems.add(
-                "DOUMI_WECHAT_REQUIRE_ENCRYPTION",
-                "needs DOUMI_WECHAT_AES_KEY and DOUMI_WECHAT_APP_ID",
-            );
-        }
         let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
         let delivery = self.delivery(problems);
         let capacity = problems.number(
@@ -240,7 +215,7 @@ impl GatewayArgs {
             listen: listen?,
             bot: bot?,
             dial: dial?,
-            token: token?,
+            accounts: accounts?,
             window: WindowSettings {
                 policy: policy?,
                 budget: budget?,
@@ -248,16 +223,62 @@ impl GatewayArgs {
                 capacity: capacity?,
             },
             timestamp_tolerance: timestamp_tolerance?,
-            crypto: crypto?,
-            require_encryption: require_encryption?,
             redis_url: redis_url?,
             delivery: delivery?,
             max_in_flight: max_in_flight?,
         })
     }
 
-    /// Late delivery: on with an AppSecret (which needs the AppID).
-    fn delivery(&self, problems: &mut Problems) -> Option<Option<DeliverySettings>> {
+    /// The accounts: from the accounts file when one is named, from the
+    /// single-account settings otherwise — never both.
+    fn accounts(&self, problems: &mut Problems) -> Option<Accounts> {
+        let require_encryption = problems.flag(
+            "DOUMI_WECHAT_REQUIRE_ENCRYPTION",
+            &self.wechat_require_encryption,
+        )?;
+        let single = RawAccount {
+            name: SINGLE_ACCOUNT.to_owned(),
+            token: self.wechat_token.clone(),
+            app_id: self.wechat_app_id.clone(),
+            aes_key: self.wechat_aes_key.clone(),
+            aes_key_previous: self.wechat_aes_key_previous.clone(),
+            app_secret: self.api.wechat_app_secret.clone(),
+            require_encryption,
+        };
+        let Some(file) = non_empty(&self.wechat_accounts) else {
+            return single
+                .validate(Origin::Variables, problems)
+                .map(Accounts::Single);
+        };
+        let set: Vec<&str> = [
+            ("DOUMI_WECHAT_TOKEN", &single.token),
+            ("DOUMI_WECHAT_APP_ID", &single.app_id),
+            ("DOUMI_WECHAT_AES_KEY", &single.aes_key),
+            ("DOUMI_WECHAT_AES_KEY_PREVIOUS", &single.aes_key_previous),
+            ("DOUMI_WECHAT_APP_SECRET", &single.app_secret),
+        ]
+        .into_iter()
+        .filter(|(_, value)| non_empty(value).is_some())
+        .map(|(name, _)| name)
+        .chain(require_encryption.then_some("DOUMI_WECHAT_REQUIRE_ENCRYPTION"))
+        .collect();
+        if !set.is_empty() {
+            problems.add(
+                ACCOUNTS_FILE_VAR,
+                format!(
+                    "serves the accounts its file lists; {} would configure another: move it \
+                     into the file as an [[account]] or unset it",
+                    set.join(", ")
+                ),
+            );
+        }
+        let accounts = load_file(std::path::Path::new(file), problems)?;
+        set.is_empty().then_some(Accounts::Named(accounts))
+    }
+
+    /// Where and until when late replies are delivered (for the accounts
+    /// with an AppSecret).
+    fn delivery(&self, problems: &mut Problems) -> Option<DeliverySettings> {
         let api_base_url = problems
             .http_url("DOUMI_WECHAT_API_BASE_URL", &self.api.wechat_api_base_url)
             .and_then(|url| {
@@ -280,52 +301,11 @@ impl GatewayArgs {
                 "must be between 15s (WeChat's three attempts) and 10m",
             );
         }
-        let Some(secret) = non_empty(&self.api.wechat_app_secret) else {
-            return Some(None);
-        };
-        let Some(app_id) = non_empty(&self.wechat_app_id) else {
-            problems.add(
-                "DOUMI_WECHAT_APP_ID",
-                "is required when DOUMI_WECHAT_APP_SECRET is set",
-            );
-            return None;
-        };
-        Some(Some(DeliverySettings {
+        Some(DeliverySettings {
             api_base_url: api_base_url?,
-            credentials: Credentials {
-                app_id: app_id.to_owned(),
-                app_secret: SecretString::from(secret.to_owned()),
-            },
             deadline: deadline?,
             probe_interval: probe_interval?,
-        }))
-    }
-
-    /// Safe-mode credentials: both AppID and key, or neither.
-    fn crypto(&self, problems: &mut Problems) -> Option<Option<MessageCrypto>> {
-        match (
-            non_empty(&self.wechat_app_id),
-            non_empty(&self.wechat_aes_key),
-        ) {
-            (_, None) => Some(None),
-            (Some(app_id), Some(key)) => match AesKey::parse(key) {
-                Ok(key) => Some(Some(MessageCrypto::new(key, app_id.to_owned()))),
-                Err(_) => {
-                    problems.add(
-                        "DOUMI_WECHAT_AES_KEY",
-                        "must be the 43-character EncodingAESKey from WeChat's console",
-                    );
-                    None
-                }
-            },
-            (None, Some(_)) => {
-                problems.add(
-                    "DOUMI_WECHAT_APP_ID",
-                    "is required when DOUMI_WECHAT_AES_KEY is set",
-                );
-                None
-            }
-        }
+        })
     }
 }
 
@@ -356,7 +336,11 @@ mod tests {
         assert_eq!(config.window.policy, ReplyPolicy::Hold);
         assert_eq!(config.window.budget, Duration::from_millis(4500));
         // The flags' defaults are the library's, read back through the CLI.
-        let library = GatewayConfig::new(config.listen, config.bot.clone(), config.token.clone());
+        let library = GatewayConfig::new(
+            config.listen,
+            config.bot.clone(),
+            WechatToken::parse("abc123").unwrap(),
+        );
         assert_eq!(config.window, library.window);
         assert_eq!(config.dial, library.dial);
         assert_eq!(
@@ -364,9 +348,11 @@ mod tests {
             (library.max_in_flight, library.timestamp_tolerance)
         );
         assert_eq!(config.listen.port(), doumi_runtime::ports::GATEWAY);
-        assert!(
-            config.crypto.is_none() && !config.require_encryption && config.redis_url.is_none()
-        );
+        let Accounts::Single(account) = &config.accounts else {
+            panic!("one account without a file");
+        };
+        assert!(account.keys.is_none() && !account.require_encryption);
+        assert!(config.redis_url.is_none());
     }
 
     #[test]
@@ -413,7 +399,8 @@ mod tests {
             "success",
         ])
         .unwrap();
-        assert!(config.crypto.is_some() && config.require_encryption);
+        let account = config.accounts.get(SINGLE_ACCOUNT).unwrap();
+        assert!(account.keys.is_some() && account.require_encryption);
         assert_eq!(
             (config.window.policy, config.window.interim),
             (ReplyPolicy::Immediate, Interim::Success)
@@ -426,5 +413,26 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.contains("needs DOUMI_WECHAT_AES_KEY"), "{error}");
+    }
+
+    #[test]
+    fn an_accounts_file_is_never_mixed_with_the_single_account_settings() {
+        let dir = std::env::temp_dir().join(format!("doumi-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("accounts.toml");
+        std::fs::write(
+            &file,
+            "[[account]]\nname = \"books\"\ntoken = \"booksToken1\"\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let config = check(&["--wechat-accounts", file]).unwrap();
+        assert!(matches!(&config.accounts, Accounts::Named(list) if list[0].name == "books"));
+        let error = check(&["--wechat-accounts", file, "--wechat-token", "abc123"]).unwrap_err();
+        assert!(
+            error.contains("DOUMI_WECHAT_ACCOUNTS") && error.contains("DOUMI_WECHAT_TOKEN"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

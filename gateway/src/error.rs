@@ -25,6 +25,8 @@ pub enum Refusal {
     Crypto(#[from] CryptoError),
     #[error("not a WeChat message: {0}")]
     BadMessage(#[from] ParseError),
+    #[error("no account is served at this path")]
+    NoSuchAccount,
 }
 
 impl Refusal {
@@ -40,6 +42,7 @@ impl Refusal {
             Self::EncryptionNotConfigured | Self::Crypto(_) | Self::BadMessage(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::NoSuchAccount => StatusCode::NOT_FOUND,
         }
     }
 
@@ -55,6 +58,7 @@ impl Refusal {
             Self::BadMessage(ParseError::Doctype) => "doctype",
             Self::BadMessage(ParseError::TooDeep | ParseError::FieldTooLong) => "too_large",
             Self::BadMessage(_) => "malformed",
+            Self::NoSuchAccount => "no_such_route",
         }
     }
 }

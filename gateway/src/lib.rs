@@ -4,9 +4,13 @@
 //!
 //! A message flows top to bottom through the tree:
 //!
-//! - `routes`: `POST /wechat` — signature, decryption, parsing (the protocol
-//!   itself lives in `doumi-wechat`), health and `/metrics`; `error` is the
-//!   one mapping of what goes wrong to an HTTP answer.
+//! - `routes`: `POST /wechat` (or `/wechat/NAME`) — the account, its
+//!   signature, decryption, parsing (the protocol itself lives in
+//!   `doumi-wechat`), health and `/metrics`; `error` is the one mapping of
+//!   what goes wrong to an HTTP answer.
+//! - `accounts/`: the official accounts served — their settings (the
+//!   single-account variables or the accounts file), and each live: Token,
+//!   keys through a rotation, reply window, courier.
 //! - `window/`: WeChat's 5-second window — one piece of work per message
 //!   whatever the retries, each attempt answered in its budget (`slots`
 //!   remembers the messages), `shared_store` when replicas share Redis.
@@ -17,6 +21,7 @@
 //! - beside them: `config` and `cli` (settings), `metrics`.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod bot_link;
 mod cli;
 mod config;
@@ -37,9 +42,10 @@ use std::{
 
 use tokio::net::TcpListener;
 
+pub use accounts::{AccountSettings, Accounts, WechatToken};
 pub use bot_link::BOT_UNAVAILABLE;
 pub use cli::Cli;
-pub use config::{DeliverySettings, GatewayArgs, GatewayConfig, WechatToken};
+pub use config::{DeliverySettings, GatewayArgs, GatewayConfig};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -71,38 +77,31 @@ pub async fn run(
         .map(shared_store::SharedStore::new)
         .transpose()
         .map_err(GatewayError::Redis)?;
-    let courier = match config.delivery {
-        Some(delivery) => {
-            let account = doumi_wechat::api::OfficialAccount::new(
-                delivery.api_base_url.clone(),
-                delivery.credentials,
-                redis,
-            )?;
-            tracing::info!(api = %delivery.api_base_url, deadline = ?delivery.deadline, "late replies are delivered as customer-service messages");
-            let courier =
-                delivery::Courier::new(account, delivery.deadline, delivery.probe_interval);
-            tokio::spawn({
-                let courier = courier.clone();
-                async move { courier.check_at_start().await }
-            });
-            Some(courier)
-        }
-        None => None,
-    };
     let window = window::ReplyWindow::new(
         config.window,
         config.max_in_flight,
         bot_link::BotLink::new(channel),
         shared,
-        courier,
     );
+    // Each account gets its own window (sharing the gateway's memory and
+    // limit) and courier; an account of a file keeps its messages apart.
+    let live = |settings: &AccountSettings, scoped: bool| {
+        let courier = courier(settings, &config.delivery, redis.clone())?;
+        let window = window.for_account(&settings.name, scoped, courier.clone());
+        Ok::<_, GatewayError>(accounts::Account::new(settings.clone(), window, courier))
+    };
+    let directory = match &config.accounts {
+        Accounts::Single(settings) => accounts::Directory::single(live(settings, false)?),
+        Accounts::Named(list) => accounts::Directory::named(
+            list.iter()
+                .map(|settings| live(settings, true))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let ready = Arc::new(AtomicBool::new(true));
     let state = routes::AppState {
-        token: config.token,
-        window: window.clone(),
+        accounts: directory,
         timestamp_tolerance: config.timestamp_tolerance,
-        crypto: config.crypto,
-        require_encryption: config.require_encryption,
         ready: ready.clone(),
     };
     metrics::install();
@@ -118,4 +117,35 @@ pub async fn run(
     // other replicas (with Redis) or is finished here.
     window.stop().await;
     Ok(())
+}
+
+/// The courier of an account with an AppSecret, checking its credentials in
+/// the background; `None` for an account without one.
+fn courier(
+    account: &AccountSettings,
+    delivery: &DeliverySettings,
+    redis: Option<redis::Client>,
+) -> Result<Option<delivery::Courier>, GatewayError> {
+    let Some(credentials) = account.credentials() else {
+        return Ok(None);
+    };
+    let api =
+        doumi_wechat::api::OfficialAccount::new(delivery.api_base_url.clone(), credentials, redis)?;
+    tracing::info!(
+        account = %account.name,
+        api = %delivery.api_base_url,
+        deadline = ?delivery.deadline,
+        "late replies are delivered as customer-service messages"
+    );
+    let courier = delivery::Courier::new(
+        &account.name,
+        api,
+        delivery.deadline,
+        delivery.probe_interval,
+    );
+    tokio::spawn({
+        let courier = courier.clone();
+        async move { courier.check_at_start().await }
+    });
+    Ok(Some(courier))
 }

@@ -14,6 +14,9 @@ pub const DEADLINE_HITS: &str = "doumi_gateway_deadline_hits_total";
 pub const DELIVERIES: &str = "doumi_gateway_deliveries_total";
 pub const WINDOW_EVICTIONS: &str = "doumi_gateway_window_evictions_total";
 pub const PROMISES: &str = "doumi_gateway_promises_total";
+pub const ACCOUNT_CHECKS: &str = "doumi_gateway_account_checks_total";
+pub const PREVIOUS_KEY: &str = "doumi_gateway_previous_key_total";
+pub const ACCOUNT_DELIVERING: &str = "doumi_gateway_account_delivering";
 
 /// Every series of the gateway's own.
 pub const NAMES: &[&str] = &[
@@ -28,6 +31,9 @@ pub const NAMES: &[&str] = &[
     DELIVERIES,
     WINDOW_EVICTIONS,
     PROMISES,
+    ACCOUNT_CHECKS,
+    PREVIOUS_KEY,
+    ACCOUNT_DELIVERING,
 ];
 
 /// Installs the process-wide recorder and describes the gateway's series
@@ -38,7 +44,7 @@ pub fn install() {
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         REQUESTS,
         "Attempts at a message WeChat sent, by message kind and how each was answered"
@@ -73,6 +79,21 @@ fn describe() {
         "Replies promised for delivery that changed hands, by outcome: handed_off (this replica \
          stopped and left it to the others), taken_over (this replica took over one whose \
          replica stopped or died), expired (its deadline passed with nobody to deliver it)"
+    );
+    describe_counter!(
+        ACCOUNT_CHECKS,
+        "Checks of an account's credentials with WeChat (at start, then while WeChat refuses \
+         it), by account and result: ok or WeChat's errcode"
+    );
+    describe_counter!(
+        PREVIOUS_KEY,
+        "Safe-mode messages opened with the account's previous EncodingAESKey, by account: \
+         once it stays at zero the previous key can be dropped"
+    );
+    describe_gauge!(
+        ACCOUNT_DELIVERING,
+        "1 while replies that miss WeChat's window are promised and delivered for the account \
+         (an AppSecret, and WeChat accepts it), 0 while WeChat refuses the account"
     );
     doumi_wechat::api::describe_metrics();
 }

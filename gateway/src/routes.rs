@@ -1,6 +1,7 @@
-//! The HTTP surface WeChat and Kubernetes see: `/wechat` (GET verification,
-//! POST messages in plaintext, compatible or safe mode), `/healthz`,
-//! `/readyz`, `/metrics`. A message flows top to bottom through `receive`:
+//! The HTTP surface WeChat and Kubernetes see: `/wechat` (the single
+//! account) or `/wechat/NAME` (an account of the accounts file) — GET
+//! verification, POST messages in plaintext, compatible or safe mode —
+//! `/healthz`, `/readyz` (with each account's standing), `/metrics`. A message flows top to bottom through `receive`:
 //! verify → decrypt (safe mode) → parse → the reply window → render →
 //! encrypt (safe mode).
 
@@ -15,7 +16,7 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    extract::{DefaultBodyLimit, Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -28,17 +29,15 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use tracing::{Instrument, field::Empty};
 
 use doumi_wechat::{
-    crypto::{CryptoError, MessageCrypto},
     inbound,
     outbound::{self, Addressing, Rendered},
-    signature,
 };
 
 use crate::{
-    config::WechatToken,
+    accounts::{Account, Directory, Signed},
     error::Refusal,
     metrics as m,
-    window::{ReplyWindow, message_tag},
+    window::message_tag,
 };
 
 /// WeChat's messages are a few KiB; anything past this is not from WeChat.
@@ -49,11 +48,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every handler shares.
 pub struct AppState {
-    pub token: WechatToken,
-    pub window: ReplyWindow,
+    pub accounts: Directory,
     pub timestamp_tolerance: Duration,
-    pub crypto: Option<MessageCrypto>,
-    pub require_encryption: bool,
     /// False once shutdown starts, so `/readyz` takes the pod out of rotation
     /// while in-flight messages are still answered.
     pub ready: Arc<AtomicBool>,
@@ -74,7 +70,8 @@ pub fn router(state: AppState) -> Router {
     // One shared copy: axum clones the state for every request.
     let state = Arc::new(state);
     Router::new()
-        .route("/wechat", get(verify_url).post(receive))
+        .route("/wechat", get(verify_root).post(receive_root))
+        .route("/wechat/{account}", get(verify_named).post(receive_named))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(
@@ -99,7 +96,7 @@ pub fn router(state: AppState) -> Router {
 /// reader's OpenID.
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let path = request.uri().path();
-    if path != "/wechat" {
+    if !(path == "/wechat" || path.starts_with("/wechat/")) {
         return tracing::debug_span!("http", method = %request.method(), path);
     }
     let span = tracing::info_span!(
@@ -108,6 +105,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         otel.kind = "server",
         http.request.method = %request.method(),
         url.path = path,
+        account = Empty,
         msg = Empty,
         reader = Empty,
         kind = Empty,
@@ -117,22 +115,31 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     span
 }
 
-/// The signed parts of a request, once present.
-struct Signed<'a> {
-    timestamp: &'a str,
-    nonce: &'a str,
-}
-
 impl AppState {
-    /// Checks the plain signature over token, timestamp and nonce, and that
-    /// the timestamp is recent. WeChat's retries reuse all three, and pass.
-    fn check_signed<'q>(&self, query: &'q SignedQuery) -> Result<Signed<'q>, Refusal> {
+    /// The account WeChat posts to at `/wechat`.
+    fn root(&self) -> Result<&Arc<Account>, Refusal> {
+        self.accounts.root().ok_or(Refusal::NoSuchAccount)
+    }
+
+    /// The account WeChat posts to at `/wechat/NAME`.
+    fn named(&self, name: &str) -> Result<&Arc<Account>, Refusal> {
+        self.accounts.get(name).ok_or(Refusal::NoSuchAccount)
+    }
+
+    /// Checks the plain signature over the account's Token, timestamp and
+    /// nonce, and that the timestamp is recent. WeChat's retries reuse all
+    /// three, and pass.
+    fn check_signed<'q>(
+        &self,
+        account: &Account,
+        query: &'q SignedQuery,
+    ) -> Result<Signed<'q>, Refusal> {
         let (Some(signature), Some(timestamp), Some(nonce)) =
             (&query.signature, &query.timestamp, &query.nonce)
         else {
             return Err(Refusal::Unsigned);
         };
-        if !signature::verify(signature, &[self.token.expose(), timestamp, nonce]) {
+        if !account.signed_by_us(signature, timestamp, nonce) {
             return Err(Refusal::BadSignature);
         }
         let sent: i64 = timestamp
@@ -144,117 +151,99 @@ impl AppState {
         }
         Ok(Signed { timestamp, nonce })
     }
+}
 
-    /// The message XML: the body itself in plaintext mode, the decrypted
-    /// `Encrypt` in safe and compatible mode (whose plaintext copy is ignored).
-    fn open(
-        &self,
-        query: &SignedQuery,
-        signed: &Signed<'_>,
-        body: &[u8],
-    ) -> Result<(Vec<u8>, bool), Refusal> {
-        let encrypted = query
-            .encrypt_type
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-        if !encrypted {
-            if self.require_encryption {
-                return Err(Refusal::PlaintextRefused);
-            }
-            return Ok((body.to_vec(), false));
-        }
-        let crypto = self
-            .crypto
-            .as_ref()
-            .ok_or(Refusal::EncryptionNotConfigured)?;
-        // Without msg_signature nothing vouches for the payload: never fall back to plaintext.
-        let msg_signature = query
-            .msg_signature
-            .as_deref()
-            .ok_or(CryptoError::ValidateSignature)?;
-        let payload = inbound::parse_encrypted(body).map_err(|e| match e {
-            inbound::ParseError::Missing(_) | inbound::ParseError::Xml(_) => {
-                Refusal::Crypto(CryptoError::ParseXml)
-            }
-            other => Refusal::BadMessage(other),
-        })?;
-        MessageCrypto::verify(
-            self.token.expose(),
-            signed.timestamp,
-            signed.nonce,
-            &payload,
-            msg_signature,
-        )?;
-        Ok((crypto.decrypt(&payload)?.into_bytes(), true))
-    }
+async fn verify_root(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<SignedQuery>,
+) -> Result<String, Refusal> {
+    verify_url(state.root()?, query)
+}
 
-    /// The safe-mode reply envelope around `xml`, signed like WeChat's own.
-    fn seal(&self, xml: &str, signed: &Signed<'_>) -> Result<String, Refusal> {
-        let crypto = self
-            .crypto
-            .as_ref()
-            .ok_or(Refusal::EncryptionNotConfigured)?;
-        outbound::seal(
-            crypto,
-            self.token.expose(),
-            signed.timestamp,
-            signed.nonce,
-            xml,
-        )
-        .map_err(|error| {
-            tracing::error!(%error, "sealing the reply failed");
-            Refusal::Crypto(CryptoError::ParseXml)
-        })
-    }
+async fn verify_named(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<SignedQuery>,
+) -> Result<String, Refusal> {
+    verify_url(state.named(&name)?, query)
 }
 
 /// WeChat's server verification: echo `echostr` when the signature holds.
 /// It is signed the same way in every encryption mode.
-async fn verify_url(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<SignedQuery>,
-) -> Result<String, Refusal> {
+fn verify_url(account: &Account, query: SignedQuery) -> Result<String, Refusal> {
     let (Some(signature), Some(timestamp), Some(nonce), Some(echostr)) = (
         &query.signature,
         &query.timestamp,
         &query.nonce,
-        &query.echostr,
+        query.echostr,
     ) else {
         return Err(Refusal::Unsigned);
     };
-    if !signature::verify(signature, &[state.token.expose(), timestamp, nonce]) {
+    if !account.signed_by_us(signature, timestamp, nonce) {
         return Err(Refusal::BadSignature);
     }
-    tracing::info!("url verification succeeded");
-    Ok(echostr.clone())
+    tracing::info!(account = &**account.name(), "url verification succeeded");
+    Ok(echostr)
 }
 
-/// A message or event, from WeChat's request to our reply.
-async fn receive(
+async fn receive_root(
     State(state): State<Arc<AppState>>,
     Query(query): Query<SignedQuery>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
+    let account = state.root()?;
+    receive(&state, account, query, body).await
+}
+
+async fn receive_named(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<SignedQuery>,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let account = state.named(&name)?;
+    receive(&state, account, query, body).await
+}
+
+/// A message or event, from WeChat's request to our reply.
+async fn receive(
+    state: &AppState,
+    account: &Account,
+    query: SignedQuery,
+    body: Bytes,
+) -> Result<Response, Refusal> {
     let arrived = Instant::now();
-    let signed = tracing::debug_span!("verify").in_scope(|| state.check_signed(&query))?;
-    let (xml, encrypted) =
-        tracing::debug_span!("decrypt").in_scope(|| state.open(&query, &signed, &body))?;
-    let message = tracing::debug_span!("parse").in_scope(|| inbound::parse(&xml))?;
+    let signed = tracing::debug_span!("verify").in_scope(|| state.check_signed(account, &query))?;
+    let encrypted = query
+        .encrypt_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
+    let opened = tracing::debug_span!("decrypt")
+        .in_scope(|| account.open(encrypted, query.msg_signature.as_deref(), &signed, &body))?;
+    let mut message = tracing::debug_span!("parse").in_scope(|| inbound::parse(&opened.xml))?;
+    message.account = account.name().to_string();
     let kind = kind_label(&message);
-    let (reader, account) = (message.from_user.clone(), message.to_account.clone());
+    let (reader, to_account) = (message.from_user.clone(), message.to_account.clone());
     let span = tracing::Span::current();
     if !span.is_disabled() {
+        span.record("account", &**account.name());
         span.record("msg", message_tag(&message));
         span.record("reader", telemetry::pseudonym(&reader));
         span.record("kind", kind);
     }
 
-    let (reply, outcome) = state
-        .window
+    let (reply, outcome) = account
+        .window()
         .answer(message, arrived)
         .instrument(tracing::debug_span!("window"))
         .await;
-    metrics::counter!(m::REQUESTS, "kind" => kind, "outcome" => outcome.as_str()).increment(1);
+    metrics::counter!(
+        m::REQUESTS,
+        "account" => account.name().clone(),
+        "kind" => kind,
+        "outcome" => outcome.as_str()
+    )
+    .increment(1);
     let Some(reply) = reply else {
         tracing::info!(
             kind,
@@ -264,12 +253,17 @@ async fn receive(
         );
         return Ok(abandoned());
     };
-    metrics::counter!(m::REPLIES, "kind" => reply_label(&reply)).increment(1);
+    metrics::counter!(
+        m::REPLIES,
+        "account" => account.name().clone(),
+        "kind" => reply_label(&reply)
+    )
+    .increment(1);
     tracing::info!(kind, outcome = outcome.as_str(), encrypted, "answered");
 
     let to = Addressing {
         reader: &reader,
-        account: &account,
+        account: &to_account,
         now: now_unix(),
     };
     let response = tracing::debug_span!("render").in_scope(|| {
@@ -277,10 +271,10 @@ async fn receive(
             tracing::error!(%error, "reply dropped");
             Rendered::Success
         });
-        Ok::<_, Refusal>(match rendered {
-            Rendered::Xml(xml) if encrypted => xml_response(state.seal(&xml, &signed)?),
-            Rendered::Xml(xml) => xml_response(xml),
-            Rendered::Success => (
+        Ok::<_, Refusal>(match (rendered, opened.key) {
+            (Rendered::Xml(xml), Some(key)) => xml_response(account.seal(&xml, key, &signed)?),
+            (Rendered::Xml(xml), None) => xml_response(xml),
+            (Rendered::Success, _) => (
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 "success",
             )
@@ -309,12 +303,16 @@ fn xml_response(xml: String) -> Response {
         .into_response()
 }
 
+/// Ready or draining, then each account's standing with WeChat: a refused
+/// account does not make the gateway unready (passive replies still work),
+/// but it is where an operator looks first.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
+    let (status, word) = if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    }
+    };
+    (status, format!("{word}\n{}", state.accounts.standing()))
 }
 
 /// A bounded label for a message kind.

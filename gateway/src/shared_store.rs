@@ -26,6 +26,8 @@ const REPLY_TTL: Duration = Duration::from_secs(120);
 /// The promises to look at in one sweep, soonest deadline first.
 const SWEEP_BATCH: isize = 256;
 /// The index of pending promises: message keys scored by their deadline.
+/// An account of an accounts file has its own (each account's sweep
+/// delivers with that account's token).
 const PENDING_INDEX: &str = "doumi:gateway:v1:pending-by-deadline";
 
 /// Extends a lease only while this replica holds it.
@@ -60,6 +62,8 @@ pub struct SharedStore {
     connection: ConnectionManager,
     /// Who holds a lease: this replica's name among the others.
     replica: Arc<str>,
+    /// This account's index of pending promises.
+    pending_index: Arc<str>,
     /// A Redis outage fails every message: its lines are summarised.
     throttle: Arc<LogThrottle>,
 }
@@ -80,8 +84,18 @@ impl SharedStore {
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
             replica: format!("{:016x}", rand::random::<u64>()).into(),
+            pending_index: PENDING_INDEX.into(),
             throttle: Arc::new(LogThrottle::default()),
         })
+    }
+
+    /// The same store for the named account of an accounts file: its own
+    /// index of promises (message keys carry the account already).
+    pub fn for_account(&self, name: &str) -> Self {
+        Self {
+            pending_index: format!("{PENDING_INDEX}:{name}").into(),
+            ..self.clone()
+        }
     }
 
     /// The value, or `None` after logging (summarised) why Redis failed.
@@ -165,7 +179,7 @@ impl SharedStore {
             .ignore()
             .pexpire(&record, ttl as i64)
             .ignore()
-            .zadd(PENDING_INDEX, message, deadline)
+            .zadd(&*self.pending_index, message, deadline)
             .ignore()
             .query_async(&mut self.connection.clone())
             .await;
@@ -192,8 +206,8 @@ impl SharedStore {
     pub async fn due(&self) -> Option<(Vec<String>, u64)> {
         let now = unix_millis(SystemTime::now());
         let result: redis::RedisResult<(u64, Vec<String>)> = redis::pipe()
-            .zrembyscore(PENDING_INDEX, "-inf", now)
-            .zrangebyscore_limit(PENDING_INDEX, now, "+inf", 0, SWEEP_BATCH)
+            .zrembyscore(&*self.pending_index, "-inf", now)
+            .zrangebyscore_limit(&*self.pending_index, now, "+inf", 0, SWEEP_BATCH)
             .query_async(&mut self.connection.clone())
             .await;
         self.ok(result, "shared promises unavailable")
@@ -209,7 +223,7 @@ impl SharedStore {
         let result: redis::RedisResult<(Option<String>, (), ())> = redis::pipe()
             .set_options(key("sent", message), &*self.replica, options)
             .del(key("pending", message))
-            .zrem(PENDING_INDEX, message)
+            .zrem(&*self.pending_index, message)
             .query_async(&mut self.connection.clone())
             .await;
         self.ok(result, "shared delivery claim unavailable")

@@ -179,7 +179,7 @@ impl Fleet {
         let mut config = GatewayConfig::new(addr, self.bot_target.clone(), token);
         config.redis_url = self.options.redis_url.clone();
         if let Some(url) = &self.options.wechat_api_url {
-            config.delivery = Some(stack::delivery(url)?);
+            stack::deliver_through(&mut config, url)?;
         }
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_gateway::run(config, listener, stop.cancelled_owned()).await?)

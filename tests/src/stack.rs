@@ -5,11 +5,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use doumi_bot::{BotConfig, config::BookReply};
 use doumi_catalog::{CatalogConfig, Source};
-use doumi_gateway::{DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings};
-use doumi_wechat::{
-    api::Credentials,
-    crypto::{AesKey, MessageCrypto},
+use doumi_gateway::{
+    AccountSettings, Accounts, DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings,
 };
+use doumi_wechat::crypto::{AesKey, KeyRing, MessageCrypto};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,23 +30,62 @@ pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 /// The test account's AppSecret, known to the fake of WeChat's API.
 pub const APP_SECRET: &str = "doumiTestAppSecret0123456789abcd";
 
-/// Late replies delivered as the test account to WeChat's API at `url`.
-pub fn delivery(url: &str) -> anyhow::Result<DeliverySettings> {
-    Ok(DeliverySettings {
+/// A second account for the tests of several accounts on one gateway.
+pub const BRANCH_TOKEN: &str = "doumiBranchToken7";
+pub const BRANCH_APP_ID: &str = "wx0b1c2d3e4f506172";
+pub const BRANCH_AES_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
+pub const BRANCH_APP_SECRET: &str = "doumiBranchAppSecret0123456789ab";
+
+/// The second account's safe-mode crypto, as WeChat holds it.
+pub fn branch_crypto() -> MessageCrypto {
+    let key = AesKey::parse(BRANCH_AES_KEY).unwrap_or_else(|e| panic!("test AES key: {e}"));
+    MessageCrypto::new(key, BRANCH_APP_ID.to_owned())
+}
+
+/// Two accounts as an accounts file lists them, both with an AppSecret:
+/// `books` (the test account, plaintext) and `branch` (its own Token, AppID
+/// and key, safe mode only).
+pub fn two_accounts() -> Accounts {
+    let token = |token| WechatToken::parse(token).unwrap_or_else(|e| panic!("test token: {e}"));
+    let mut books = AccountSettings::new("books", token(TOKEN));
+    books.app_id = Some(APP_ID.to_owned());
+    books.app_secret = Some(APP_SECRET.to_owned().into());
+    let mut branch = AccountSettings::new("branch", token(BRANCH_TOKEN));
+    branch.app_id = Some(BRANCH_APP_ID.to_owned());
+    branch.keys = Some(KeyRing::new(branch_crypto(), None));
+    branch.require_encryption = true;
+    branch.app_secret = Some(BRANCH_APP_SECRET.to_owned().into());
+    Accounts::Named(vec![books, branch])
+}
+
+/// Late replies delivered through WeChat's API at `url`, by every account
+/// with an AppSecret; the single account gets the test account's.
+pub fn deliver_through(config: &mut GatewayConfig, url: &str) -> anyhow::Result<()> {
+    config.delivery = DeliverySettings {
         api_base_url: url.parse()?,
-        credentials: Credentials {
-            app_id: APP_ID.to_owned(),
-            app_secret: APP_SECRET.to_owned().into(),
-        },
         deadline: DELIVERY_DEADLINE,
         probe_interval: PROBE_INTERVAL,
-    })
+    };
+    if let Accounts::Single(account) = &mut config.accounts {
+        account.app_id = Some(APP_ID.to_owned());
+        account.app_secret = Some(APP_SECRET.to_owned().into());
+    }
+    Ok(())
 }
 
 /// The test account's safe-mode crypto, as WeChat holds it.
 pub fn account_crypto() -> MessageCrypto {
     let key = AesKey::parse(AES_KEY).unwrap_or_else(|e| panic!("test AES key: {e}"));
     MessageCrypto::new(key, APP_ID.to_owned())
+}
+
+/// The test account in safe mode, with `token`.
+pub fn safe_mode_account(name: &str, token: &str) -> AccountSettings {
+    let token = WechatToken::parse(token).unwrap_or_else(|e| panic!("test token: {e}"));
+    let mut account = AccountSettings::new(name, token);
+    account.app_id = Some(APP_ID.to_owned());
+    account.keys = Some(KeyRing::new(account_crypto(), None));
+    account
 }
 
 /// How the gateway is set up.
@@ -66,6 +104,8 @@ pub struct GatewayOptions {
     /// WeChat's API (a [`crate::FakeWechatApi`]) for replies that miss the
     /// window, with the test account's AppSecret; `None` = no delivery.
     pub wechat_api_url: Option<String>,
+    /// The accounts served instead of the test account at `/wechat`.
+    pub accounts: Option<Accounts>,
 }
 
 /// Where the catalog gets books and keeps them, and how the gateway is set up.
@@ -123,16 +163,24 @@ impl TestStack {
         let mut gateway_config = GatewayConfig::new(gateway, bot.into(), token);
         let options = options.gateway;
         if options.safe_mode {
-            gateway_config.crypto = Some(account_crypto());
+            gateway_config.accounts = Accounts::Single(safe_mode_account(
+                doumi_gateway::accounts::SINGLE_ACCOUNT,
+                TOKEN,
+            ));
         }
-        gateway_config.require_encryption = options.require_encryption;
+        if let Accounts::Single(account) = &mut gateway_config.accounts {
+            account.require_encryption = options.require_encryption;
+        }
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
         gateway_config.redis_url = options.redis_url;
         gateway_config.max_in_flight = options
             .max_in_flight
             .unwrap_or(gateway_config.max_in_flight);
         if let Some(url) = options.wechat_api_url {
-            gateway_config.delivery = Some(delivery(&url)?);
+            deliver_through(&mut gateway_config, &url)?;
+        }
+        if let Some(accounts) = options.accounts {
+            gateway_config.accounts = accounts;
         }
 
         tokio::spawn(doumi_catalog::run(
@@ -170,6 +218,15 @@ impl TestStack {
             self.stop.clone().cancelled_owned(),
         ));
         Ok(addr)
+    }
+
+    /// The gateway's `/readyz` page.
+    pub async fn gateway_readiness(&self) -> String {
+        let response = reqwest::get(format!("http://{}/readyz", self.gateway)).await;
+        match response {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => panic!("the gateway's /readyz did not answer: {error}"),
+        }
     }
 
     /// The gateway's `/metrics` page.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{
     fake_upstream::Running,
-    stack::{APP_ID, APP_SECRET},
+    stack::{APP_ID, APP_SECRET, BRANCH_APP_ID, BRANCH_APP_SECRET},
 };
 
 /// How long a test waits for a late reply before failing: well past any
@@ -17,12 +17,14 @@ use crate::{
 const PATIENCE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 
-/// A fake of WeChat's API for the test account, stopped when dropped.
+/// A fake of WeChat's API for the test accounts (`APP_ID`, and
+/// `BRANCH_APP_ID` for the tests of two accounts), stopped when dropped.
 pub type FakeWechatApi = Running<StandIn>;
 
 impl FakeWechatApi {
     pub async fn start() -> anyhow::Result<Self> {
-        let stand_in = StandIn::for_account(APP_ID, APP_SECRET);
+        let stand_in =
+            StandIn::for_accounts(&[(APP_ID, APP_SECRET), (BRANCH_APP_ID, BRANCH_APP_SECRET)]);
         Running::serve(stand_in, |stand_in| stand_in.router()).await
     }
 

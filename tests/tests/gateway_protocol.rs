@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
-use doumi_gateway::window::{INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings};
+use doumi_gateway::{
+    Accounts,
+    accounts::SINGLE_ACCOUNT,
+    window::{INTERIM_TEXT, Interim, ReplyPolicy, WindowSettings},
+};
 use doumi_tests::{
     FakeDouban, RedisServer, StackOptions, TestStack,
-    stack::{GatewayOptions, TOKEN, account_crypto},
+    stack::{APP_ID, BRANCH_AES_KEY, GatewayOptions, TOKEN, account_crypto, safe_mode_account},
     wechat::{ACCOUNT, Attempt, Patience, READER, WechatClient},
 };
 use doumi_wechat::{
-    crypto::{AesKey, MessageCrypto},
+    crypto::{AesKey, KeyRing, MessageCrypto},
     peer,
 };
 
@@ -297,6 +301,60 @@ async fn safe_mode_round_trip() {
         "the reply travels encrypted"
     );
     assert!(answer.text().contains("《浪潮之巅》"));
+}
+
+#[tokio::test]
+async fn during_a_key_rotation_the_previous_key_is_answered_with_itself_and_counted() {
+    let douban = FakeDouban::start().await.expect("douban");
+    let old = account_crypto();
+    let new = MessageCrypto::new(
+        AesKey::parse(BRANCH_AES_KEY).expect("key"),
+        APP_ID.to_owned(),
+    );
+    let mut account = safe_mode_account(SINGLE_ACCOUNT, TOKEN);
+    account.keys = Some(KeyRing::new(new.clone(), Some(old.clone())));
+    let stack = stack_with(
+        &douban,
+        GatewayOptions {
+            accounts: Some(Accounts::Single(account)),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // A message WeChat sealed before the rotation: opened with the previous
+    // key, and its reply sealed with it too (the client opens it with that
+    // key alone).
+    let answer = stack
+        .wechat()
+        .safe_mode(old)
+        .send_text("9787121139512")
+        .await;
+    assert!(answer.text().contains("《浪潮之巅》"), "{answer:?}");
+    // After it, the new key.
+    let answer = stack
+        .wechat()
+        .safe_mode(new)
+        .send_text("9787121139512")
+        .await;
+    assert!(answer.text().contains("《浪潮之巅》"), "{answer:?}");
+    // Neither key: refused.
+    let stranger = MessageCrypto::new(
+        AesKey::parse("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG").expect("key"),
+        APP_ID.to_owned(),
+    );
+    let refused = stack
+        .wechat()
+        .safe_mode(stranger)
+        .send_text("9787121139512")
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+
+    let metrics = stack.gateway_metrics().await;
+    assert!(
+        metrics.contains(r#"doumi_gateway_previous_key_total{account="default"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -587,8 +645,8 @@ async fn metrics_count_requests_refusals_and_bot_latency() {
 
     let metrics = stack.gateway_metrics().await;
     for series in [
-        r#"doumi_gateway_requests_total{kind="text",outcome="fresh"}"#,
-        r#"doumi_gateway_replies_total{kind="text"}"#,
+        r#"doumi_gateway_requests_total{account="default",kind="text",outcome="fresh"}"#,
+        r#"doumi_gateway_replies_total{account="default",kind="text"}"#,
         r#"doumi_gateway_refusals_total{reason="bad_signature"}"#,
         r#"doumi_gateway_refusals_total{reason="too_large"}"#,
         "doumi_gateway_bot_latency_seconds_bucket",

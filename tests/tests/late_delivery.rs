@@ -4,11 +4,17 @@
 
 use std::time::Duration;
 
-use doumi_gateway::window::{INTERIM_DELIVERY_TEXT, INTERIM_TEXT, ReplyPolicy, WindowSettings};
+use doumi_gateway::{
+    Accounts,
+    window::{INTERIM_DELIVERY_TEXT, INTERIM_TEXT, ReplyPolicy, WindowSettings},
+};
 use doumi_tests::{
     FakeDouban, FakeWechatApi, RedisServer, StackOptions, TestStack,
     fleet::{Fleet, FleetOptions},
-    stack::{GatewayOptions, PROBE_INTERVAL, TOKEN},
+    stack::{
+        APP_ID, BRANCH_APP_ID, BRANCH_TOKEN, GatewayOptions, PROBE_INTERVAL, TOKEN, branch_crypto,
+        two_accounts,
+    },
     wechat::{Attempt, Patience, READER, WechatClient},
     wechat_api::text_of,
 };
@@ -199,36 +205,109 @@ async fn an_invalidated_token_is_refreshed_and_forced_at_most_once_in_30s() {
     assert_eq!(wechat_api.api().token_requests(), 3);
 }
 
-#[tokio::test]
-async fn a_server_outside_the_whitelist_is_promised_nothing_until_wechat_accepts_it() {
-    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions::default()).await;
-    let wechat = stack.wechat();
+/// A client that plays WeChat for the account served at `/wechat/NAME`.
+fn client_of(stack: &TestStack, name: &str, token: &str) -> WechatClient {
+    WechatClient::new(format!("http://{}/wechat/{name}", stack.gateway), token)
+}
 
-    // 40164: WeChat refuses this server's IP address for the account.
-    wechat_api.api().refuse_next(Api::CustomSend, 40164, 1);
-    let promised = wechat
-        .post_signed(&WechatClient::text_from("oFirst", "9787121139512"))
+#[tokio::test]
+async fn two_accounts_answer_only_their_own_and_a_refused_one_stops_only_its_promises() {
+    let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
+        accounts: Some(two_accounts()),
+        ..Default::default()
+    })
+    .await;
+    let books = client_of(&stack, "books", TOKEN);
+    let branch = client_of(&stack, "branch", BRANCH_TOKEN).safe_mode(branch_crypto());
+
+    // Each account is its own trust domain: the other's Token is refused,
+    // and only the configured paths exist.
+    let text = WechatClient::text_from("oStranger", "9787121139512");
+    for (client, wrong) in [
+        (
+            client_of(&stack, "books", BRANCH_TOKEN),
+            "books signed with branch's Token",
+        ),
+        (
+            client_of(&stack, "branch", TOKEN),
+            "branch signed with books' Token",
+        ),
+    ] {
+        assert_eq!(client.post_signed(&text).await.status, 403, "{wrong}");
+    }
+    for path in ["", "/nobody"] {
+        let client = WechatClient::new(format!("http://{}/wechat{path}", stack.gateway), TOKEN);
+        assert_eq!(client.post_signed(&text).await.status, 404, "/wechat{path}");
+    }
+
+    // Each delivers late replies with its own token.
+    let (to_books, to_branch) = (
+        WechatClient::text_from("oBooks", "9787121139512"),
+        WechatClient::text_from("oBranch", "9787121139512"),
+    );
+    let (to_books, to_branch) =
+        tokio::join!(books.post_signed(&to_books), branch.post_signed(&to_branch));
+    for answer in [&to_books, &to_branch] {
+        assert!(answer.body.contains(INTERIM_DELIVERY_TEXT), "{answer:?}");
+    }
+    wechat_api.wait_for_messages("oBooks", 1).await;
+    wechat_api.wait_for_messages("oBranch", 1).await;
+    assert_eq!(wechat_api.api().delivered_by(APP_ID, "oBooks").len(), 1);
+    assert_eq!(
+        wechat_api
+            .api()
+            .delivered_by(BRANCH_APP_ID, "oBranch")
+            .len(),
+        1
+    );
+
+    // 40164 for books: WeChat refuses this server's IP address for it.
+    wechat_api
+        .api()
+        .refuse_next_for(APP_ID, Api::CustomSend, 40164, 1);
+    let sends = wechat_api.api().send_calls();
+    let promised = books
+        .post_signed(&WechatClient::text_from("oFirst", "9780132350884"))
         .await;
     assert!(
         promised.body.contains(INTERIM_DELIVERY_TEXT),
         "{promised:?}"
     );
-    wechat_api.wait_for_send_calls(1).await;
-    // WeChat still refuses the account when it is checked again.
-    wechat_api.api().refuse_next(Api::DomainIp, 40164, 1);
-    let asked = wechat
-        .post_signed(&WechatClient::text_from("oSecond", "9780132350884"))
-        .await;
+    wechat_api.wait_for_send_calls(sends + 1).await;
+    // WeChat still refuses books when it is checked again.
+    wechat_api
+        .api()
+        .refuse_next_for(APP_ID, Api::DomainIp, 40164, 1);
+    let (second, branch_second) = (
+        WechatClient::text_from("oSecond", "9780201616224"),
+        WechatClient::text_from("oBranch2", "9787111213826"),
+    );
+    let (asked, still_promised) = tokio::join!(
+        books.post_signed(&second),
+        branch.post_signed(&branch_second)
+    );
     assert!(
         asked.body.contains(INTERIM_TEXT),
-        "asked to send again: {asked:?}"
+        "books asks to send again: {asked:?}"
+    );
+    assert!(
+        still_promised.body.contains(INTERIM_DELIVERY_TEXT),
+        "branch still promises: {still_promised:?}"
+    );
+    wechat_api.wait_for_messages("oBranch2", 1).await;
+    let readiness = stack.gateway_readiness().await;
+    assert!(
+        readiness.contains("account books: WeChat refuses the account (40164")
+            && readiness.contains("IP白名单")
+            && readiness.contains("account branch: WeChat accepts the account"),
+        "{readiness}"
     );
 
     // Then the whitelist is fixed: the check after the next one passes (the
-    // first was refused above) and promises resume.
+    // first was refused above) and books promises again.
     tokio::time::sleep(PROBE_INTERVAL * 2 + Duration::from_secs(1)).await;
-    let promised = wechat
-        .post_signed(&WechatClient::text_from("oLater", "9780201616224"))
+    let promised = books
+        .post_signed(&WechatClient::text_from("oLater", "9787302123453"))
         .await;
     assert!(
         promised.body.contains(INTERIM_DELIVERY_TEXT),
@@ -238,6 +317,40 @@ async fn a_server_outside_the_whitelist_is_promised_nothing_until_wechat_accepts
     assert!(!delivered.is_empty());
     assert!(wechat_api.api().delivered_to("oFirst").is_empty());
     assert!(wechat_api.api().delivered_to("oSecond").is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_app_secret_is_named_at_start_and_passive_replies_still_work() {
+    let douban = FakeDouban::start().await.expect("douban");
+    let wechat_api = FakeWechatApi::start().await.expect("wechat api");
+    let mut accounts = two_accounts();
+    if let Accounts::Named(list) = &mut accounts {
+        list[0].app_secret = Some("notTheAppSecret".to_owned().into());
+    }
+    let stack = stack(
+        &douban,
+        &wechat_api,
+        GatewayOptions {
+            accounts: Some(accounts),
+            ..Default::default()
+        },
+    )
+    .await;
+    let books = client_of(&stack, "books", TOKEN);
+    let answer = books.send_text("9787121139512").await;
+    assert!(answer.text().contains("《浪潮之巅》"), "{answer:?}");
+    let readiness = stack.gateway_readiness().await;
+    assert!(
+        readiness.starts_with("ready")
+            && readiness.contains("account books: WeChat refuses the account (40125")
+            && readiness.contains("account branch: WeChat accepts the account"),
+        "{readiness}"
+    );
+    assert_eq!(
+        wechat_api.api().forced_refreshes(),
+        0,
+        "tokens are fetched in normal mode"
+    );
 }
 
 #[tokio::test]
@@ -267,8 +380,8 @@ async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
 
     let metrics = stack.gateway_metrics().await;
     for series in [
-        r#"doumi_gateway_deliveries_total{outcome="reader_silent"}"#,
-        r#"doumi_gateway_deliveries_total{outcome="no_permission"}"#,
+        r#"doumi_gateway_deliveries_total{account="default",outcome="reader_silent"}"#,
+        r#"doumi_gateway_deliveries_total{account="default",outcome="no_permission"}"#,
         r#"doumi_wechat_api_errors_total{api="custom_send",code="48001"}"#,
         r#"doumi_wechat_token_requests_total{kind="fetch"}"#,
     ] {
@@ -377,7 +490,7 @@ async fn a_busy_wechat_is_asked_again_a_bounded_number_of_times() {
         .wechat()
         .post_signed(&WechatClient::text_from("oUnlucky", "9780132350884"))
         .await;
-    let refused = r#"doumi_gateway_deliveries_total{outcome="refused"}"#;
+    let refused = r#"doumi_gateway_deliveries_total{account="default",outcome="refused"}"#;
     let mut metrics = stack.gateway_metrics().await;
     for _ in 0..600 {
         if metrics.contains(refused) {

@@ -74,7 +74,9 @@ async fn four_times_the_limit_all_get_a_valid_answer_in_time() {
     );
     let metrics = stack.gateway_metrics().await;
     assert!(
-        metrics.contains(r#"doumi_gateway_requests_total{kind="text",outcome="shed"}"#),
+        metrics.contains(
+            r#"doumi_gateway_requests_total{account="default",kind="text",outcome="shed"}"#
+        ),
         "{metrics}"
     );
 }

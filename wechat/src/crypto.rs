@@ -188,6 +188,54 @@ impl MessageCrypto {
     }
 }
 
+/// Which of an account's keys opened a message: its reply is sealed with
+/// the same one, so that the side that sent it can open it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsed {
+    Current,
+    Previous,
+}
+
+/// An account's safe-mode keys through a rotation. Messages sealed with the
+/// EncodingAESKey just replaced may still arrive (WeChat's retries, the
+/// minutes a console change takes to spread), so the previous key is tried
+/// when the current one cannot open a message, as WeChat's own SDK does.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    current: MessageCrypto,
+    previous: Option<MessageCrypto>,
+}
+
+impl KeyRing {
+    pub fn new(current: MessageCrypto, previous: Option<MessageCrypto>) -> Self {
+        Self { current, previous }
+    }
+
+    /// Decrypts with the current key, then with the previous one; the
+    /// current key's error when neither opens it.
+    pub fn open(&self, encrypted: &str) -> Result<(String, KeyUsed), CryptoError> {
+        let error = match self.current.decrypt(encrypted) {
+            Ok(xml) => return Ok((xml, KeyUsed::Current)),
+            Err(error) => error,
+        };
+        match &self.previous {
+            Some(previous) => previous
+                .decrypt(encrypted)
+                .map(|xml| (xml, KeyUsed::Previous))
+                .map_err(|_| error),
+            None => Err(error),
+        }
+    }
+
+    /// The key a reply to a message opened with `used` is sealed with.
+    pub fn key(&self, used: KeyUsed) -> &MessageCrypto {
+        match (used, &self.previous) {
+            (KeyUsed::Previous, Some(previous)) => previous,
+            _ => &self.current,
+        }
+    }
+}
+
 /// Strips PKCS#7 padding over 32-byte blocks, checking every pad byte.
 fn unpad(plain: &[u8]) -> Result<&[u8], CryptoError> {
     let &pad = plain.last().ok_or(CryptoError::IllegalBuffer)?;
@@ -233,6 +281,25 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("<MsgId>6054768590064713728</MsgId>"));
+    }
+
+    #[test]
+    fn a_message_sealed_with_the_previous_key_opens_and_is_answered_with_it() {
+        let old = crypto("wx2c2769f8efd9abc2");
+        let new = MessageCrypto::new(
+            AesKey::parse("ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut").unwrap(),
+            "wx2c2769f8efd9abc2".to_owned(),
+        );
+        let ring = KeyRing::new(new.clone(), Some(old.clone()));
+        let (xml, used) = ring.open(&old.encrypt("<xml>old</xml>")).unwrap();
+        assert_eq!((xml.as_str(), used), ("<xml>old</xml>", KeyUsed::Previous));
+        let sealed = ring.key(used).encrypt("<xml>reply</xml>");
+        assert_eq!(old.decrypt(&sealed).unwrap(), "<xml>reply</xml>");
+        let (_, used) = ring.open(&new.encrypt("<xml>new</xml>")).unwrap();
+        assert_eq!(used, KeyUsed::Current);
+        // Without the previous key, the old one's messages stay shut.
+        let alone = KeyRing::new(new, None);
+        assert!(alone.open(&old.encrypt("<xml>old</xml>")).is_err());
     }
 
     #[test]

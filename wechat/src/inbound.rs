@@ -312,6 +312,9 @@ fn into_message(raw: RawMessage) -> Result<InboundMessage, ParseError> {
         msg_id,
         msg_data_id,
         idx,
+        // Which of the gateway's accounts it came to: set by the gateway,
+        // which knows the route it arrived on.
+        account: String::new(),
         kind: Some(kind),
     })
 }

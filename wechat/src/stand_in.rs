@@ -1,14 +1,16 @@
 //! A stand-in for WeChat's API, written from its documentation: access
 //! tokens (`/cgi-bin/token`, `/cgi-bin/stable_token`), customer-service
-//! messages and typing, and the custom menu. It records what it was sent, per
-//! reader, and can be told to refuse calls with a given `errcode`.
+//! messages and typing, and the custom menu, for one or several official
+//! accounts (each token is an account's). It records what it was sent, per
+//! reader and account, and can be told to refuse calls with a given
+//! `errcode`, for every account or one.
 //!
 //! `doumi up` serves it so a local stack delivers late replies somewhere
 //! `doumi chat` can read them (`GET /stand-in/messages`); the end-to-end
 //! tests use it as WeChat's API.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -47,22 +49,32 @@ pub struct StandIn {
 
 #[derive(Default)]
 struct StandInState {
-    /// `(AppID, AppSecret)` tokens are issued for; `None` = any.
-    credentials: Option<(String, String)>,
+    /// AppSecret by AppID, the accounts tokens are issued for; empty = any.
+    credentials: HashMap<String, String>,
     tokens: Mutex<Tokens>,
     token_requests: AtomicU64,
     forced_refreshes: AtomicU64,
     send_calls: AtomicU64,
     typing_calls: AtomicU64,
-    messages: Mutex<HashMap<String, Vec<Value>>>,
-    menu: Mutex<Option<Value>>,
-    failures: Mutex<HashMap<Api, (i64, u32)>>,
+    /// What was delivered, by reader: the sending account's AppID and the
+    /// message.
+    messages: Mutex<HashMap<String, Vec<(String, Value)>>>,
+    /// The menu as last created, by AppID.
+    menus: Mutex<HashMap<String, Value>>,
+    /// Injected refusals: `(errcode, times)` by the API and the AppID they
+    /// apply to (`None`: every account's).
+    failures: Mutex<HashMap<Refused, (i64, u32)>>,
 }
+
+/// Which calls an injected refusal applies to.
+type Refused = (Api, Option<String>);
 
 #[derive(Default)]
 struct Tokens {
-    current: Option<String>,
-    valid: HashSet<String>,
+    /// The token each account holds now, by AppID.
+    current: HashMap<String, String>,
+    /// Every token still good, with its account's AppID.
+    valid: HashMap<String, String>,
     issued: u64,
 }
 
@@ -83,9 +95,17 @@ fn ok() -> Json<Value> {
 impl StandIn {
     /// A stand-in that issues tokens only for `app_id` and `app_secret`.
     pub fn for_account(app_id: &str, app_secret: &str) -> Self {
+        Self::for_accounts(&[(app_id, app_secret)])
+    }
+
+    /// A stand-in for several accounts, each `(AppID, AppSecret)`.
+    pub fn for_accounts(accounts: &[(&str, &str)]) -> Self {
         Self {
             state: Arc::new(StandInState {
-                credentials: Some((app_id.to_owned(), app_secret.to_owned())),
+                credentials: accounts
+                    .iter()
+                    .map(|(id, secret)| ((*id).to_owned(), (*secret).to_owned()))
+                    .collect(),
                 ..StandInState::default()
             }),
         }
@@ -125,38 +145,70 @@ impl StandIn {
         self.state.typing_calls.load(Ordering::SeqCst)
     }
 
-    /// The customer-service messages delivered to `reader`, oldest first.
+    /// The customer-service messages delivered to `reader`, oldest first,
+    /// whichever account sent them.
     pub fn delivered_to(&self, reader: &str) -> Vec<Value> {
+        self.delivered(reader, |_| true)
+    }
+
+    /// The customer-service messages the account `app_id` delivered to
+    /// `reader`, oldest first.
+    pub fn delivered_by(&self, app_id: &str, reader: &str) -> Vec<Value> {
+        self.delivered(reader, |sender| sender == app_id)
+    }
+
+    fn delivered(&self, reader: &str, sent_by: impl Fn(&str) -> bool) -> Vec<Value> {
         lock(&self.state.messages)
             .get(reader)
-            .cloned()
+            .map(|kept| {
+                kept.iter()
+                    .filter(|(sender, _)| sent_by(sender))
+                    .map(|(_, message)| message.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// The menu as last created.
+    /// The menu as last created by any account.
     pub fn menu(&self) -> Option<Value> {
-        lock(&self.state.menu).clone()
+        lock(&self.state.menus).values().next().cloned()
     }
 
-    /// The next `times` calls to `api` are refused with `errcode`.
+    /// The menu the account `app_id` last created.
+    pub fn menu_of(&self, app_id: &str) -> Option<Value> {
+        lock(&self.state.menus).get(app_id).cloned()
+    }
+
+    /// The next `times` calls to `api` are refused with `errcode`, whichever
+    /// account makes them.
     pub fn refuse_next(&self, api: Api, errcode: i64, times: u32) {
-        lock(&self.state.failures).insert(api, (errcode, times));
+        lock(&self.state.failures).insert((api, None), (errcode, times));
+    }
+
+    /// The next `times` calls to `api` by the account `app_id` are refused
+    /// with `errcode`.
+    pub fn refuse_next_for(&self, app_id: &str, api: Api, errcode: i64, times: u32) {
+        lock(&self.state.failures).insert((api, Some(app_id.to_owned())), (errcode, times));
     }
 
     /// Every token issued so far stops working (as after a refresh elsewhere).
     pub fn invalidate_tokens(&self) {
         let mut tokens = lock(&self.state.tokens);
         tokens.valid.clear();
-        tokens.current = None;
+        tokens.current.clear();
     }
 
-    fn injected(&self, api: Api) -> Option<Json<Value>> {
+    /// An injected refusal of a call to `api` by `app_id`, if one is due.
+    fn injected(&self, api: Api, app_id: &str) -> Option<Json<Value>> {
         let mut failures = lock(&self.state.failures);
-        let (errcode, times) = failures.get_mut(&api)?;
+        let key = [(api, Some(app_id.to_owned())), (api, None)]
+            .into_iter()
+            .find(|key| failures.contains_key(key))?;
+        let (errcode, times) = failures.get_mut(&key)?;
         let errcode = *errcode;
         *times -= 1;
         if *times == 0 {
-            failures.remove(&api);
+            failures.remove(&key);
         }
         Some(refused(errcode, "injected by the stand-in"))
     }
@@ -166,19 +218,20 @@ impl StandIn {
         if force {
             self.state.forced_refreshes.fetch_add(1, Ordering::SeqCst);
         }
-        if let Some(failure) = self.injected(Api::Token) {
+        if let Some(failure) = self.injected(Api::Token, app_id) {
             return failure;
         }
-        if let Some((expected_id, expected_secret)) = &self.state.credentials {
-            if app_id != expected_id {
-                return refused(40013, "invalid appid");
-            }
-            if secret != expected_secret {
-                return refused(40125, "invalid appsecret");
+        if !self.state.credentials.is_empty() {
+            match self.state.credentials.get(app_id) {
+                None => return refused(40013, "invalid appid"),
+                Some(expected) if expected != secret => {
+                    return refused(40125, "invalid appsecret");
+                }
+                Some(_) => {}
             }
         }
         let mut tokens = lock(&self.state.tokens);
-        let token = match (&tokens.current, force) {
+        let token = match (tokens.current.get(app_id), force) {
             (Some(current), false) => current.clone(),
             _ => {
                 tokens.issued += 1;
@@ -187,23 +240,38 @@ impl StandIn {
                     tokens.issued,
                     rand::random::<u64>()
                 );
-                tokens.valid.insert(token.clone());
-                tokens.current = Some(token.clone());
+                tokens.valid.insert(token.clone(), app_id.to_owned());
+                tokens.current.insert(app_id.to_owned(), token.clone());
                 token
             }
         };
         Json(json!({ "access_token": token, "expires_in": EXPIRES_IN }))
     }
 
-    /// `None` when the token is good; WeChat's refusal otherwise.
-    fn authorise(&self, token: Option<&str>) -> Option<Json<Value>> {
-        match token {
-            Some(token) if lock(&self.state.tokens).valid.contains(token) => None,
-            Some(_) => Some(refused(
-                40001,
-                "invalid credential, access_token is invalid or not latest",
-            )),
-            None => Some(refused(41001, "access_token missing")),
+    /// The AppID whose token this is; WeChat's refusal when it is not good.
+    fn authorise(&self, token: Option<&str>) -> Result<String, Json<Value>> {
+        let Some(token) = token else {
+            return Err(refused(41001, "access_token missing"));
+        };
+        lock(&self.state.tokens)
+            .valid
+            .get(token)
+            .cloned()
+            .ok_or_else(|| {
+                refused(
+                    40001,
+                    "invalid credential, access_token is invalid or not latest",
+                )
+            })
+    }
+
+    /// The caller's AppID, once its token is good and no refusal of `api`
+    /// is injected for it.
+    fn admit(&self, token: Option<&str>, api: Api) -> Result<String, Json<Value>> {
+        let app_id = self.authorise(token)?;
+        match self.injected(api, &app_id) {
+            Some(failure) => Err(failure),
+            None => Ok(app_id),
         }
     }
 }
@@ -254,12 +322,10 @@ async fn custom_send(
     body: Option<Json<Value>>,
 ) -> Json<Value> {
     wechat.state.send_calls.fetch_add(1, Ordering::SeqCst);
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
-        return refusal;
-    }
-    if let Some(failure) = wechat.injected(Api::CustomSend) {
-        return failure;
-    }
+    let app_id = match wechat.admit(query.access_token.as_deref(), Api::CustomSend) {
+        Ok(app_id) => app_id,
+        Err(refusal) => return refusal,
+    };
     let Some(Json(message)) = body else {
         return refused(47001, "data format error");
     };
@@ -275,7 +341,7 @@ async fn custom_send(
     if kept.len() == KEPT_PER_READER {
         kept.remove(0);
     }
-    kept.push(message);
+    kept.push((app_id, message));
     ok()
 }
 
@@ -285,10 +351,10 @@ async fn typing(
     Json(_): Json<Value>,
 ) -> Json<Value> {
     wechat.state.typing_calls.fetch_add(1, Ordering::SeqCst);
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
-        return refusal;
+    match wechat.admit(query.access_token.as_deref(), Api::Typing) {
+        Ok(_) => ok(),
+        Err(refusal) => refusal,
     }
-    wechat.injected(Api::Typing).unwrap_or_else(ok)
 }
 
 async fn menu_create(
@@ -296,15 +362,13 @@ async fn menu_create(
     Query(query): Query<Authorised>,
     body: Option<Json<Value>>,
 ) -> Json<Value> {
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
-        return refusal;
-    }
-    if let Some(failure) = wechat.injected(Api::Menu) {
-        return failure;
-    }
+    let app_id = match wechat.admit(query.access_token.as_deref(), Api::Menu) {
+        Ok(app_id) => app_id,
+        Err(refusal) => return refusal,
+    };
     match body {
         Some(Json(menu)) if menu.get("button").is_some_and(Value::is_array) => {
-            *lock(&wechat.state.menu) = Some(menu);
+            lock(&wechat.state.menus).insert(app_id, menu);
             ok()
         }
         _ => refused(40016, "invalid button size"),
@@ -312,20 +376,18 @@ async fn menu_create(
 }
 
 async fn domain_ip(State(wechat): State<StandIn>, Query(query): Query<Authorised>) -> Json<Value> {
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
+    if let Err(refusal) = wechat.admit(query.access_token.as_deref(), Api::DomainIp) {
         return refusal;
-    }
-    if let Some(failure) = wechat.injected(Api::DomainIp) {
-        return failure;
     }
     Json(json!({ "ip_list": ["127.0.0.1"] }))
 }
 
 async fn menu_get(State(wechat): State<StandIn>, Query(query): Query<Authorised>) -> Json<Value> {
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
-        return refusal;
-    }
-    match wechat.menu() {
+    let app_id = match wechat.authorise(query.access_token.as_deref()) {
+        Ok(app_id) => app_id,
+        Err(refusal) => return refusal,
+    };
+    match wechat.menu_of(&app_id) {
         Some(menu) => Json(json!({ "is_menu_open": 1, "selfmenu_info": menu })),
         None => Json(json!({ "is_menu_open": 0 })),
     }
@@ -335,11 +397,13 @@ async fn menu_delete(
     State(wechat): State<StandIn>,
     Query(query): Query<Authorised>,
 ) -> Json<Value> {
-    if let Some(refusal) = wechat.authorise(query.access_token.as_deref()) {
-        return refusal;
+    match wechat.authorise(query.access_token.as_deref()) {
+        Ok(app_id) => {
+            lock(&wechat.state.menus).remove(&app_id);
+            ok()
+        }
+        Err(refusal) => refusal,
     }
-    *lock(&wechat.state.menu) = None;
-    ok()
 }
 
 #[derive(Deserialize)]

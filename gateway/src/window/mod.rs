@@ -52,6 +52,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
+    accounts::SINGLE_ACCOUNT,
     bot_link::{self, BotLink},
     delivery::Courier,
     shared_store::{Pending, SharedStore},
@@ -255,10 +256,18 @@ impl Slot {
     }
 }
 
-/// De-duplicates WeChat's attempts and decides when each is answered.
+/// De-duplicates WeChat's attempts and decides when each is answered. One
+/// per account ([`ReplyWindow::for_account`]); the accounts of a gateway
+/// share its memory of messages, its limit on work and its stop.
 #[derive(Clone)]
 pub struct ReplyWindow {
     settings: WindowSettings,
+    /// The account's name, for the series.
+    account: Arc<str>,
+    /// Put before message keys (here and in Redis) for an account of an
+    /// accounts file; `None` for the single account, whose keys are as they
+    /// were before accounts existed.
+    scope: Option<Arc<str>>,
     bot: BotLink,
     slots: Arc<Slots>,
     shared: Option<SharedStore>,
@@ -278,27 +287,54 @@ pub struct ReplyWindow {
 }
 
 impl ReplyWindow {
+    /// The gateway's window, before any account: what the accounts share.
     pub fn new(
         settings: WindowSettings,
         max_in_flight: usize,
         bot: BotLink,
         shared: Option<SharedStore>,
-        courier: Option<Courier>,
     ) -> Self {
-        let window = Self {
+        Self {
             settings,
+            account: SINGLE_ACCOUNT.into(),
+            scope: None,
             bot,
             slots: Arc::new(Slots::new(settings.capacity, MEMORY)),
             shared,
-            courier,
+            courier: None,
             works: Arc::new(Semaphore::new(max_in_flight)),
             tracker: TaskTracker::new(),
             stopping: CancellationToken::new(),
+        }
+    }
+
+    /// The window of the account `name`, delivering through `courier`;
+    /// `scoped` for an account of an accounts file, whose messages and
+    /// promises are kept apart from the others'.
+    pub fn for_account(&self, name: &str, scoped: bool, courier: Option<Courier>) -> Self {
+        let window = Self {
+            account: name.into(),
+            scope: scoped.then(|| name.into()),
+            shared: match &self.shared {
+                Some(shared) if scoped => Some(shared.for_account(name)),
+                shared => shared.clone(),
+            },
+            courier,
+            ..self.clone()
         };
         if window.shared.is_some() && window.courier.is_some() {
             tokio::spawn(window.clone().sweep());
         }
         window
+    }
+
+    /// The message's key across its attempts, within this account.
+    fn key(&self, message: &InboundMessage) -> String {
+        let key = message_key(message);
+        match &self.scope {
+            Some(scope) => format!("{scope}/{key}"),
+            None => key,
+        }
     }
 
     /// The gateway stops (after its last attempt was answered). With Redis
@@ -332,7 +368,7 @@ impl ReplyWindow {
         message: InboundMessage,
         arrived: Instant,
     ) -> (Option<Reply>, Outcome) {
-        let key = message_key(&message);
+        let key = self.key(&message);
         let slot = self.slots.get_or_insert(&key);
         let local_attempt = slot.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         let attempt = match &self.shared {
@@ -611,7 +647,8 @@ impl ReplyWindow {
             shared.release(key).await;
         }
         if slot.fate.borrow().is_some_and(|fate| fate == Fate::Late) {
-            metrics::counter!(crate::metrics::PROMISES, "outcome" => "handed_off").increment(1);
+            metrics::counter!(crate::metrics::PROMISES, "account" => self.account.clone(), "outcome" => "handed_off")
+                .increment(1);
         }
     }
 
@@ -653,7 +690,7 @@ impl ReplyWindow {
                 continue;
             };
             if expired > 0 {
-                metrics::counter!(crate::metrics::PROMISES, "outcome" => "expired")
+                metrics::counter!(crate::metrics::PROMISES, "account" => self.account.clone(), "outcome" => "expired")
                     .increment(expired);
                 tracing::warn!(
                     expired,
@@ -692,7 +729,8 @@ impl ReplyWindow {
         slot.remote.store(false, Ordering::SeqCst);
         slot.settle(Fate::Late);
         let ready = shared.finished(&key).await;
-        metrics::counter!(crate::metrics::PROMISES, "outcome" => "taken_over").increment(1);
+        metrics::counter!(crate::metrics::PROMISES, "account" => self.account.clone(), "outcome" => "taken_over")
+            .increment(1);
         tracing::info!(
             message = %message_tag(&pending.message),
             "took over a promised reply whose replica stopped"

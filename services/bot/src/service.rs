@@ -357,6 +357,9 @@ impl Bot for BotService {
             .ok_or_else(|| Status::invalid_argument("message is missing"))?;
         let span = tracing::info_span!(
             "reply",
+            // The gateway's name for the official account (configured
+            // names only): which account a reader wrote to.
+            account = %message.account,
             reader = %telemetry::pseudonym(&message.from_user),
             intent = Empty,
         );

@@ -99,6 +99,26 @@ impl ErrCode {
         )
     }
 
+    /// What the code means, in a few words (for `/readyz` and the logs).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::SystemBusy => "WeChat is busy",
+            Self::InvalidCredential | Self::InvalidAccessToken => "the access_token is not valid",
+            Self::AccessTokenExpired => "the access_token expired",
+            Self::ReaderSilent => "the reader has not written for 48 hours",
+            Self::TooManyMessages => "too many messages to this reader without an answer",
+            Self::Unauthorized => "the account lacks the permission for this API",
+            Self::IpNotWhitelisted => {
+                "this server's IP address is not in the account's IP whitelist"
+            }
+            Self::InvalidAppSecret => "the AppSecret is wrong",
+            Self::InvalidAppId => "the AppID is wrong",
+            Self::AppIdMissing => "no AppID was sent",
+            Self::AppSecretMissing => "no AppSecret was sent",
+            Self::Other(_) => "see WeChat's global return codes",
+        }
+    }
+
     /// What the operator does about it, for the log line that reports it.
     pub fn remedy(self) -> &'static str {
         match self {
@@ -111,10 +131,12 @@ impl ErrCode {
                  (公众号后台 → 基本配置 → IP白名单)"
             }
             Self::InvalidAppSecret | Self::AppSecretMissing => {
-                "DOUMI_WECHAT_APP_SECRET is not the account's AppSecret (reset in the console?)"
+                "the AppSecret configured (DOUMI_WECHAT_APP_SECRET or the account's app_secret) is \
+                 not the account's: was it reset in the console?"
             }
             Self::InvalidAppId | Self::AppIdMissing => {
-                "DOUMI_WECHAT_APP_ID is not the account's AppID"
+                "the AppID configured (DOUMI_WECHAT_APP_ID or the account's app_id) is not the \
+                 account's"
             }
             _ => "see WeChat's global return codes",
         }
