@@ -56,7 +56,7 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
             .join("accounts.toml");
         state::write_private(&path, &accounts_file(&local.accounts)?)?;
         args.gateway.wechat_accounts = Some(path.display().to_string());
-    } else if given_token {
+    } else if !given_file {
         // One account of the user's: what is missing is generated, so that
         // safe mode works too.
         let token = fill(&mut args.gateway.wechat_token, || random_alphanumeric(32));
