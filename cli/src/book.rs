@@ -527,10 +527,15 @@ fn describe(book: &Book) -> String {
     field(
         "rating:",
         book.rating.as_ref().map_or(String::new(), |r| {
-            if r.rated {
-                format!("{:.1} ({} ratings)", r.average, r.count)
+            let source = if r.source.is_empty() {
+                String::new()
             } else {
-                format!("unrated ({} ratings)", r.count)
+                format!(" on {}", r.source)
+            };
+            if r.rated {
+                format!("{:.1}/10{source} ({} ratings)", r.average, r.count)
+            } else {
+                format!("unrated{source} ({} ratings)", r.count)
             }
         }),
     );
@@ -625,6 +630,8 @@ mod tests {
                 average: 9.1,
                 count: 14_254,
                 rated: true,
+                source: "douban".into(),
+                scale: 10,
             }),
             tags: vec![Tag {
                 name: "互联网".into(),

@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use doumi_proto::{bot::v1::Article, catalog::v1::Book};
+use doumi_proto::{
+    bot::v1::Article,
+    catalog::v1::{Book, Rating},
+};
 
 use crate::barcode::BarcodeError;
 
@@ -115,11 +118,8 @@ pub fn book(book: &Book) -> String {
             let _ = write!(out, "\n出版年：{year}");
         }
     }
-    match &book.rating {
-        Some(r) if r.rated => {
-            let _ = write!(out, "\n豆瓣评分：{:.1}（{}人评价）", r.average, r.count);
-        }
-        _ => out.push_str("\n豆瓣评分：评价人数不足"),
+    if let Some(line) = rating_line(book) {
+        let _ = write!(out, "\n{line}");
     }
     if !book.isbn13.is_empty() {
         let _ = write!(out, "\nISBN：{}", book.isbn13);
@@ -128,6 +128,59 @@ pub fn book(book: &Book) -> String {
         let _ = write!(out, "\n{}", book.web_url);
     }
     out
+}
+
+/// A rating on its source's own scale: Douban's 0–10 as Douban shows it,
+/// five-star sources as `4.5/5`.
+struct Stars<'a>(&'a Rating);
+
+impl<'a> Stars<'a> {
+    /// `None` when the rating is not one a reader should see: unrated, or
+    /// from a source doumi cannot name.
+    fn of(rating: &'a Rating) -> Option<Self> {
+        (rating.rated && source_name(rating).is_some()).then_some(Self(rating))
+    }
+}
+
+impl std::fmt::Display for Stars<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rating = self.0;
+        if rating.source == DOUBAN || rating.scale <= 0 {
+            return write!(f, "{:.1}", rating.average);
+        }
+        let native = rating.average / 10.0 * f64::from(rating.scale);
+        write!(f, "{native:.1}/{}", rating.scale)
+    }
+}
+
+/// The catalog's name for Douban as a rating's source.
+const DOUBAN: &str = "douban";
+
+/// Whose readers rated the book, as a reader reads it. A rating is never
+/// called Douban's unless it is.
+fn source_name(rating: &Rating) -> Option<&'static str> {
+    match rating.source.as_str() {
+        DOUBAN => Some("豆瓣评分"),
+        "googlebooks" => Some("Google Books 评分"),
+        "openlibrary" => Some("Open Library 评分"),
+        _ => None,
+    }
+}
+
+/// The rating line of a book (text and card alike), named by its source
+/// and on its scale. 「评价人数不足」 is Douban's own verdict; another
+/// source's missing rating is left out.
+fn rating_line(book: &Book) -> Option<String> {
+    let rating = book.rating.as_ref()?;
+    let name = source_name(rating)?;
+    let Some(stars) = Stars::of(rating) else {
+        return (rating.source == DOUBAN).then(|| format!("{name}：评价人数不足"));
+    };
+    let mut line = format!("{name}：{stars}");
+    if rating.count > 0 {
+        let _ = write!(line, "（{}人评价）", rating.count);
+    }
+    Some(line)
 }
 
 /// The `Book` fields [`search_results`] shows, and what a number opens.
@@ -154,8 +207,8 @@ pub fn search_results(
         if let Some(author) = book.authors.first() {
             let _ = write!(out, " {author}");
         }
-        if let Some(r) = book.rating.as_ref().filter(|r| r.rated) {
-            let _ = write!(out, " ★{:.1}", r.average);
+        if let Some(stars) = book.rating.as_ref().and_then(Stars::of) {
+            let _ = write!(out, " ★{stars}");
         }
     }
     out.push_str(&paging_hint(has_next, has_previous));
@@ -221,10 +274,7 @@ pub fn book_card(book: &Book) -> Option<Article> {
         (true, 0) => {}
         (true, year) => lines.push(format!("{year}年")),
     }
-    match &book.rating {
-        Some(r) if r.rated => lines.push(format!("豆瓣评分 {:.1}（{}人评价）", r.average, r.count)),
-        _ => lines.push("豆瓣评分：评价人数不足".to_owned()),
-    }
+    lines.extend(rating_line(book));
     Some(Article {
         title: cut(&title, CARD_TITLE_CHARS),
         description: cut(&lines.join("\n"), CARD_DESCRIPTION_CHARS),
@@ -263,6 +313,8 @@ mod tests {
                 average: 9.1,
                 count: 12345,
                 rated: true,
+                source: "douban".to_owned(),
+                scale: 10,
             }),
             isbn13: "9787121139512".to_owned(),
             web_url: "https://book.douban.com/subject/6709783/".to_owned(),
@@ -292,9 +344,58 @@ mod tests {
             average: 0.0,
             count: 1,
             rated: false,
+            source: "douban".to_owned(),
+            scale: 10,
         });
-        assert!(book(&unrated).contains("评价人数不足"));
+        assert!(book(&unrated).contains("豆瓣评分：评价人数不足"));
         assert!(!book(&unrated).contains("0.0"));
+    }
+
+    #[test]
+    fn a_rating_is_named_by_its_source_on_its_own_scale() {
+        let mut google = wave();
+        google.rating = Some(Rating {
+            average: 9.0,
+            count: 31,
+            rated: true,
+            source: "googlebooks".to_owned(),
+            scale: 5,
+        });
+        google.images = Some(doumi_proto::catalog::v1::Images {
+            large: "https://img.example/l.jpg".to_owned(),
+            ..Default::default()
+        });
+        let text = book(&google);
+        let card = book_card(&google).expect("a card").description;
+        let results = search_results("吴军", &[google.clone()], 1, 0, false, false);
+        for shown in [&text, &card, &results] {
+            assert!(!shown.contains("豆瓣"), "{shown}");
+            assert!(shown.contains("4.5/5"), "{shown}");
+        }
+        assert!(
+            text.contains("Google Books 评分：4.5/5（31人评价）"),
+            "{text}"
+        );
+        assert!(
+            card.contains("Google Books 评分：4.5/5（31人评价）"),
+            "{card}"
+        );
+
+        // Unrated elsewhere: nothing, not Douban's 「评价人数不足」.
+        let mut open = google;
+        open.rating = Some(Rating {
+            source: "openlibrary".to_owned(),
+            scale: 5,
+            ..Rating::default()
+        });
+        assert!(!book(&open).contains("评分"), "{}", book(&open));
+        // A source the bot cannot name is not shown at all.
+        open.rating = Some(Rating {
+            average: 8.0,
+            rated: true,
+            ..Rating::default()
+        });
+        assert!(!book(&open).contains("评分"), "{}", book(&open));
     }
 
     #[test]

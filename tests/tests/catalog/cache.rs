@@ -228,7 +228,7 @@ async fn stored_values_carry_a_schema_version_and_old_ones_are_not_misread() {
     eventually("the entry is rewritten in the current schema", || async {
         stored(&redis, WAVE)
             .await
-            .is_some_and(|v| v.starts_with(b"dmb\x02"))
+            .is_some_and(|v| v.starts_with(b"dmb\x03"))
     })
     .await;
     let ttl: i64 = connection.ttl(key(WAVE)).await.expect("ttl");

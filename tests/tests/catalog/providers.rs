@@ -84,10 +84,15 @@ async fn open_library_and_google_books_answer_in_the_same_shape() {
     assert_eq!(stone.title, "Harry Potter 1 and the Philosopher's Stone");
     assert_eq!(stone.publisher, "Bloomsbury Pub Limited");
     assert_eq!((stone.isbn10.as_str(), stone.pages), ("0747532699", 223));
-    let rating = stone.rating.expect("rating");
+    let rating = stone.rating.as_ref().expect("rating");
     assert!(
         (rating.average - 9.0).abs() < 1e-9,
         "0-5 stars on Douban's 0-10 scale"
+    );
+    assert_eq!(
+        (rating.source.as_str(), rating.scale),
+        ("googlebooks", 5),
+        "and says whose stars, on what scale"
     );
     assert_eq!(provider(&stone), "googlebooks");
     assert_eq!(up.googlebooks.last_key().as_deref(), Some("test-apikey"));

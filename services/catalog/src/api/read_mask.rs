@@ -127,6 +127,8 @@ mod tests {
                 average: 9.1,
                 count: 26845,
                 rated: true,
+                source: "douban".into(),
+                scale: 10,
             }),
             ..Book::default()
         })

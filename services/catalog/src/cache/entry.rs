@@ -15,8 +15,10 @@ use prost::Message;
 const MAGIC: &[u8; 3] = b"dmb";
 /// Bumped whenever [`Envelope`] or `Book` changes incompatibly. An entry of
 /// another version is a miss: refetched and overwritten, never misread.
-/// (Version 1 stored a bare `Book`, without this header.)
-pub const SCHEMA_VERSION: u8 = 2;
+/// (Version 1 stored a bare `Book`, without this header; version 2's ratings
+/// did not say whose they were, and are refetched rather than shown as
+/// anyone's.)
+pub const SCHEMA_VERSION: u8 = 3;
 
 /// What the providers said. The book is shared: every cache hit clones the
 /// entry, and that should not copy a summary and a table of contents.
@@ -191,7 +193,7 @@ mod tests {
             CacheEntry::not_found(t0, HOUR),
         ] {
             let bytes = entry.encode();
-            assert_eq!(&bytes[..4], b"dmb\x02");
+            assert_eq!(&bytes[..4], b"dmb\x03");
             assert_eq!(CacheEntry::decode(&bytes, t0).unwrap(), entry);
         }
     }
@@ -212,7 +214,7 @@ mod tests {
             Err(DecodeError::OtherSchema)
         ));
         assert!(matches!(
-            CacheEntry::decode(b"dmb\x02\xff\xff", t0),
+            CacheEntry::decode(b"dmb\x03\xff\xff", t0),
             Err(DecodeError::Corrupt(_))
         ));
     }

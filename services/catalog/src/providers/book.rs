@@ -10,6 +10,11 @@ use doumi_proto::catalog::v1::{
 
 use crate::providers::{ProviderKind, douban::model::DoubanBook};
 
+/// The top of Douban's rating scale, which `Rating.average` is always on.
+pub const DOUBAN_SCALE: i32 = 10;
+/// The top of Google Books' and Open Library's star ratings.
+pub const FIVE_STARS: i32 = 5;
+
 /// Builds a `Book` from Douban's JSON, noting which provider answered and when.
 pub fn from_douban(raw: DoubanBook, provider: ProviderKind, fetched_at: SystemTime) -> Book {
     let images = raw.images.unwrap_or_default();
@@ -33,6 +38,9 @@ pub fn from_douban(raw: DoubanBook, provider: ProviderKind, fetched_at: SystemTi
             let average = r.average.trim().parse::<f64>().unwrap_or(0.0);
             Rating {
                 average,
+                // The sample catalog's books are Douban's too.
+                source: ProviderKind::Douban.name().to_owned(),
+                scale: DOUBAN_SCALE,
                 count: i32::try_from(r.num_raters).unwrap_or(i32::MAX),
                 // Douban shows "0.0" when too few readers rated the book.
                 rated: average > 0.0,

@@ -172,8 +172,10 @@ fn map_volume(volume: Volume, asked: Option<&Isbn13>, fetched_at: SystemTime) ->
             .and_then(|n| i32::try_from(n).ok())
             .unwrap_or(0),
         rating: info.average_rating.map(|stars| Rating {
-            // Douban's scale, so every client reads one scale.
+            // Douban's scale, so every client compares one scale.
             average: stars * 2.0,
+            source: ProviderKind::GoogleBooks.name().to_owned(),
+            scale: book::FIVE_STARS,
             count: info
                 .ratings_count
                 .and_then(|n| i32::try_from(n).ok())

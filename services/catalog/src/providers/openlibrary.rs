@@ -233,10 +233,12 @@ pub fn search_doc_to_book(doc: SearchDoc, fetched_at: SystemTime) -> Book {
             .ratings_average
             .filter(|stars| stars.is_finite() && *stars > 0.0)
             .map(|stars| Rating {
-                // Douban's scale, so every client reads one scale.
+                // Douban's scale, so every client compares one scale.
                 average: stars * 2.0,
                 count: i32::try_from(rated).unwrap_or(i32::MAX),
                 rated: rated > 0,
+                source: ProviderKind::OpenLibrary.name().to_owned(),
+                scale: book::FIVE_STARS,
             }),
         images,
         web_url: if doc.key.starts_with('/') {
