@@ -10,7 +10,7 @@ mod stand_in;
 mod state;
 mod up;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use doumi_runtime::telemetry;
 
 /// doumi (豆米查书): a WeChat Official Account bot for books.
@@ -44,12 +44,18 @@ async fn main() {
     // clap's own usage errors would exit 2, which `doumi book` uses for "not
     // found"; 64 (EX_USAGE) is what the services' binaries exit with for bad
     // settings. Help and version still exit 0.
-    let cli = Cli::try_parse().unwrap_or_else(|error| {
+    let matches = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = matches.unwrap_or_else(|error| {
         let _ = error.print();
         std::process::exit(if error.use_stderr() { 64 } else { 0 })
     });
     let result = match cli.command {
-        Command::Up(args) => up::run(*args, &cli.telemetry).await,
+        Command::Up(mut args) => {
+            keep_local(&mut args, &matches);
+            up::run(*args, &cli.telemetry).await
+        }
         Command::Chat(args) => chat::run(args).await,
         Command::Book(args) => book::run(args).await,
         Command::Menu(args) => menu::run(args).await,
@@ -58,6 +64,16 @@ async fn main() {
     if let Err(error) = result {
         eprintln!("error: {error:#}");
         std::process::exit(book::exit_code(&error));
+    }
+}
+
+/// `doumi up` listens on loopback wherever the operator did not give an
+/// address (flag or variable).
+fn keep_local(args: &mut up::UpArgs, matches: &clap::ArgMatches) {
+    if let Some(up) = matches.subcommand_matches("up") {
+        args.listen_on_loopback(|id| {
+            up.value_source(id) == Some(clap::parser::ValueSource::DefaultValue)
+        });
     }
 }
 
@@ -72,5 +88,24 @@ mod tests {
     #[test]
     fn command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn doumi_up_listens_on_loopback_unless_told_otherwise() {
+        use clap::FromArgMatches;
+        let up = |extra: &[&str]| {
+            let argv = ["doumi", "up"].iter().chain(extra);
+            let matches = Cli::command().try_get_matches_from(argv).unwrap();
+            let super::Command::Up(mut args) = Cli::from_arg_matches(&matches).unwrap().command
+            else {
+                panic!("not up");
+            };
+            super::keep_local(&mut args, &matches);
+            args
+        };
+        let local = up(&[]);
+        assert_eq!(local.gateway_listen(), "127.0.0.1:8080");
+        let public = up(&["--gateway-listen", "0.0.0.0:8080"]);
+        assert_eq!(public.gateway_listen(), "0.0.0.0:8080");
     }
 }

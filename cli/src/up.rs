@@ -33,6 +33,36 @@ pub struct UpArgs {
 /// EncodingAESKey and AppSecret (known to its stand-in for WeChat's API).
 const LOCAL_ACCOUNTS: [&str; 2] = ["books", "branch"];
 
+impl UpArgs {
+    /// Where the gateway will listen.
+    #[cfg(test)]
+    pub fn gateway_listen(&self) -> &str {
+        &self.gateway.gateway_listen
+    }
+
+    /// Every listener whose address `defaulted(id)` says was not given moves
+    /// from the binaries' all-interfaces default to 127.0.0.1: a stack for
+    /// trying doumi out is not served to the network unless asked to be.
+    pub fn listen_on_loopback(&mut self, defaulted: impl Fn(&str) -> bool) {
+        for (id, address) in [
+            ("gateway_listen", &mut self.gateway.gateway_listen),
+            ("bot_listen", &mut self.bot.bot_listen),
+            ("bot_metrics_listen", &mut self.bot.bot_metrics_listen),
+            ("catalog_listen", &mut self.catalog.catalog_listen),
+            (
+                "catalog_metrics_listen",
+                &mut self.catalog.catalog_metrics_listen,
+            ),
+        ] {
+            if defaulted(id)
+                && let Some(port) = address.strip_prefix("0.0.0.0:")
+            {
+                *address = format!("127.0.0.1:{port}");
+            }
+        }
+    }
+}
+
 pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<()> {
     let stop_stand_in = CancellationToken::new();
     let mut local = LocalStack::default();
