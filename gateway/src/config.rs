@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
+    redis::RedisTarget,
     settings::{Problems, choice_text, duration_text, non_empty},
 };
 use doumi_wechat::api::ApiArgs;
@@ -81,6 +82,21 @@ pub struct GatewayArgs {
         env = "DOUMI_REDIS_URL"
     )]
     pub redis_url: Option<String>,
+    /// PEM roots a rediss:// server is verified against; unset = the platform's.
+    #[arg(
+        long = "gateway-redis-ca-file",
+        id = "gateway_redis_ca_file",
+        env = "DOUMI_REDIS_CA_FILE"
+    )]
+    pub redis_ca_file: Option<String>,
+    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
+    #[arg(
+        long = "gateway-redis-password",
+        id = "gateway_redis_password",
+        env = "DOUMI_REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
     /// How many messages the reply window remembers for WeChat's retries;
     /// past it the oldest are forgotten (a retry of one may be answered
     /// twice, never lost).
@@ -131,7 +147,7 @@ pub struct GatewayConfig {
     pub accounts: Accounts,
     pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisTarget>,
     /// Messages worked on at once before the gateway sheds load.
     pub max_in_flight: usize,
     /// How replies that miss WeChat's window are delivered, for the accounts
@@ -199,7 +215,7 @@ impl GatewayArgs {
         );
         let policy = problems.choice("DOUMI_WECHAT_REPLY_POLICY", &self.wechat_reply_policy);
         let interim = problems.choice("DOUMI_WECHAT_INTERIM", &self.wechat_interim);
-        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
+        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
         let delivery = self.delivery(problems);
         let capacity = problems.number(
             "DOUMI_GATEWAY_WINDOW_CAPACITY",

@@ -68,8 +68,8 @@ pub async fn run(
     let channel = doumi_runtime::grpc::channel(&config.bot, config.dial);
     let redis = config
         .redis_url
-        .as_deref()
-        .map(redis::Client::open)
+        .as_ref()
+        .map(doumi_runtime::redis::RedisTarget::client)
         .transpose()
         .map_err(GatewayError::Redis)?;
     let shared = redis

@@ -13,12 +13,13 @@ pub mod grpc;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub mod metrics;
 pub mod ports;
+pub mod redis;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod throttle;
 
-use std::{fmt::Display, future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 
 use tokio::net::TcpListener;
 
@@ -45,7 +46,7 @@ pub async fn service_main<C, E, Fut>(
     run: impl FnOnce(C, TcpListener, Shutdown) -> Fut,
 ) where
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: std::error::Error,
 {
     let mut problems = settings::Problems::new();
     let export = telemetry.trace_export(&mut problems);
@@ -88,6 +89,7 @@ pub async fn service_main<C, E, Fut>(
     tokio::select! {
         result = run(config, listener, shutdown) => {
             if let Err(error) = result {
+                let error = causes(&error);
                 tracing::error!(%error, "{name} stopped");
                 traces.shutdown().await;
                 std::process::exit(1);
@@ -99,4 +101,18 @@ pub async fn service_main<C, E, Fut>(
             std::process::exit(1);
         }
     }
+}
+
+/// An error with every cause under it ("setting up the Redis cache failed:
+/// invalid certificate: UnknownIssuer"): the top line alone rarely says what
+/// to fix.
+pub fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -149,20 +149,6 @@ impl Problems {
         }
     }
 
-    /// An optional Redis URL: `Some(None)` when unset or empty, `None` when malformed.
-    pub fn redis_url(&mut self, name: &str, value: &Option<String>) -> Option<Option<String>> {
-        let Some(url) = non_empty(value) else {
-            return Some(None);
-        };
-        let known = ["redis://", "rediss://", "redis+unix://", "unix://"];
-        if known.iter().any(|scheme| url.starts_with(scheme)) && url.contains("://") {
-            Some(Some(url.to_owned()))
-        } else {
-            self.add(name, format!("{url:?} is not a redis:// URL"));
-            None
-        }
-    }
-
     /// The validated value when nothing was wrong, every problem otherwise.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, SettingsError> {
         match value {

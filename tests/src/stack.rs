@@ -8,6 +8,7 @@ use doumi_catalog::{CatalogConfig, Source};
 use doumi_gateway::{
     AccountSettings, Accounts, DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings,
 };
+use doumi_runtime::redis::RedisTarget;
 use doumi_wechat::crypto::{AesKey, KeyRing, MessageCrypto};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +99,7 @@ pub struct GatewayOptions {
     /// Reply policy, budget and interim; `None` = the defaults.
     pub window: Option<WindowSettings>,
     /// Redis shared by gateway replicas; `None` = in-process.
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTarget>,
     /// Messages the gateway handles at once; `None` = the default.
     pub max_in_flight: Option<usize>,
     /// WeChat's API (a [`crate::FakeWechatApi`]) for replies that miss the
@@ -115,7 +116,7 @@ pub struct StackOptions {
     pub douban_url: Option<String>,
     /// A Redis URL (a [`crate::RedisServer`]) for the catalog's cache and
     /// the bot's reader pace; `None` = in-process.
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTarget>,
     /// How the bot answers a single book; `None` = the default (a card).
     pub book_reply: Option<BookReply>,
     /// Hosts the bot may fetch photos from; `None` = the default (WeChat's CDN).
@@ -146,7 +147,7 @@ impl TestStack {
         let (gateway_listener, gateway) = ephemeral().await?;
 
         let mut catalog_config = CatalogConfig::offline(catalog);
-        catalog_config.redis_url = options.redis_url.clone();
+        catalog_config.redis_url = options.redis.clone();
         if let Some(base_url) = options.douban_url {
             catalog_config.source = Source::douban_only(base_url);
             // Longer than any delay the tests give the fake Douban: the
@@ -154,7 +155,7 @@ impl TestStack {
             catalog_config.upstream.timeout = Duration::from_secs(30);
         }
         let mut bot_config = BotConfig::new(bot, catalog.into());
-        bot_config.redis_url = options.redis_url;
+        bot_config.redis_url = options.redis.clone();
         bot_config.book_reply = options.book_reply.unwrap_or(bot_config.book_reply);
         if let Some(hosts) = options.image_hosts {
             bot_config.image_hosts = hosts;
@@ -172,7 +173,7 @@ impl TestStack {
             account.require_encryption = options.require_encryption;
         }
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
-        gateway_config.redis_url = options.redis_url;
+        gateway_config.redis_url = options.redis.clone();
         gateway_config.max_in_flight = options
             .max_in_flight
             .unwrap_or(gateway_config.max_in_flight);

@@ -94,7 +94,7 @@ async fn a_search_pages_on_and_a_number_opens_that_book() {
 async fn two_bot_replicas_sharing_redis_continue_one_conversation() {
     let redis = RedisServer::start().await.expect("redis-server");
     let options = StackOptions {
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..StackOptions::default()
     };
     // Each stack is a catalog, a bot and a gateway of its own; only Redis is shared.

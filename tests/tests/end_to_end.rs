@@ -16,7 +16,7 @@ async fn world() -> World {
     let redis = RedisServer::start().await.expect("redis-server");
     let stack = TestStack::start(StackOptions {
         douban_url: Some(douban.url().to_owned()),
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     })
     .await
@@ -301,7 +301,7 @@ async fn a_rolling_restart_of_every_tier_and_a_killed_bot_cost_no_reader_an_answ
         gateways: 1,
         bots: 3,
         catalogs: 2,
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     })
     .expect("fleet");
@@ -343,4 +343,47 @@ async fn a_rolling_restart_of_every_tier_and_a_killed_bot_cost_no_reader_an_answ
         "{} of {sent} messages did not get the book: {wrong:#?}",
         wrong.len()
     );
+}
+
+/// Managed Redis speaks TLS only: the catalog's cache, the bot's
+/// conversations and the gateway's record of WeChat's attempts all go
+/// through `rediss://`, verified against the CA in DOUMI_REDIS_CA_FILE.
+#[tokio::test]
+async fn the_stack_shares_its_state_through_a_redis_that_speaks_only_tls() {
+    let douban = FakeDouban::start().await.expect("fake douban");
+    let redis = RedisServer::start_tls()
+        .await
+        .expect("redis-server --tls-port");
+    let stack = TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        redis: Some(redis.target()),
+        gateway: doumi_tests::stack::GatewayOptions {
+            redis: Some(redis.target()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("stack");
+    let wechat = stack.wechat();
+    let text = wechat.send_text("9787121139512").await.text();
+    assert!(text.contains("《浪潮之巅》"), "{text}");
+    let search = wechat.send_text("三体").await.text();
+    assert!(
+        search.contains("《三体》") && search.contains("1. "),
+        "{search}"
+    );
+
+    let mut redis_conn = redis.connection().await.expect("a TLS connection");
+    let keys: Vec<String> = redis_conn.keys("doumi:*").await.expect("keys");
+    for prefix in [
+        "doumi:catalog:v1:isbn:9787121139512",
+        "doumi:conversation:",
+        "doumi:gateway:v1:",
+    ] {
+        assert!(
+            keys.iter().any(|key| key.starts_with(prefix)),
+            "nothing under {prefix} in {keys:?}"
+        );
+    }
 }

@@ -609,7 +609,7 @@ async fn gateway_replicas_sharing_redis_agree_on_one_answer() {
     douban.delay(Duration::from_millis(800));
     let redis = RedisServer::start().await.expect("redis-server");
     let gateway = GatewayOptions {
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     };
     let stack = stack_with(&douban, gateway).await;

@@ -398,7 +398,7 @@ async fn refusals_are_counted_never_retried_and_48001_stops_promising() {
 async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_message() {
     let redis = RedisServer::start().await.expect("redis-server");
     let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     })
     .await;
@@ -438,7 +438,7 @@ async fn replicas_sharing_redis_make_one_token_request_and_one_delivery_per_mess
 async fn with_redis_down_each_replica_still_delivers() {
     let mut redis = RedisServer::start().await.expect("redis-server");
     let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     })
     .await;
@@ -565,7 +565,7 @@ async fn promised_then_its_gateway_goes(kill: bool) {
         gateways: 2,
         bots: 1,
         catalogs: 1,
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         douban_url: Some(douban.url().to_owned()),
         wechat_api_url: Some(wechat_api.url().to_owned()),
     })

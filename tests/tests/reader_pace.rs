@@ -46,7 +46,7 @@ async fn a_hasty_reader_is_slowed_and_others_are_not() {
 async fn bots_sharing_redis_count_one_reader_once() {
     let redis = RedisServer::start().await.expect("redis-server");
     let options = StackOptions {
-        redis_url: Some(redis.url()),
+        redis: Some(redis.target()),
         ..Default::default()
     };
     let first = TestStack::start(options.clone()).await.expect("stack");

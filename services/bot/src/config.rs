@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
+    redis::RedisTarget,
     settings::{Problems, duration_text},
 };
 
@@ -69,6 +70,21 @@ pub struct BotArgs {
     /// and the gateway's, with its own flag so `doumi up` can carry all three.
     #[arg(long = "bot-redis-url", id = "bot_redis_url", env = "DOUMI_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM roots a rediss:// server is verified against; unset = the platform's.
+    #[arg(
+        long = "bot-redis-ca-file",
+        id = "bot_redis_ca_file",
+        env = "DOUMI_REDIS_CA_FILE"
+    )]
+    pub redis_ca_file: Option<String>,
+    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
+    #[arg(
+        long = "bot-redis-password",
+        id = "bot_redis_password",
+        env = "DOUMI_REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
 }
 
 /// The bot's validated configuration.
@@ -86,7 +102,7 @@ pub struct BotConfig {
     /// Each reader's pace; `None` = no limit.
     pub rate_limit: Option<RateLimit>,
     pub book_reply: BookReply,
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisTarget>,
 }
 
 /// How a single book is answered.
@@ -114,7 +130,7 @@ impl BotArgs {
         let rate_limit = RateLimit::parse(&self.reader_rate_limit)
             .map_err(|e| problems.add("DOUMI_READER_RATE_LIMIT", e))
             .ok();
-        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
+        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
         Some(BotConfig {
             listen: listen?,
             metrics_listen: metrics_listen?,

@@ -53,8 +53,8 @@ pub async fn run(
     let channel = doumi_runtime::grpc::channel(&config.catalog, config.dial);
     let redis = config
         .redis_url
-        .as_deref()
-        .map(redis::Client::open)
+        .as_ref()
+        .map(doumi_runtime::redis::RedisTarget::client)
         .transpose()
         .map_err(BotError::Redis)?;
     let limiter = config

@@ -4,6 +4,7 @@ use std::{fmt, net::SocketAddr};
 
 use doumi_runtime::{
     ports,
+    redis::RedisTarget,
     settings::{Problems, duration_text, non_empty},
 };
 use secrecy::SecretString;
@@ -30,6 +31,12 @@ pub struct CatalogArgs {
     /// Redis for the shared book cache, e.g. redis://127.0.0.1:6379; unset = in-process cache only.
     #[arg(long, env = "DOUMI_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM roots a rediss:// server is verified against; unset = the platform's.
+    #[arg(long, env = "DOUMI_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
+    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
+    #[arg(long, env = "DOUMI_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
     /// Longest a lookup waits for Redis before going on without it.
     #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value_t = duration_text(RedisPolicy::DEFAULT.timeout))]
     pub redis_timeout: String,
@@ -178,7 +185,7 @@ pub struct CatalogConfig {
     /// `None` = no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
     pub source: Source,
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisTarget>,
     pub redis: RedisPolicy,
     pub cache: CachePolicy,
     pub upstream: UpstreamPolicy,
@@ -206,7 +213,7 @@ impl CatalogArgs {
         let listen = problems.socket_addr("DOUMI_CATALOG_LISTEN", &self.catalog_listen);
         let metrics_listen =
             problems.listen_or_off("DOUMI_CATALOG_METRICS_LISTEN", &self.catalog_metrics_listen);
-        let redis_url = problems.redis_url("DOUMI_REDIS_URL", &self.redis_url);
+        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
         let redis = self.redis_policy(problems);
         let cache = self.cache_policy(problems);
         let upstream = self.upstream_policy(problems);

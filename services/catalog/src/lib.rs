@@ -100,7 +100,7 @@ pub async fn serve(
     let redis = match &config.redis_url {
         Some(url) => {
             tracing::info!("caching books in Redis, with an in-process tier in front");
-            let client = redis::Client::open(url.as_str()).map_err(StartError::Redis)?;
+            let client = url.client().map_err(StartError::Redis)?;
             Some(RedisCache::new(client, config.redis).map_err(StartError::Redis)?)
         }
         None => None,
