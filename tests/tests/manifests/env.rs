@@ -139,6 +139,21 @@ fn container_env(
             "{here}: envFrom passes whatever a ConfigMap holds; list the variables under env"
         ));
     }
+    // A managed Redis's password goes in the Secret, beside the URL in the ConfigMap; without
+    // this the only place left for it would be that URL.
+    let vars = || container.env.iter().flatten();
+    let password_from_secret = vars().any(|v| {
+        v.name == "DOUMI_REDIS_PASSWORD"
+            && v.value_from
+                .as_ref()
+                .is_some_and(|f| f.secret_key_ref.is_some())
+    });
+    if vars().any(|v| v.name == "DOUMI_REDIS_URL") && !password_from_secret {
+        problems.push(format!(
+            "{here}: DOUMI_REDIS_URL without DOUMI_REDIS_PASSWORD from the Secret (a managed \
+             Redis's password would have to sit in the ConfigMap)"
+        ));
+    }
     let mut env = BTreeMap::new();
     for var in container.env.iter().flatten() {
         let name = &var.name;

@@ -118,6 +118,16 @@ pub const RULES: &[Break] = &[
         &["Deployment doumi-bot: envFrom"],
     ),
     (
+        "no Redis password from the Secret",
+        |o| {
+            let catalog = container_mut(o, "doumi-catalog");
+            if let Some(env) = catalog.env.as_mut() {
+                env.retain(|v| v.name != "DOUMI_REDIS_PASSWORD");
+            }
+        },
+        &["Deployment doumi-catalog: DOUMI_REDIS_URL without DOUMI_REDIS_PASSWORD"],
+    ),
+    (
         "the gateway's probes swapped",
         |o| {
             let gateway = container_mut(o, "doumi-gateway");
