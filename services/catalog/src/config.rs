@@ -76,6 +76,11 @@ pub struct CatalogArgs {
     /// Google Books API key, sent as &key=; optional (anonymous calls share a small quota).
     #[arg(long, env = "DOUMI_GOOGLEBOOKS_APIKEY", hide_env_values = true)]
     pub googlebooks_apikey: Option<String>,
+    /// Who to contact about doumi's requests (an e-mail address or a URL),
+    /// sent in the User-Agent: Open Library asks identified callers to say
+    /// so, and holds anonymous ones to a lower rate.
+    #[arg(long, env = "DOUMI_UPSTREAM_CONTACT")]
+    pub upstream_contact: Option<String>,
     /// Time allowed for one request to a provider.
     #[arg(long, env = "DOUMI_UPSTREAM_TIMEOUT", default_value_t = duration_text(UpstreamPolicy::DEFAULT.timeout))]
     pub upstream_timeout: String,
@@ -136,6 +141,8 @@ impl ProviderSettings {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub providers: Vec<ProviderSettings>,
+    /// Who the providers may contact about doumi's requests.
+    pub contact: Option<String>,
 }
 
 impl Source {
@@ -143,6 +150,17 @@ impl Source {
     pub fn sample() -> Self {
         Self {
             providers: vec![ProviderSettings::Sample],
+            contact: None,
+        }
+    }
+
+    /// What every request to a provider says it is: doumi and its version,
+    /// and the operator's contact when there is one.
+    pub fn user_agent(&self) -> String {
+        let doumi = concat!("doumi/", env!("CARGO_PKG_VERSION"));
+        match &self.contact {
+            Some(contact) => format!("{doumi} (+{contact})"),
+            None => doumi.to_owned(),
         }
     }
 
@@ -154,6 +172,7 @@ impl Source {
                 apikey: None,
                 timeout: None,
             })],
+            contact: None,
         }
     }
 }
@@ -360,7 +379,19 @@ impl CatalogArgs {
         if matches!(douban_timeout, Some(None)) {
             ok = false;
         }
-        ok.then_some(Source { providers })
+        let contact = non_empty(&self.upstream_contact).map(str::to_owned);
+        if contact.as_deref().is_some_and(|c| {
+            c.len() > 200
+                || !c.chars().all(|ch| ch.is_ascii_graphic())
+                || !(c.contains('@') || c.starts_with("https://") || c.starts_with("http://"))
+        }) {
+            problems.add(
+                "DOUMI_UPSTREAM_CONTACT",
+                "must be an e-mail address or an http(s) URL, without spaces",
+            );
+            ok = false;
+        }
+        ok.then_some(Source { providers, contact })
     }
 }
 
@@ -472,5 +503,27 @@ mod tests {
             !printed.contains("0df993c6") && !printed.contains("AIzaSecret"),
             "{printed}"
         );
+    }
+
+    #[test]
+    fn the_operator_s_contact_goes_into_the_user_agent() {
+        let anonymous = config(&[]).unwrap();
+        assert_eq!(
+            anonymous.source.user_agent(),
+            concat!("doumi/", env!("CARGO_PKG_VERSION"))
+        );
+        let named = config(&["--upstream-contact", "books-ops@example.org"]).unwrap();
+        assert!(
+            named
+                .source
+                .user_agent()
+                .ends_with(" (+books-ops@example.org)"),
+            "{}",
+            named.source.user_agent()
+        );
+        for bad in ["nobody", "ops@example.org\r\nX-Evil: 1", "a b@c"] {
+            let error = config(&["--upstream-contact", bad]).unwrap_err();
+            assert!(error.contains("DOUMI_UPSTREAM_CONTACT"), "{bad}: {error}");
+        }
     }
 }

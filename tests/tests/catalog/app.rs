@@ -60,7 +60,10 @@ impl Upstreams {
                 other => panic!("no fake for {other}"),
             })
             .collect();
-        Source { providers }
+        Source {
+            providers,
+            contact: None,
+        }
     }
 
     /// A test-friendly config: `order` of providers, quick retries, a circuit

@@ -37,9 +37,15 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(provider: &'static str, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// `user_agent`: what doumi says it is to the provider (see
+    /// `Source::user_agent`).
+    pub fn new(
+        provider: &'static str,
+        user_agent: &str,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!("doumi/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
             .build()?;

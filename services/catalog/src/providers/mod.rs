@@ -72,9 +72,11 @@ impl fmt::Display for ProviderKind {
 /// The configured providers in their order, each behind the upstream policy.
 pub(crate) fn chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderChain, StartError> {
     let mut upstreams = Vec::with_capacity(source.providers.len());
+    let user_agent = source.user_agent();
     for settings in &source.providers {
         let name = settings.kind().name();
-        let http = |timeout| HttpClient::new(name, timeout).map_err(StartError::HttpClient);
+        let http =
+            |timeout| HttpClient::new(name, &user_agent, timeout).map_err(StartError::HttpClient);
         let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
             ProviderSettings::Douban(douban) => {
                 let policy = UpstreamPolicy {
