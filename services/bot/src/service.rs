@@ -367,3 +367,85 @@ impl Bot for BotService {
         Ok(Response::new(ReplyResponse { reply: Some(reply) }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use doumi_proto::bot::v1::{InboundMessage, Text};
+    use doumi_runtime::grpc::{DialSettings, Target};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Counts the WARN lines written while it is the default subscriber.
+    struct Warnings(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_catalog_writes_a_line_per_minute_not_one_per_message() {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Warnings(warnings.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        // A port nobody listens on: every catalog call fails at once.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target: Target = format!("ipv4:{}", dead.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        drop(dead);
+        let channel = doumi_runtime::grpc::channel(&target, DialSettings::DEFAULT);
+        let bot = BotService::new(
+            BookCatalogClient::new(channel),
+            Duration::from_secs(2),
+            None,
+            Conversations::new(None).unwrap(),
+            BarcodeReader::new(vec![crate::config::DEFAULT_IMAGE_HOSTS.to_owned()]).unwrap(),
+            BookReply::Text,
+        );
+        let messages = 50;
+        for msg_id in 1..=messages {
+            let message = InboundMessage {
+                from_user: format!("oReader{msg_id}"),
+                msg_id,
+                kind: Some(inbound_message::Kind::Text(Text {
+                    content: "9787121139512".to_owned(),
+                })),
+                ..Default::default()
+            };
+            let reply = bot
+                .reply(Request::new(ReplyRequest {
+                    message: Some(message),
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+                .reply
+                .unwrap();
+            assert_eq!(
+                reply,
+                reply::text(answer::apology()),
+                "every reader hears why"
+            );
+        }
+        let written = warnings.load(Ordering::Relaxed);
+        assert!(
+            (1..=3).contains(&written),
+            "{written} WARN lines for {messages} failed lookups in well under a minute"
+        );
+    }
+}
