@@ -42,6 +42,8 @@
 mod binaries;
 #[path = "manifests/breaking.rs"]
 mod breaking;
+#[path = "manifests/crds.rs"]
+mod crds;
 #[path = "manifests/env.rs"]
 mod env;
 #[path = "manifests/netpol.rs"]
@@ -309,6 +311,7 @@ fn check(overlay: &str, objects: &Objects) -> Report {
         services::check_service(service, &workloads, &mut report.problems);
     }
     services::check_ingresses(objects, &workloads, &mut report.problems);
+    services::check_http_routes(objects, &workloads, &mut report.problems);
     let hops = services::hops(objects, &workloads, &mut report.problems);
     report.hops = hops.len();
     reach::check_network_policies(objects, &workloads, &hops, &mut report.problems);
@@ -327,4 +330,6 @@ fn count(objects: &Objects) -> usize {
         + objects.network_policies.len()
         + objects.autoscalers.len()
         + objects.disruption_budgets.len()
+        + objects.http_routes.len()
+        + objects.pod_monitors.len()
 }

@@ -341,4 +341,79 @@ pub const PRODUCTION: &[Break] = &[
             "kubernetes.io/h2c",
         ],
     ),
+    (
+        "the HTTPRoute to the catalog",
+        |o| {
+            let backend = &mut o.http_routes[0].spec.rules[0].backend_refs[0];
+            backend.name = "doumi-catalog".into();
+            backend.port = Some(50052);
+        },
+        &["HTTPRoute doumi-gateway: only the gateway may be exposed, not doumi-catalog"],
+    ),
+    (
+        "the HTTPRoute for every path",
+        |o| {
+            let path = o.http_routes[0].spec.rules[0].matches[0]
+                .path
+                .as_mut()
+                .unwrap();
+            path.value = "/".into();
+        },
+        &["HTTPRoute doumi-gateway: routes", "only /wechat"],
+    ),
+    (
+        "the Gateway's namespace admitted by name",
+        |o| {
+            let policy = o
+                .network_policies
+                .iter_mut()
+                .find(|p| name_of(*p) == "doumi-gateway")
+                .unwrap();
+            let rules = policy.spec.as_mut().unwrap().ingress.as_mut().unwrap();
+            let peer = &mut rules[0].from.as_mut().unwrap()[0];
+            peer.pod_selector = None;
+            peer.namespace_selector = Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    "gateway-system".to_owned(),
+                )])),
+                ..LabelSelector::default()
+            });
+        },
+        &["an unlabelled pod in gateway-system reaches doumi-gateway:8080"],
+    ),
+    (
+        "the Gateway's proxies not admitted",
+        |o| {
+            o.network_policies
+                .iter_mut()
+                .filter(|p| name_of(*p) == "doumi-gateway")
+                .for_each(|p| p.spec.as_mut().unwrap().ingress = Some(Vec::new()));
+        },
+        &["Gateway gateway-system/doumi-edge's proxy cannot reach doumi-gateway:8080"],
+    ),
+    (
+        "a PodMonitor on a port the pods lack",
+        |o| o.pod_monitors[1].spec.pod_metrics_endpoints[0].port = Some("prometheus".into()),
+        &["PodMonitor doumi-services: doumi-bot has no container port named"],
+    ),
+    (
+        "a PodMonitor that selects nothing",
+        |o| {
+            o.pod_monitors[0].spec.selector.match_labels = Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_owned(),
+                "gateway".to_owned(),
+            )]))
+        },
+        &["PodMonitor doumi-gateway: selects no pod"],
+    ),
+    (
+        "an object without the version label",
+        |o| {
+            if let Some(labels) = o.http_routes[0].metadata.labels.as_mut() {
+                labels.remove("app.kubernetes.io/version");
+            }
+        },
+        &["HTTPRoute doumi-gateway: label app.kubernetes.io/version missing"],
+    ),
 ];

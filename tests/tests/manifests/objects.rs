@@ -22,6 +22,8 @@ use k8s_openapi::{
 };
 use serde::{Deserialize, de::DeserializeOwned};
 
+use crate::crds::{HttpRoute, PodMonitor};
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -78,6 +80,31 @@ pub struct Objects {
     pub network_policies: Vec<NetworkPolicy>,
     pub autoscalers: Vec<HorizontalPodAutoscaler>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    pub http_routes: Vec<HttpRoute>,
+    pub pod_monitors: Vec<PodMonitor>,
+}
+
+impl Objects {
+    /// Every object's kind and metadata, for the checks that apply to all of them.
+    pub fn all_metadata(&self) -> Vec<(&'static str, &ObjectMeta)> {
+        fn of<T: Metadata<Ty = ObjectMeta>>(
+            objects: &[T],
+        ) -> impl Iterator<Item = (&'static str, &ObjectMeta)> {
+            objects.iter().map(|o| (T::KIND, o.metadata()))
+        }
+        of(&self.namespaces)
+            .chain(of(&self.config_maps))
+            .chain(of(&self.secrets))
+            .chain(of(&self.deployments))
+            .chain(of(&self.services))
+            .chain(of(&self.ingresses))
+            .chain(of(&self.network_policies))
+            .chain(of(&self.autoscalers))
+            .chain(of(&self.disruption_budgets))
+            .chain(of(&self.http_routes))
+            .chain(of(&self.pod_monitors))
+            .collect()
+    }
 }
 
 /// Reads every document of `yaml` into its typed struct, with the problems found on the way:
@@ -118,6 +145,8 @@ pub fn parse(yaml: &str) -> (Objects, Vec<String>) {
             "NetworkPolicy" => objects.network_policies.extend(typed(value, &what, p)),
             "HorizontalPodAutoscaler" => objects.autoscalers.extend(typed(value, &what, p)),
             "PodDisruptionBudget" => objects.disruption_budgets.extend(typed(value, &what, p)),
+            "HTTPRoute" => objects.http_routes.extend(typed(value, &what, p)),
+            "PodMonitor" => objects.pod_monitors.extend(typed(value, &what, p)),
             _ => problems.push(format!(
                 "document {index} ({what}): no check reads kind {kind:?}; teach tests/tests/manifests/objects.rs about it"
             )),

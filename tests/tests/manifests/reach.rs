@@ -12,9 +12,48 @@ use crate::{
     services::{Hop, URL_SETTINGS, selected, target_port},
 };
 
-/// The production overlay lets only the ingress controller's namespace reach the gateway; base
-/// and kind let anyone. A pod there stands for "outside" in the reachability checks.
+/// components/ingress-nginx lets only the ingress controller's namespace reach the gateway; base
+/// and kind let anyone. A pod there stands for "outside" in the reachability checks, unless the
+/// overlay routes through the Gateway API (see [`edge_pods`]).
 const INGRESS_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
+
+/// A pod outside doumi, described for messages.
+type Someone = (String, Pod);
+
+/// The label Gateway API implementations put on a Gateway's proxy pods.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// The pods that carry WeChat's requests to the gateway: the proxies of each Gateway an
+/// HTTPRoute attaches to (in the Gateway's namespace, with its name label), or the ingress
+/// controller without routes. With routes, also the pods that must *not* reach the gateway: an
+/// unlabelled pod in the Gateway's namespace (admission is by label, not by namespace).
+fn edge_pods(objects: &Objects) -> (Vec<Someone>, Vec<Someone>) {
+    let mut edge = Vec::new();
+    let mut not_edge = Vec::new();
+    for route in &objects.http_routes {
+        for parent in &route.spec.parent_refs {
+            let namespace = parent
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace_of(route).to_owned());
+            edge.push((
+                format!("Gateway {namespace}/{}'s proxy", parent.name),
+                outside_pod(&namespace, [(GATEWAY_NAME_LABEL, parent.name.as_str())]),
+            ));
+            not_edge.push((
+                format!("an unlabelled pod in {namespace}"),
+                outside_pod(&namespace, []),
+            ));
+        }
+    }
+    if edge.is_empty() {
+        edge.push((
+            "the ingress controller".to_owned(),
+            outside_pod(INGRESS_CONTROLLER_NAMESPACE, []),
+        ));
+    }
+    (edge, not_edge)
+}
 
 /// The namespace label that admits another team's pods to the catalog's gRPC API
 /// (components/catalog-clients).
@@ -57,10 +96,13 @@ pub fn check_network_policies(
                     .flat_map(|r| r.to.iter().flatten()),
             );
         for peer in peers {
-            let local = peer
-                .namespace_selector
-                .as_ref()
-                .is_none_or(|ns| selects(ns, &namespace_labels(objects, namespace)));
+            // A peer in doumi's namespace only: no namespace selector, or one that picks it
+            // out. `{}` (every namespace) names pods elsewhere, such as a Gateway's proxies.
+            let local = peer.namespace_selector.as_ref().is_none_or(|ns| {
+                let everywhere = ns.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                    && ns.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+                !everywhere && selects(ns, &namespace_labels(objects, namespace))
+            });
             if let (Some(selector), true) = (&peer.pod_selector, local)
                 && !workloads
                     .iter()
@@ -137,19 +179,26 @@ pub fn check_network_policies(
         }
     }
 
-    // From outside: the ingress controller reaches the gateway; nobody outside reaches the rest,
-    // not even a pod that copies doumi's labels.
-    let controller = outside_pod(INGRESS_CONTROLLER_NAMESPACE, []);
+    // From outside: the edge (a Gateway's proxies, or the ingress controller) reaches the
+    // gateway; nobody outside reaches the rest, not even a pod that copies doumi's labels.
+    let (edge, not_edge) = edge_pods(objects);
     for to in workloads {
         for listener in &to.listeners {
             let port = listener.addr.port();
             // Only the gateway's WeChat port is public (the README's "Deploying"); the catalog's /metrics is not.
             let public = to.binary == Binary::Gateway && listener.protocol == Protocol::Http;
-            if public && !allows(policies, &controller, &to.pod, port, "TCP") {
-                problems.push(format!(
-                    "the ingress controller cannot reach {}:{port}",
-                    to.deployment
-                ));
+            for (who, pod) in &edge {
+                if public && !allows(policies, pod, &to.pod, port, "TCP") {
+                    problems.push(format!("{who} cannot reach {}:{port}", to.deployment));
+                }
+            }
+            for (who, pod) in &not_edge {
+                if allows(policies, pod, &to.pod, port, "TCP") {
+                    problems.push(format!(
+                        "{who} reaches {}:{port}: the edge is admitted by its namespace's name, not by its pods' label",
+                        to.deployment
+                    ));
+                }
             }
             let impostors = workloads.iter().map(|w| {
                 let mut pod = w.pod.clone();

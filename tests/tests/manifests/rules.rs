@@ -40,6 +40,84 @@ pub fn check_rules(objects: &Objects, problems: &mut Vec<String>) {
     check_default_deny(objects, problems);
     check_services(objects, problems);
     check_scaling(objects, problems);
+    check_recommended_labels(objects, problems);
+    check_pod_monitors(objects, problems);
+}
+
+/// Kubernetes' recommended labels every object carries, so that tools (and people) can tell
+/// what it belongs to and which release made it.
+fn check_recommended_labels(objects: &Objects, problems: &mut Vec<String>) {
+    for (kind, metadata) in objects.all_metadata() {
+        let name = metadata.name.as_deref().unwrap_or("<unnamed>");
+        let labels = metadata.labels.clone().unwrap_or_default();
+        for (label, wanted) in [
+            ("app.kubernetes.io/part-of", Some("doumi")),
+            ("app.kubernetes.io/managed-by", Some("kustomize")),
+            ("app.kubernetes.io/version", None),
+        ] {
+            let value = labels.get(label).map(String::as_str);
+            if value.is_none() || wanted.is_some_and(|w| value != Some(w)) {
+                problems.push(format!(
+                    "{kind} {name}: label {label} missing or not {}",
+                    wanted.unwrap_or("set")
+                ));
+            }
+        }
+    }
+}
+
+/// Each PodMonitor (components/podmonitor) selects doumi's pods, on a port they name, at
+/// /metrics: a monitor that selects nothing or names a port the pods lack scrapes nothing, and
+/// nobody notices until an alert that should have fired did not.
+fn check_pod_monitors(objects: &Objects, problems: &mut Vec<String>) {
+    use crate::crds::PodMonitor;
+    use k8s_openapi::Resource;
+    for monitor in &objects.pod_monitors {
+        let here = format!("PodMonitor {}", name_of(monitor));
+        if monitor.api_version != PodMonitor::API_VERSION || monitor.kind != PodMonitor::KIND {
+            problems.push(format!(
+                "{here}: apiVersion {} is not {}",
+                monitor.api_version,
+                PodMonitor::API_VERSION
+            ));
+        }
+        let pods: Vec<&Deployment> = objects
+            .deployments
+            .iter()
+            .filter(|d| {
+                namespace_of(*d) == namespace_of(monitor)
+                    && selects(&monitor.spec.selector, &pod_labels(d))
+            })
+            .collect();
+        if pods.is_empty() {
+            problems.push(format!("{here}: selects no pod"));
+        }
+        if monitor.spec.pod_metrics_endpoints.is_empty() {
+            problems.push(format!("{here}: no podMetricsEndpoints"));
+        }
+        for endpoint in &monitor.spec.pod_metrics_endpoints {
+            if endpoint.path.as_deref().unwrap_or("/metrics") != "/metrics" {
+                problems.push(format!("{here}: path {:?} is not /metrics", endpoint.path));
+            }
+            for deployment in &pods {
+                let named = deployment
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .into_iter()
+                    .flat_map(|p| &p.containers)
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .any(|p| p.name.is_some() && p.name == endpoint.port);
+                if !named {
+                    problems.push(format!(
+                        "{here}: {} has no container port named {:?}",
+                        name_of(*deployment),
+                        endpoint.port
+                    ));
+                }
+            }
+        }
+    }
 }
 
 fn check_deployment(objects: &Objects, deployment: &Deployment, problems: &mut Vec<String>) {

@@ -164,6 +164,82 @@ pub fn check_ingresses(objects: &Objects, workloads: &[Workload<'_>], problems: 
     }
 }
 
+/// Each HTTPRoute (components/gateway-api) routes WeChat's paths, and only those, to a Service
+/// that selects the gateway alone, on a port it has.
+pub fn check_http_routes(
+    objects: &Objects,
+    workloads: &[Workload<'_>],
+    problems: &mut Vec<String>,
+) {
+    use crate::crds::{HttpRoute, PathMatchType};
+    use k8s_openapi::Resource;
+    for route in &objects.http_routes {
+        let here = format!("HTTPRoute {}", name_of(route));
+        if route.api_version != HttpRoute::API_VERSION || route.kind != HttpRoute::KIND {
+            problems.push(format!(
+                "{here}: apiVersion {} is not {}",
+                route.api_version,
+                HttpRoute::API_VERSION
+            ));
+        }
+        if route.spec.parent_refs.is_empty() {
+            problems.push(format!("{here}: attaches to no Gateway (parentRefs)"));
+        }
+        for rule in &route.spec.rules {
+            for matched in &rule.matches {
+                let wechat = matched.path.as_ref().is_some_and(|p| {
+                    p.value == "/wechat"
+                        && matches!(
+                            p.match_type,
+                            PathMatchType::Exact | PathMatchType::PathPrefix
+                        )
+                });
+                if !wechat {
+                    problems.push(format!(
+                        "{here}: routes {:?}; only /wechat (and /wechat/NAME) is public",
+                        matched.path
+                    ));
+                }
+            }
+            for backend in &rule.backend_refs {
+                let is_service = backend.group.as_deref().unwrap_or("").is_empty()
+                    && backend.kind.as_deref().unwrap_or("Service") == "Service";
+                let namespace = backend.namespace.as_deref().unwrap_or(namespace_of(route));
+                let service = objects
+                    .services
+                    .iter()
+                    .find(|s| name_of(*s) == backend.name && namespace_of(*s) == namespace);
+                let Some(service) = service.filter(|_| is_service) else {
+                    problems.push(format!("{here}: no Service {namespace}/{}", backend.name));
+                    continue;
+                };
+                let has_port = service
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ports.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .any(|p| Some(p.port) == backend.port);
+                if !has_port {
+                    problems.push(format!(
+                        "{here}: Service {} has no port {:?}",
+                        backend.name, backend.port
+                    ));
+                }
+                if selected(service, workloads)
+                    .iter()
+                    .any(|w| w.binary != Binary::Gateway)
+                {
+                    problems.push(format!(
+                        "{here}: only the gateway may be exposed, not {}",
+                        backend.name
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// The connections the settings make, each checked against the Service it goes through.
 pub fn hops(objects: &Objects, workloads: &[Workload<'_>], problems: &mut Vec<String>) -> Vec<Hop> {
     let mut hops = Vec::new();
