@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
-    redis::RedisTarget,
+    redis::{RedisPolicy, RedisTarget},
     settings::{Problems, choice_text, duration_text, non_empty},
 };
 use doumi_wechat::api::ApiArgs;
@@ -97,6 +97,22 @@ pub struct GatewayArgs {
         hide_env_values = true
     )]
     pub redis_password: Option<String>,
+    /// Longest a message waits for one Redis call before going on without it.
+    #[arg(
+        long = "gateway-redis-timeout",
+        id = "gateway_redis_timeout",
+        env = "DOUMI_REDIS_TIMEOUT",
+        default_value_t = duration_text(RedisPolicy::DEFAULT.timeout)
+    )]
+    pub redis_timeout: String,
+    /// How long Redis is skipped after repeated failures before it is tried again.
+    #[arg(
+        long = "gateway-redis-cooldown",
+        id = "gateway_redis_cooldown",
+        env = "DOUMI_REDIS_COOLDOWN",
+        default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown)
+    )]
+    pub redis_cooldown: String,
     /// How many messages the reply window remembers for WeChat's retries;
     /// past it the oldest are forgotten (a retry of one may be answered
     /// twice, never lost).
@@ -148,6 +164,8 @@ pub struct GatewayConfig {
     pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
     pub redis_url: Option<RedisTarget>,
+    /// Redis's timeout and cooldown.
+    pub redis_policy: RedisPolicy,
     /// Messages worked on at once before the gateway sheds load.
     pub max_in_flight: usize,
     /// How replies that miss WeChat's window are delivered, for the accounts
@@ -176,6 +194,7 @@ impl GatewayConfig {
             window: WindowSettings::DEFAULT,
             timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
             redis_url: None,
+            redis_policy: RedisPolicy::DEFAULT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             delivery: DeliverySettings::default(),
         }
@@ -216,6 +235,7 @@ impl GatewayArgs {
         let policy = problems.choice("DOUMI_WECHAT_REPLY_POLICY", &self.wechat_reply_policy);
         let interim = problems.choice("DOUMI_WECHAT_INTERIM", &self.wechat_interim);
         let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
+        let redis_policy = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         let delivery = self.delivery(problems);
         let capacity = problems.number(
             "DOUMI_GATEWAY_WINDOW_CAPACITY",
@@ -240,6 +260,7 @@ impl GatewayArgs {
             },
             timestamp_tolerance: timestamp_tolerance?,
             redis_url: redis_url?,
+            redis_policy: redis_policy?,
             delivery: delivery?,
             max_in_flight: max_in_flight?,
         })

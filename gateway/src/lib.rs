@@ -40,6 +40,7 @@ use std::{
     },
 };
 
+use doumi_runtime::redis::SharedRedis;
 use tokio::net::TcpListener;
 
 pub use accounts::{AccountSettings, Accounts, WechatToken};
@@ -72,11 +73,14 @@ pub async fn run(
         .map(doumi_runtime::redis::RedisTarget::client)
         .transpose()
         .map_err(GatewayError::Redis)?;
-    let shared = redis
-        .clone()
-        .map(shared_store::SharedStore::new)
+    let shared = config
+        .redis_url
+        .as_ref()
+        .map(|target| SharedRedis::connect(target, config.redis_policy, "gateway"))
         .transpose()
-        .map_err(GatewayError::Redis)?;
+        .map_err(GatewayError::Redis)?
+        .map(shared_store::SharedStore::new);
+    let shared_redis = shared.as_ref().map(|store| store.redis().clone());
     let window = window::ReplyWindow::new(
         config.window,
         config.max_in_flight,
@@ -101,6 +105,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(true));
     let state = routes::AppState {
         accounts: directory,
+        redis: shared_redis,
         timestamp_tolerance: config.timestamp_tolerance,
         ready: ready.clone(),
     };

@@ -22,7 +22,7 @@ use axum::{
     routing::get,
 };
 use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
-use doumi_runtime::telemetry;
+use doumi_runtime::{breaker::BreakerState, redis::SharedRedis, telemetry};
 use serde::Deserialize;
 use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
@@ -49,6 +49,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// What every handler shares.
 pub struct AppState {
     pub accounts: Directory,
+    /// Redis, when replicas share it (for `/readyz`).
+    pub redis: Option<SharedRedis>,
     pub timestamp_tolerance: Duration,
     /// False once shutdown starts, so `/readyz` takes the pod out of rotation
     /// while in-flight messages are still answered.
@@ -312,7 +314,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
     };
-    (status, format!("{word}\n{}", state.accounts.standing()))
+    let redis = match &state.redis {
+        None => String::new(),
+        Some(redis) if redis.state() == BreakerState::Closed => "redis: in use\n".to_owned(),
+        Some(redis) => format!(
+            "redis: skipped after failures, tried again in {}s: each message is answered with \
+             what this replica knows\n",
+            redis.remaining_cooldown().as_secs()
+        ),
+    };
+    (
+        status,
+        format!("{word}\n{redis}{}", state.accounts.standing()),
+    )
 }
 
 /// A bounded label for a message kind.

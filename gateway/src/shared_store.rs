@@ -5,21 +5,24 @@
 //! first to decide wins), the finished reply (a short-lived cache), and every
 //! reply promised for delivery and not yet sent (`pending`, indexed by
 //! deadline), so that a promise outlives the replica that made it. Every
-//! operation is best-effort: on a Redis error the caller falls back to what
-//! this process knows.
+//! operation is best-effort: on a Redis error, a timeout, or while Redis is
+//! skipped after repeated failures, the caller falls back to what this
+//! process knows (for as long as Redis is away: WeChat's retries that land on
+//! another replica may be answered twice, promises live with the replica
+//! that made them, as without Redis).
 
 use std::{
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use doumi_runtime::throttle::LogThrottle;
+use doumi_runtime::redis::SharedRedis;
 
 use doumi_proto::bot::v1::{InboundMessage, Reply};
 
 use crate::window::Fate;
 use prost::Message;
-use redis::{AsyncCommands, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use redis::AsyncCommands;
 
 /// Finished replies outlive WeChat's retries comfortably.
 const REPLY_TTL: Duration = Duration::from_secs(120);
@@ -59,13 +62,13 @@ pub struct Pending {
 /// The Redis side of the reply window.
 #[derive(Clone)]
 pub struct SharedStore {
-    connection: ConnectionManager,
+    /// Skipped at once after repeated failures: the window then works as it
+    /// does without Redis.
+    redis: SharedRedis,
     /// Who holds a lease: this replica's name among the others.
     replica: Arc<str>,
     /// This account's index of pending promises.
     pending_index: Arc<str>,
-    /// A Redis outage fails every message: its lines are summarised.
-    throttle: Arc<LogThrottle>,
 }
 
 fn unix_millis(time: SystemTime) -> u64 {
@@ -73,20 +76,17 @@ fn unix_millis(time: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Hashed once: scripts are sent by their SHA1, loaded on first use.
+static RENEW_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RENEW));
+static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
+
 impl SharedStore {
-    /// Connects lazily: the gateway answers (alone) while Redis is away.
-    pub fn new(client: redis::Client) -> redis::RedisResult<Self> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(300)))
-            .set_response_timeout(Some(Duration::from_millis(200)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        Ok(Self {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+    pub fn new(redis: SharedRedis) -> Self {
+        Self {
+            redis,
             replica: format!("{:016x}", rand::random::<u64>()).into(),
             pending_index: PENDING_INDEX.into(),
-            throttle: Arc::new(LogThrottle::default()),
-        })
+        }
     }
 
     /// The same store for the named account of an accounts file: its own
@@ -98,30 +98,20 @@ impl SharedStore {
         }
     }
 
-    /// The value, or `None` after logging (summarised) why Redis failed.
-    fn ok<T>(&self, result: redis::RedisResult<T>, what: &'static str) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(error) => {
-                if let Some(held_back) = self.throttle.admit(what) {
-                    tracing::warn!(%error, held_back, "{what}");
-                }
-                None
-            }
-        }
-    }
-
     /// Counts this attempt; `None` when Redis is unavailable.
     pub async fn attempt(&self, message: &str) -> Option<u32> {
         let key = key("attempts", message);
-        let result: redis::RedisResult<(u32, bool)> = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .incr(&key, 1)
-            .expire(&key, REPLY_TTL.as_secs() as i64)
-            .query_async(&mut self.connection.clone())
-            .await;
-        self.ok(result, "shared attempt count unavailable")
-            .map(|(n, _)| n)
+            .expire(&key, REPLY_TTL.as_secs() as i64);
+        let counted: (u32, bool) = self
+            .redis
+            .call("shared attempt count unavailable", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Some(counted.0)
     }
 
     /// True when this replica won the lease on the work: nobody holds it,
@@ -130,37 +120,44 @@ impl SharedStore {
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(lease.as_millis() as u64));
-        let result: redis::RedisResult<Option<String>> = self
-            .connection
-            .clone()
-            .set_options(key("work", message), &*self.replica, options)
-            .await;
-        self.ok(result, "shared work claim unavailable")
-            .map(|ok| ok.is_some())
+        let (key, replica) = (key("work", message), self.replica.clone());
+        let won: Option<String> = self
+            .redis
+            .call("shared work claim unavailable", |mut c| async move {
+                c.set_options(key, &*replica, options).await
+            })
+            .await?;
+        Some(won.is_some())
     }
 
     /// Keeps the lease for another `lease`; `Some(false)` when this replica
     /// no longer holds it.
     pub async fn renew(&self, message: &str, lease: Duration) -> Option<bool> {
-        let result: redis::RedisResult<i64> = redis::Script::new(RENEW)
+        let mut script = RENEW_SCRIPT.prepare_invoke();
+        script
             .key(key("work", message))
             .arg(&*self.replica)
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut self.connection.clone())
-            .await;
-        self.ok(result, "shared work lease not renewed")
-            .map(|n| n == 1)
+            .arg(lease.as_millis() as u64);
+        let renewed: i64 = self
+            .redis
+            .call("shared work lease not renewed", |mut c| async move {
+                script.invoke_async(&mut c).await
+            })
+            .await?;
+        Some(renewed == 1)
     }
 
     /// Gives the lease up, so that another replica takes the work over at
     /// once instead of when the lease runs out.
     pub async fn release(&self, message: &str) {
-        let result: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-            .key(key("work", message))
-            .arg(&*self.replica)
-            .invoke_async(&mut self.connection.clone())
+        let mut script = RELEASE_SCRIPT.prepare_invoke();
+        script.key(key("work", message)).arg(&*self.replica);
+        let _: Option<i64> = self
+            .redis
+            .call("shared work lease not released", |mut c| async move {
+                script.invoke_async(&mut c).await
+            })
             .await;
-        self.ok(result, "shared work lease not released");
     }
 
     /// Records a reply promised for delivery until it is sent ([`Self::sent`])
@@ -171,8 +168,8 @@ impl SharedStore {
             .saturating_sub(unix_millis(SystemTime::now()))
             .max(1);
         let record = key("pending", message);
-        let result: redis::RedisResult<()> = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hset(&record, "message", pending.message.encode_to_vec())
             .ignore()
             .hset(&record, "deadline", deadline)
@@ -180,20 +177,26 @@ impl SharedStore {
             .pexpire(&record, ttl as i64)
             .ignore()
             .zadd(&*self.pending_index, message, deadline)
-            .ignore()
-            .query_async(&mut self.connection.clone())
+            .ignore();
+        let _: Option<()> = self
+            .redis
+            .call("shared promise not recorded", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
             .await;
-        self.ok(result, "shared promise not recorded");
     }
 
     /// The promise recorded for `message`, if it is still pending.
     pub async fn pending(&self, message: &str) -> Option<Pending> {
-        let result: redis::RedisResult<(Option<Vec<u8>>, Option<u64>)> = redis::pipe()
-            .hget(key("pending", message), "message")
-            .hget(key("pending", message), "deadline")
-            .query_async(&mut self.connection.clone())
-            .await;
-        let (bytes, deadline) = self.ok(result, "shared promise unavailable")?;
+        let mut pipe = redis::pipe();
+        pipe.hget(key("pending", message), "message")
+            .hget(key("pending", message), "deadline");
+        let (bytes, deadline): (Option<Vec<u8>>, Option<u64>) = self
+            .redis
+            .call("shared promise unavailable", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
         Some(Pending {
             message: InboundMessage::decode(bytes?.as_slice()).ok()?,
             deadline: UNIX_EPOCH + Duration::from_millis(deadline?),
@@ -205,13 +208,16 @@ impl SharedStore {
     /// index (their count returned), as nobody may deliver them any more.
     pub async fn due(&self) -> Option<(Vec<String>, u64)> {
         let now = unix_millis(SystemTime::now());
-        let result: redis::RedisResult<(u64, Vec<String>)> = redis::pipe()
-            .zrembyscore(&*self.pending_index, "-inf", now)
-            .zrangebyscore_limit(&*self.pending_index, now, "+inf", 0, SWEEP_BATCH)
-            .query_async(&mut self.connection.clone())
-            .await;
-        self.ok(result, "shared promises unavailable")
-            .map(|(expired, due)| (due, expired))
+        let mut pipe = redis::pipe();
+        pipe.zrembyscore(&*self.pending_index, "-inf", now)
+            .zrangebyscore_limit(&*self.pending_index, now, "+inf", 0, SWEEP_BATCH);
+        let (expired, due): (u64, Vec<String>) = self
+            .redis
+            .call("shared promises unavailable", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Some((due, expired))
     }
 
     /// Claims the one delivery of `message`'s reply; false when some
@@ -220,14 +226,17 @@ impl SharedStore {
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
-        let result: redis::RedisResult<(Option<String>, (), ())> = redis::pipe()
-            .set_options(key("sent", message), &*self.replica, options)
+        let mut pipe = redis::pipe();
+        pipe.set_options(key("sent", message), &*self.replica, options)
             .del(key("pending", message))
-            .zrem(&*self.pending_index, message)
-            .query_async(&mut self.connection.clone())
-            .await;
-        self.ok(result, "shared delivery claim unavailable")
-            .map(|(claimed, (), ())| claimed.is_some())
+            .zrem(&*self.pending_index, message);
+        let (claimed, (), ()): (Option<String>, (), ()) = self
+            .redis
+            .call("shared delivery claim unavailable", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Some(claimed.is_some())
     }
 
     /// Decides the message's fate unless it was decided already; the fate
@@ -238,42 +247,55 @@ impl SharedStore {
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
-        let result: redis::RedisResult<(Option<String>, Option<String>)> = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .set_options(&key, fate.as_str(), options)
-            .get(&key)
-            .query_async(&mut self.connection.clone())
-            .await;
-        self.ok(result, "shared fate unavailable")
-            .and_then(|(_, decided)| Fate::parse(decided.as_deref()?))
+            .get(&key);
+        let (_, decided): (Option<String>, Option<String>) = self
+            .redis
+            .call("shared fate unavailable", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Fate::parse(decided.as_deref()?)
     }
 
     /// The message's fate, if one was decided.
     pub async fn fate(&self, message: &str) -> Option<Fate> {
-        let result: redis::RedisResult<Option<String>> =
-            self.connection.clone().get(key("fate", message)).await;
-        let decided = self.ok(result, "shared fate unavailable")??;
-        Fate::parse(&decided)
+        let key = key("fate", message);
+        let decided: Option<String> = self
+            .redis
+            .call("shared fate unavailable", |mut c| async move {
+                c.get(key).await
+            })
+            .await?;
+        Fate::parse(&decided?)
     }
 
     /// The finished reply, if some replica stored one.
     pub async fn finished(&self, message: &str) -> Option<Reply> {
-        let result: redis::RedisResult<Option<Vec<u8>>> =
-            self.connection.clone().get(key("reply", message)).await;
-        let bytes = self.ok(result, "shared reply unavailable")??;
-        Reply::decode(bytes.as_slice()).ok()
+        let key = key("reply", message);
+        let bytes: Option<Vec<u8>> = self
+            .redis
+            .call("shared reply unavailable", |mut c| async move {
+                c.get(key).await
+            })
+            .await?;
+        Reply::decode(bytes?.as_slice()).ok()
     }
 
     pub async fn finish(&self, message: &str, reply: &Reply) {
-        let result: redis::RedisResult<()> = self
-            .connection
-            .clone()
-            .set_ex(
-                key("reply", message),
-                reply.encode_to_vec(),
-                REPLY_TTL.as_secs(),
-            )
+        let (key, bytes) = (key("reply", message), reply.encode_to_vec());
+        let _: Option<()> = self
+            .redis
+            .call("shared reply not stored", |mut c| async move {
+                c.set_ex(key, bytes, REPLY_TTL.as_secs()).await
+            })
             .await;
-        self.ok(result, "shared reply not stored");
+    }
+
+    /// Whether Redis is in use (for `/readyz`).
+    pub fn redis(&self) -> &SharedRedis {
+        &self.redis
     }
 }

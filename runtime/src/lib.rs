@@ -3,6 +3,7 @@
 //! reflection included).
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod grpc;
 
 /// Every doumi binary allocates through jemalloc: a message's trip through

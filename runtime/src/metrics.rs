@@ -33,6 +33,10 @@ pub const GRPC_CLIENT_RETRIES: &str = "doumi_grpc_client_retries_total";
 pub const GRPC_CLIENT_REPLICAS: &str = "doumi_grpc_client_replicas";
 /// `1`, labelled with the service and its version.
 pub const BUILD_INFO: &str = "doumi_build_info";
+/// Per service: 1 while Redis is in use, 0 while it is skipped after failures.
+pub const REDIS_IN_USE: &str = "doumi_redis_in_use";
+/// Per service: Redis calls not made because Redis is being skipped.
+pub const REDIS_SKIPPED: &str = "doumi_redis_skipped_total";
 
 /// Every series this module exposes in each service (the process ones as
 /// the `metrics-process` collector names them on Linux): what dashboards and
@@ -47,6 +51,8 @@ pub const NAMES: &[&str] = &[
     GRPC_CLIENT_RETRIES,
     GRPC_CLIENT_REPLICAS,
     BUILD_INFO,
+    REDIS_IN_USE,
+    REDIS_SKIPPED,
     "process_cpu_seconds_total",
     "process_open_fds",
     "process_max_fds",
@@ -108,6 +114,14 @@ fn process() -> &'static metrics_process::Collector {
 fn describe_common() {
     process().describe();
     metrics::describe_gauge!(BUILD_INFO, "1, labelled with the service and its version");
+    metrics::describe_gauge!(
+        REDIS_IN_USE,
+        "1 while the service uses Redis, 0 while it skips it after failures (until a probe)"
+    );
+    metrics::describe_counter!(
+        REDIS_SKIPPED,
+        "Redis calls not made because Redis is being skipped after failures"
+    );
     metrics::describe_counter!(GRPC_SERVER_STARTED, "gRPC calls started on the server");
     metrics::describe_counter!(
         GRPC_SERVER_HANDLED,

@@ -3,12 +3,187 @@
 //! the CA bundle a TLS server is verified against when it is not one of the
 //! platform's roots, and a password kept apart from a URL that has none (so
 //! the URL can sit in a ConfigMap and the password in a Secret).
+//!
+//! And how a service uses it ([`SharedRedis`]): Redis holds what replicas
+//! share, never what a reader's answer needs, so every call has a short
+//! timeout, and after [`FAILURES_TO_SKIP`] failures in a row Redis is skipped
+//! at once for the cooldown (then one probe) — a Redis outage costs a message
+//! nothing but the sharing, not a timeout per call.
 
-use std::fmt;
+use std::{fmt, future::Future, sync::Arc, time::Duration};
 
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::settings::{Problems, non_empty};
+use crate::{
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker},
+    settings::{Problems, non_empty},
+    throttle::LogThrottle,
+};
+
+/// Failures in a row after which Redis is skipped for the cooldown.
+pub const FAILURES_TO_SKIP: u32 = 3;
+
+/// How long one Redis call may take, and how long Redis is skipped after
+/// repeated failures (`DOUMI_REDIS_TIMEOUT`, `DOUMI_REDIS_COOLDOWN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisPolicy {
+    /// Longest a request waits for one Redis command.
+    pub timeout: Duration,
+    /// How long Redis is skipped after repeated failures before a probe.
+    pub cooldown: Duration,
+}
+
+impl RedisPolicy {
+    /// What the services run with unless configured otherwise (their flags'
+    /// defaults are these).
+    pub const DEFAULT: Self = Self {
+        timeout: Duration::from_millis(100),
+        cooldown: Duration::from_secs(5),
+    };
+}
+
+impl Default for RedisPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A service's Redis, guarded: one lazy connection and one breaker for
+/// every use in the process; cheap to clone.
+#[derive(Clone)]
+pub struct SharedRedis {
+    connection: ConnectionManager,
+    guard: Arc<Guard>,
+}
+
+struct Guard {
+    /// The service's name, for the series and the log.
+    service: &'static str,
+    policy: RedisPolicy,
+    breaker: CircuitBreaker,
+    /// An outage fails every call: its lines are summarised.
+    throttle: LogThrottle,
+}
+
+impl SharedRedis {
+    /// Connects lazily: the service starts (and answers) while Redis is away.
+    pub fn connect(
+        target: &RedisTarget,
+        policy: RedisPolicy,
+        service: &'static str,
+    ) -> ::redis::RedisResult<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(policy.timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(policy.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_lazy_with_config(target.client()?, config)?;
+        metrics::gauge!(crate::metrics::REDIS_IN_USE, "service" => service).set(1.0);
+        Ok(Self {
+            connection,
+            guard: Arc::new(Guard {
+                service,
+                policy,
+                breaker: CircuitBreaker::new(BreakerSettings {
+                    failure_threshold: FAILURES_TO_SKIP,
+                    cooldown: policy.cooldown,
+                }),
+                throttle: LogThrottle::default(),
+            }),
+        })
+    }
+
+    /// What `call` gives with a connection, within the timeout; `None` when
+    /// Redis is being skipped, failed or was too slow (the caller goes on
+    /// without it, as it would without Redis configured).
+    pub async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
+        let guard = &self.guard;
+        let probing = guard.breaker.state() != BreakerState::Closed;
+        if !guard.breaker.allow() {
+            metrics::counter!(crate::metrics::REDIS_SKIPPED, "service" => guard.service)
+                .increment(1);
+            return None;
+        }
+        if probing && !self.answers_ping().await {
+            guard.failed("Redis probe", &"no answer to PING");
+            return None;
+        }
+        match tokio::time::timeout(guard.policy.timeout, call(self.connection.clone())).await {
+            Ok(Ok(value)) => {
+                guard.succeeded();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                guard.failed(what, &error);
+                None
+            }
+            Err(_) => {
+                guard.failed(what, &"timed out");
+                None
+            }
+        }
+    }
+
+    /// Whether Redis answers a PING. A connection that an outage broke is
+    /// replaced once a command fails on it, so a second PING goes out on the
+    /// new one: Redis back is found by the first probe after a cooldown,
+    /// not the one after.
+    async fn answers_ping(&self) -> bool {
+        for _ in 0..2 {
+            let mut connection = self.connection.clone();
+            let command = ::redis::cmd("PING");
+            let ping = command.query_async::<String>(&mut connection);
+            if let Ok(Ok(_)) = tokio::time::timeout(self.guard.policy.timeout, ping).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether Redis is in use, skipped, or about to be probed.
+    pub fn state(&self) -> BreakerState {
+        self.guard.breaker.state()
+    }
+
+    /// How long Redis stays skipped.
+    pub fn remaining_cooldown(&self) -> Duration {
+        self.guard.breaker.remaining_cooldown()
+    }
+}
+
+impl Guard {
+    fn succeeded(&self) {
+        let was = self.breaker.state();
+        self.breaker.succeeded();
+        if was != BreakerState::Closed {
+            metrics::gauge!(crate::metrics::REDIS_IN_USE, "service" => self.service).set(1.0);
+            tracing::info!("Redis answers again: shared state is in use again");
+        }
+    }
+
+    fn failed(&self, what: &'static str, error: &dyn fmt::Display) {
+        let was = self.breaker.state();
+        self.breaker.failed();
+        if let Some(held_back) = self.throttle.admit(what) {
+            tracing::warn!(%error, held_back, "{what}: Redis failed, going on without it");
+        }
+        if was != BreakerState::Open && self.breaker.state() == BreakerState::Open {
+            metrics::gauge!(crate::metrics::REDIS_IN_USE, "service" => self.service).set(0.0);
+            if self.throttle.admit("skipping").is_some() {
+                tracing::warn!(
+                    cooldown = ?self.policy.cooldown,
+                    "Redis skipped after {FAILURES_TO_SKIP} failures in a row: shared state is \
+                     kept in this process until a probe finds Redis again"
+                );
+            }
+        }
+    }
+}
 
 /// The schemes this build dials.
 const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
@@ -86,6 +261,19 @@ impl fmt::Debug for RedisTarget {
 }
 
 impl Problems {
+    /// `DOUMI_REDIS_TIMEOUT` and `DOUMI_REDIS_COOLDOWN`.
+    pub fn redis_policy(&mut self, timeout: &str, cooldown: &str) -> Option<RedisPolicy> {
+        let timeout = self.duration("DOUMI_REDIS_TIMEOUT", timeout);
+        let cooldown = self.duration("DOUMI_REDIS_COOLDOWN", cooldown);
+        if timeout.is_some_and(|t| t.is_zero()) {
+            self.add("DOUMI_REDIS_TIMEOUT", "must be above 0");
+        }
+        Some(RedisPolicy {
+            timeout: timeout.filter(|t| !t.is_zero())?,
+            cooldown: cooldown?,
+        })
+    }
+
     /// Redis, when a URL is given: `Some(None)` without one, `None` when
     /// any part is wrong (each named). `ca_file` is read now, so that a
     /// missing bundle stops start-up rather than the first lookup.

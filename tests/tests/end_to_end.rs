@@ -387,3 +387,88 @@ async fn the_stack_shares_its_state_through_a_redis_that_speaks_only_tls() {
         );
     }
 }
+
+/// The value of a series in a `/metrics` page (0 when absent).
+fn series(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Redis is the fleet's shared memory, not what an answer needs: while it is
+/// gone each message is answered from what the replica knows, with no Redis
+/// call in its path once the breaker has opened, and the shared state is used
+/// again within a cooldown of its return, without a restart.
+#[tokio::test]
+async fn a_redis_outage_costs_the_sharing_not_the_answers() {
+    let douban = FakeDouban::start().await.expect("fake douban");
+    let mut redis = RedisServer::start().await.expect("redis-server");
+    let stack = TestStack::start(StackOptions {
+        douban_url: Some(douban.url().to_owned()),
+        redis: Some(redis.target()),
+        gateway: doumi_tests::stack::GatewayOptions {
+            redis: Some(redis.target()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("stack");
+    let wechat = stack.wechat();
+    let book = |text: &str| text.contains("《浪潮之巅》");
+    let ask = |reader: String| {
+        let wechat = &wechat;
+        async move {
+            let xml = doumi_tests::wechat::WechatClient::text_from(&reader, "9787121139512");
+            wechat.post_signed(&xml).await.body
+        }
+    };
+    assert!(book(&ask("oBefore".into()).await));
+    assert!(stack.gateway_readiness().await.contains("redis: in use"));
+
+    redis.stop();
+    let skipped = |metrics: &str, service: &str| {
+        series(
+            metrics,
+            &format!("doumi_redis_skipped_total{{service=\"{service}\"}}"),
+        )
+    };
+    let before = stack.gateway_metrics().await;
+    for i in 0..30 {
+        let answer = ask(format!("oDuring{i}")).await;
+        assert!(book(&answer), "message {i} during the outage: {answer}");
+    }
+    let during = stack.gateway_metrics().await;
+    for service in ["gateway", "bot"] {
+        let calls = skipped(&during, service) - skipped(&before, service);
+        assert!(
+            calls >= 20.0,
+            "{service} still waited on Redis during the outage ({calls} calls skipped)"
+        );
+    }
+    assert!(
+        stack.gateway_readiness().await.contains("redis: skipped"),
+        "{}",
+        stack.gateway_readiness().await
+    );
+
+    redis.restart().await.expect("redis-server again");
+    // Within one cooldown (5 s) a probe finds it; the next messages share again.
+    tokio::time::sleep(doumi_runtime::redis::RedisPolicy::DEFAULT.cooldown).await;
+    for i in 0..5 {
+        assert!(book(&ask(format!("oAfter{i}")).await));
+    }
+    let mut connection = redis.connection().await.expect("redis");
+    let keys: Vec<String> = connection.keys("doumi:*").await.expect("keys");
+    for prefix in [
+        "doumi:gateway:v1:attempts:oAfter",
+        "doumi:bot:v1:pace:oAfter",
+    ] {
+        assert!(
+            keys.iter().any(|key| key.starts_with(prefix)),
+            "nothing under {prefix} after Redis came back: {keys:?}"
+        );
+    }
+    assert!(stack.gateway_readiness().await.contains("redis: in use"));
+}

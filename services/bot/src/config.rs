@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
-    redis::RedisTarget,
+    redis::{RedisPolicy, RedisTarget},
     settings::{Problems, duration_text},
 };
 
@@ -85,6 +85,22 @@ pub struct BotArgs {
         hide_env_values = true
     )]
     pub redis_password: Option<String>,
+    /// Longest a message waits for one Redis call before going on without it.
+    #[arg(
+        long = "bot-redis-timeout",
+        id = "bot_redis_timeout",
+        env = "DOUMI_REDIS_TIMEOUT",
+        default_value_t = duration_text(RedisPolicy::DEFAULT.timeout)
+    )]
+    pub redis_timeout: String,
+    /// How long Redis is skipped after repeated failures before it is tried again.
+    #[arg(
+        long = "bot-redis-cooldown",
+        id = "bot_redis_cooldown",
+        env = "DOUMI_REDIS_COOLDOWN",
+        default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown)
+    )]
+    pub redis_cooldown: String,
 }
 
 /// The bot's validated configuration.
@@ -103,6 +119,8 @@ pub struct BotConfig {
     pub rate_limit: Option<RateLimit>,
     pub book_reply: BookReply,
     pub redis_url: Option<RedisTarget>,
+    /// Redis's timeout and cooldown.
+    pub redis_policy: RedisPolicy,
 }
 
 /// How a single book is answered.
@@ -131,6 +149,7 @@ impl BotArgs {
             .map_err(|e| problems.add("DOUMI_READER_RATE_LIMIT", e))
             .ok();
         let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
+        let redis_policy = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         Some(BotConfig {
             listen: listen?,
             metrics_listen: metrics_listen?,
@@ -141,6 +160,7 @@ impl BotArgs {
             rate_limit: rate_limit?,
             book_reply: self.bot_book_reply,
             redis_url: redis_url?,
+            redis_policy: redis_policy?,
         })
     }
 }
@@ -159,6 +179,7 @@ impl BotConfig {
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
             book_reply: BookReply::default(),
             redis_url: None,
+            redis_policy: RedisPolicy::DEFAULT,
         }
     }
 }

@@ -12,8 +12,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use doumi_runtime::throttle::LogThrottle;
-use redis::{AsyncCommands, aio::ConnectionManager};
+use doumi_runtime::redis::SharedRedis;
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 /// How long a search is remembered after the reader's last message about it.
@@ -190,63 +190,57 @@ pub struct Conversations {
 
 struct Inner {
     local: moka::sync::Cache<String, Session>,
-    shared: Option<ConnectionManager>,
-    throttle: LogThrottle,
+    shared: Option<SharedRedis>,
 }
 
 impl Conversations {
-    /// `redis`: share sessions across replicas; `None` = this process alone.
-    pub fn new(redis: Option<redis::Client>) -> redis::RedisResult<Self> {
-        let shared = redis.map(crate::shared::connection).transpose()?;
-        Ok(Self {
+    /// `shared`: share sessions across replicas; `None` = this process alone.
+    pub fn new(shared: Option<SharedRedis>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 local: moka::sync::Cache::builder()
                     .max_capacity(REMEMBERED_READERS)
                     .time_to_idle(SESSION_TTL)
                     .build(),
                 shared,
-                throttle: LogThrottle::default(),
             }),
-        })
+        }
     }
 
-    /// `reader`'s last search, if it is still remembered.
+    /// `reader`'s last search, if it is still remembered. While Redis is
+    /// away, what this process remembers: a search made on another replica
+    /// meanwhile is not seen, and one made here is seen only here.
     pub async fn get(&self, reader: &str) -> Option<Session> {
-        if let Some(connection) = &self.inner.shared {
-            let mut connection = connection.clone();
-            match connection.get::<_, Option<Vec<u8>>>(key(reader)).await {
-                Ok(Some(bytes)) => return serde_json::from_slice(&bytes).ok(),
-                Ok(None) => return None,
-                Err(error) => self.failed(&error),
+        if let Some(shared) = &self.inner.shared {
+            let key = key(reader);
+            let stored = shared
+                .call("reading a conversation", |mut c| async move {
+                    c.get::<_, Option<Vec<u8>>>(key).await
+                })
+                .await;
+            if let Some(stored) = stored {
+                return stored.and_then(|bytes| serde_json::from_slice(&bytes).ok());
             }
         }
         self.inner.local.get(reader)
     }
 
-    /// Remembers `session` as `reader`'s last search.
+    /// Remembers `session` as `reader`'s last search: in Redis, or in this
+    /// process while Redis is away.
     pub async fn put(&self, reader: &str, session: Session) {
-        if let Some(connection) = &self.inner.shared {
-            let mut connection = connection.clone();
-            let stored = match serde_json::to_vec(&session) {
-                Ok(bytes) => {
-                    connection
-                        .set_ex::<_, _, ()>(key(reader), bytes, SESSION_TTL.as_secs())
+        if let (Some(shared), Ok(bytes)) = (&self.inner.shared, serde_json::to_vec(&session)) {
+            let key = key(reader);
+            let stored = shared
+                .call("storing a conversation", |mut c| async move {
+                    c.set_ex::<_, _, ()>(key, bytes, SESSION_TTL.as_secs())
                         .await
-                }
-                Err(error) => Err(redis::RedisError::from(std::io::Error::other(error))),
-            };
-            match stored {
-                Ok(()) => return,
-                Err(error) => self.failed(&error),
+                })
+                .await;
+            if stored.is_some() {
+                return;
             }
         }
         self.inner.local.insert(reader.to_owned(), session);
-    }
-
-    fn failed(&self, error: &redis::RedisError) {
-        if let Some(held_back) = self.inner.throttle.admit("redis") {
-            tracing::warn!(%error, held_back, "shared conversations unavailable, remembering in this process");
-        }
     }
 }
 

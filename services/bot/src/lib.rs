@@ -12,7 +12,6 @@ pub mod metrics;
 pub mod rate_limit;
 mod reply;
 pub mod service;
-mod shared;
 
 use std::future::Future;
 
@@ -54,15 +53,15 @@ pub async fn run(
     let redis = config
         .redis_url
         .as_ref()
-        .map(doumi_runtime::redis::RedisTarget::client)
+        .map(|target| {
+            doumi_runtime::redis::SharedRedis::connect(target, config.redis_policy, "bot")
+        })
         .transpose()
         .map_err(BotError::Redis)?;
     let limiter = config
         .rate_limit
-        .map(|limit| rate_limit::ReaderLimiter::new(limit, redis.clone()))
-        .transpose()
-        .map_err(BotError::Redis)?;
-    let conversations = conversation::Conversations::new(redis).map_err(BotError::Redis)?;
+        .map(|limit| rate_limit::ReaderLimiter::new(limit, redis.clone()));
+    let conversations = conversation::Conversations::new(redis);
     let barcodes =
         barcode::BarcodeReader::new(config.image_hosts.clone()).map_err(BotError::ImageClient)?;
     let service = service::BotService::new(

@@ -11,8 +11,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use doumi_runtime::throttle::LogThrottle;
-use redis::aio::ConnectionManager;
+use doumi_runtime::redis::SharedRedis;
 use tokio::time::Instant;
 
 /// Readers whose pace this process remembers at most.
@@ -73,8 +72,7 @@ pub struct ReaderLimiter {
 struct Inner {
     limit: RateLimit,
     local: moka::sync::Cache<String, Instant>,
-    shared: Option<ConnectionManager>,
-    throttle: LogThrottle,
+    shared: Option<SharedRedis>,
 }
 
 /// GCRA in Redis: the key holds the time (ms, by Redis' clock) at which the
@@ -94,10 +92,9 @@ return 1
 ";
 
 impl ReaderLimiter {
-    /// `redis`: share the limit across replicas; `None` = this process alone.
-    pub fn new(limit: RateLimit, redis: Option<redis::Client>) -> redis::RedisResult<Self> {
-        let shared = redis.map(crate::shared::connection).transpose()?;
-        Ok(Self {
+    /// `shared`: share the limit across replicas; `None` = this process alone.
+    pub fn new(limit: RateLimit, shared: Option<SharedRedis>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 limit,
                 // A reader whose bucket is full again needs no entry at all.
@@ -106,44 +103,42 @@ impl ReaderLimiter {
                     .time_to_live(limit.interval() * limit.burst)
                     .build(),
                 shared,
-                throttle: LogThrottle::default(),
             }),
-        })
+        }
     }
 
     /// True when `reader` may look up a book now (and counts it).
     pub async fn allow(&self, reader: &str) -> bool {
-        let allowed = match &self.inner.shared {
-            Some(connection) => match self.allow_shared(connection, reader).await {
-                Ok(allowed) => allowed,
-                Err(error) => {
-                    if let Some(held_back) = self.inner.throttle.admit("redis") {
-                        tracing::warn!(%error, held_back, "shared rate limit unavailable, limiting in this process");
-                    }
-                    self.allow_local(reader)
-                }
-            },
-            None => self.allow_local(reader),
+        // While Redis is away each replica counts on its own: a reader
+        // whose messages land on several replicas may go faster meanwhile.
+        let shared = match &self.inner.shared {
+            Some(shared) => self.allow_shared(shared, reader).await,
+            None => None,
         };
+        let allowed = shared.unwrap_or_else(|| self.allow_local(reader));
         if !allowed {
             metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
         }
         allowed
     }
 
-    async fn allow_shared(
-        &self,
-        connection: &ConnectionManager,
-        reader: &str,
-    ) -> redis::RedisResult<bool> {
+    /// The shared verdict; `None` when Redis cannot give one.
+    async fn allow_shared(&self, shared: &SharedRedis, reader: &str) -> Option<bool> {
         let limit = &self.inner.limit;
-        let allowed: i64 = redis::Script::new(SCRIPT)
+        // Hashed once: the script is sent by its SHA1, loaded on first use.
+        static PACE: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
+        let mut script = PACE.prepare_invoke();
+        script
             .key(format!("doumi:bot:v1:pace:{reader}"))
             .arg(limit.interval().as_millis() as u64)
-            .arg(limit.tolerance().as_millis() as u64)
-            .invoke_async(&mut connection.clone())
+            .arg(limit.tolerance().as_millis() as u64);
+        let allowed: i64 = shared
+            .call("counting a reader's pace", |mut c| async move {
+                script.invoke_async(&mut c).await
+            })
             .await?;
-        Ok(allowed == 1)
+        Some(allowed == 1)
     }
 
     fn allow_local(&self, reader: &str) -> bool {
@@ -185,8 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_then_one_per_interval_and_readers_apart() {
-        let limiter =
-            ReaderLimiter::new(RateLimit::parse("20/min").unwrap().unwrap(), None).unwrap();
+        let limiter = ReaderLimiter::new(RateLimit::parse("20/min").unwrap().unwrap(), None);
         for i in 0..5 {
             assert!(limiter.allow("oFast").await, "burst lookup {i}");
         }

@@ -413,7 +413,7 @@ mod tests {
             BookCatalogClient::new(channel),
             Duration::from_secs(2),
             None,
-            Conversations::new(None).unwrap(),
+            Conversations::new(None),
             BarcodeReader::new(vec![crate::config::DEFAULT_IMAGE_HOSTS.to_owned()]).unwrap(),
             BookReply::Text,
         );

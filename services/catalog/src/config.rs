@@ -10,10 +10,10 @@ use doumi_runtime::{
 use secrecy::SecretString;
 
 use crate::{
-    breaker::BreakerSettings,
     cache::{CachePolicy, RedisPolicy},
     providers::{DoubanSettings, ProviderKind, UpstreamPolicy},
 };
+use doumi_runtime::breaker::BreakerSettings;
 
 /// Command-line flags and environment variables, as clap read them.
 #[derive(Debug, Clone, clap::Args)]
@@ -233,7 +233,7 @@ impl CatalogArgs {
         let metrics_listen =
             problems.listen_or_off("DOUMI_CATALOG_METRICS_LISTEN", &self.catalog_metrics_listen);
         let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
-        let redis = self.redis_policy(problems);
+        let redis = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         let cache = self.cache_policy(problems);
         let upstream = self.upstream_policy(problems);
         let source = self.source(problems);
@@ -245,15 +245,6 @@ impl CatalogArgs {
             redis: redis?,
             cache: cache?,
             upstream: upstream?,
-        })
-    }
-
-    fn redis_policy(&self, problems: &mut Problems) -> Option<RedisPolicy> {
-        let timeout = problems.duration("DOUMI_REDIS_TIMEOUT", &self.redis_timeout);
-        let cooldown = problems.duration("DOUMI_REDIS_COOLDOWN", &self.redis_cooldown);
-        Some(RedisPolicy {
-            timeout: timeout?,
-            cooldown: cooldown?,
         })
     }
 

@@ -17,7 +17,6 @@
 #![forbid(unsafe_code)]
 
 mod api;
-mod breaker;
 mod cache;
 mod cli;
 mod config;
@@ -33,11 +32,11 @@ use doumi_proto::catalog::v1::book_catalog_server::BookCatalogServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use breaker::BreakerSettings;
 pub use cache::{Books, CachePolicy, RedisPolicy};
 pub use cli::Cli;
 pub use config::{CatalogArgs, CatalogConfig, ProviderSettings, Source};
 pub use deadline::Deadline;
+pub use doumi_runtime::breaker::BreakerSettings;
 pub use providers::{
     BookProvider, DoubanSettings, ProviderChain, ProviderError, ProviderKind, SearchPage, Upstream,
     UpstreamPolicy,

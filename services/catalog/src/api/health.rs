@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{breaker::BreakerState, cache::Books};
+use crate::cache::Books;
+use doumi_runtime::breaker::BreakerState;
 
 /// How often dependency health is re-read.
 const EVERY: Duration = Duration::from_millis(500);

@@ -14,8 +14,8 @@ mod entry;
 mod redis_tier;
 mod search;
 
+pub use doumi_runtime::redis::RedisPolicy;
 pub(crate) use redis_tier::RedisCache;
-pub use redis_tier::RedisPolicy;
 
 use std::{
     collections::HashSet,
@@ -31,7 +31,6 @@ use moka::Expiry;
 use tracing::Instrument;
 
 use crate::{
-    breaker::BreakerState,
     cache::entry::{Answer, CacheEntry, Freshness},
     cache::search::{SEARCH_CAPACITY_BOOKS, SEARCH_TTL, SearchCache},
     deadline::Deadline,
@@ -41,6 +40,7 @@ use crate::{
     providers::ProviderChain,
     providers::{ProviderError, SearchPage, SearchQuery},
 };
+use doumi_runtime::breaker::BreakerState;
 
 /// How long answers are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,42 +13,14 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use crate::{
+use crate::{cache::entry::CacheEntry, key::BookKey, metrics as m};
+use doumi_runtime::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},
-    cache::entry::CacheEntry,
-    key::BookKey,
-    metrics as m,
+    redis::RedisPolicy,
 };
 
 /// Key prefix; the value format's version lives inside each value.
 const PREFIX: &str = "doumi:catalog:v1:";
-
-/// How to treat Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedisPolicy {
-    /// Longest a request waits for one Redis command.
-    pub timeout: Duration,
-    /// How long Redis is skipped after repeated failures before a probe.
-    pub cooldown: Duration,
-}
-
-impl RedisPolicy {
-    /// What the catalog runs with unless configured otherwise (the CLI's
-    /// defaults are these).
-    pub const DEFAULT: Self = Self {
-        timeout: Duration::from_millis(100),
-        cooldown: Duration::from_secs(5),
-    };
-}
-
-impl Default for RedisPolicy {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// Failures in a row after which Redis is skipped.
-const FAILURES_TO_SKIP: u32 = 3;
 
 /// Redis key of a lookup, e.g. `doumi:catalog:v1:isbn:9787121139512`.
 pub fn redis_key(key: &BookKey) -> String {
@@ -76,7 +48,7 @@ impl RedisCache {
             connection,
             policy,
             breaker: CircuitBreaker::new(BreakerSettings {
-                failure_threshold: FAILURES_TO_SKIP,
+                failure_threshold: doumi_runtime::redis::FAILURES_TO_SKIP,
                 cooldown: policy.cooldown,
             }),
         })

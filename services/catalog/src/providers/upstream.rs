@@ -8,11 +8,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::{sync::Semaphore, time::Instant};
 
 use crate::{
-    breaker::{BreakerSettings, BreakerState, CircuitBreaker},
     deadline::Deadline,
     metrics as m,
     providers::{Ask, BookProvider, ProviderError},
 };
+use doumi_runtime::breaker::{BreakerSettings, BreakerState, CircuitBreaker};
 
 /// How every provider is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
