@@ -14,6 +14,7 @@ pub mod grpc;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub mod metrics;
 pub mod ports;
+pub mod rate;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

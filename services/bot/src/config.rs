@@ -9,7 +9,7 @@ use doumi_runtime::{
     settings::{Problems, duration_text},
 };
 
-use crate::rate_limit::RateLimit;
+use doumi_runtime::rate::RateLimit;
 
 /// Upper bound on one catalog call, by default: above any deadline the
 /// gateway sends, so the caller's deadline rules.

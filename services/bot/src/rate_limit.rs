@@ -9,59 +9,13 @@
 //! limit; without Redis (or while it fails) the process keeps it, in a
 //! bounded cache.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use doumi_runtime::redis::SharedRedis;
+use doumi_runtime::{rate::RateLimit, redis::SharedRedis};
 use tokio::time::Instant;
 
 /// Readers whose pace this process remembers at most.
 const TRACKED_READERS: u64 = 100_000;
-
-/// `rate` lookups per `period`, `burst` of them at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub rate: u32,
-    pub period: Duration,
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// `20/min`, `5/s`, `100/h`; `off` = no limit. The burst is a quarter of
-    /// the rate (at least 1), so a reader can look up a few books in a row.
-    pub fn parse(text: &str) -> Result<Option<Self>, &'static str> {
-        let text = text.trim();
-        if text.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        const FORMAT: &str = "must be like 20/min (per s, min or h), or off";
-        let (rate, unit) = text.split_once('/').ok_or(FORMAT)?;
-        let rate: u32 = rate.trim().parse().map_err(|_| FORMAT)?;
-        let period = match unit.trim() {
-            "s" | "sec" => Duration::from_secs(1),
-            "m" | "min" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(FORMAT),
-        };
-        if rate == 0 {
-            return Err("must allow at least one lookup (or be off)");
-        }
-        Ok(Some(Self {
-            rate,
-            period,
-            burst: (rate / 4).max(1),
-        }))
-    }
-
-    /// The time one lookup takes from the bucket.
-    fn interval(&self) -> Duration {
-        self.period / self.rate
-    }
-
-    /// How far ahead of now the bucket may be booked: the burst.
-    fn tolerance(&self) -> Duration {
-        self.interval() * (self.burst - 1)
-    }
-}
 
 /// Decides whether a reader may look up a book now; cheap to clone.
 #[derive(Clone)]
@@ -163,20 +117,6 @@ impl ReaderLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_parse_with_a_quarter_as_burst() {
-        let limit = RateLimit::parse("20/min").unwrap().unwrap();
-        assert_eq!(
-            (limit.rate, limit.period, limit.burst),
-            (20, Duration::from_secs(60), 5)
-        );
-        assert_eq!(limit.interval(), Duration::from_secs(3));
-        assert_eq!(RateLimit::parse("off").unwrap(), None);
-        for bad in ["20", "x/min", "20/day", "0/min", ""] {
-            assert!(RateLimit::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn a_burst_then_one_per_interval_and_readers_apart() {

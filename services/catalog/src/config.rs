@@ -4,6 +4,7 @@ use std::{fmt, net::SocketAddr};
 
 use doumi_runtime::{
     ports,
+    rate::RateLimit,
     redis::RedisTarget,
     settings::{Problems, duration_text, non_empty},
 };
@@ -81,6 +82,16 @@ pub struct CatalogArgs {
     /// so, and holds anonymous ones to a lower rate.
     #[arg(long, env = "DOUMI_UPSTREAM_CONTACT")]
     pub upstream_contact: Option<String>,
+    /// At most this many Douban requests (e.g. 100/min, a quarter at once);
+    /// over it a lookup goes to the next provider. `off` = no cap.
+    #[arg(long, env = "DOUMI_DOUBAN_RATE", default_value = "off")]
+    pub douban_rate: String,
+    /// At most this many Open Library requests, as DOUMI_DOUBAN_RATE.
+    #[arg(long, env = "DOUMI_OPENLIBRARY_RATE", default_value = "off")]
+    pub openlibrary_rate: String,
+    /// At most this many Google Books requests, as DOUMI_DOUBAN_RATE.
+    #[arg(long, env = "DOUMI_GOOGLEBOOKS_RATE", default_value = "off")]
+    pub googlebooks_rate: String,
     /// Time allowed for one request to a provider.
     #[arg(long, env = "DOUMI_UPSTREAM_TIMEOUT", default_value_t = duration_text(UpstreamPolicy::DEFAULT.timeout))]
     pub upstream_timeout: String,
@@ -143,6 +154,8 @@ pub struct Source {
     pub providers: Vec<ProviderSettings>,
     /// Who the providers may contact about doumi's requests.
     pub contact: Option<String>,
+    /// The request rate each capped provider is held to.
+    pub caps: Vec<(ProviderKind, RateLimit)>,
 }
 
 impl Source {
@@ -151,6 +164,7 @@ impl Source {
         Self {
             providers: vec![ProviderSettings::Sample],
             contact: None,
+            caps: Vec::new(),
         }
     }
 
@@ -173,6 +187,7 @@ impl Source {
                 timeout: None,
             })],
             contact: None,
+            caps: Vec::new(),
         }
     }
 }
@@ -382,7 +397,34 @@ impl CatalogArgs {
             );
             ok = false;
         }
-        ok.then_some(Source { providers, contact })
+        let mut caps = Vec::new();
+        for (kind, name, value) in [
+            (ProviderKind::Douban, "DOUMI_DOUBAN_RATE", &self.douban_rate),
+            (
+                ProviderKind::OpenLibrary,
+                "DOUMI_OPENLIBRARY_RATE",
+                &self.openlibrary_rate,
+            ),
+            (
+                ProviderKind::GoogleBooks,
+                "DOUMI_GOOGLEBOOKS_RATE",
+                &self.googlebooks_rate,
+            ),
+        ] {
+            match RateLimit::parse(value) {
+                Ok(Some(cap)) => caps.push((kind, cap)),
+                Ok(None) => {}
+                Err(problem) => {
+                    problems.add(name, problem);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Source {
+            providers,
+            contact,
+            caps,
+        })
     }
 }
 

@@ -63,6 +63,7 @@ impl Upstreams {
         Source {
             providers,
             contact: None,
+            caps: Vec::new(),
         }
     }
 

@@ -66,7 +66,7 @@ fn fixture(open_gate: bool) -> Fixture {
         retries: 0,
         ..UpstreamPolicy::default()
     };
-    let chain = ProviderChain::new(vec![Upstream::new(upstream.clone(), policy)]);
+    let chain = ProviderChain::new(vec![Upstream::new(upstream.clone(), policy, None)]);
     let clock = Arc::new(AtomicU64::new(1_800_000_000));
     let now = clock.clone();
     let books = Books::with_clock(

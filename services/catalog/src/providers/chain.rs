@@ -178,7 +178,7 @@ mod tests {
         ProviderChain::new(
             providers
                 .iter()
-                .map(|p| Upstream::new(p.clone(), policy))
+                .map(|p| Upstream::new(p.clone(), policy, None))
                 .collect(),
         )
     }
@@ -293,8 +293,8 @@ mod tests {
             retries: 0,
             ..UpstreamPolicy::default()
         };
-        let mut upstreams = vec![Upstream::new(first, policy)];
-        upstreams.extend(rest.iter().map(|p| Upstream::new(p.clone(), policy)));
+        let mut upstreams = vec![Upstream::new(first, policy, None)];
+        upstreams.extend(rest.iter().map(|p| Upstream::new(p.clone(), policy, None)));
         ProviderChain::new(upstreams)
     }
 

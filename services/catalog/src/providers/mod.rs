@@ -105,7 +105,12 @@ pub(crate) fn chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderC
                 (Arc::new(sample), policy)
             }
         };
-        upstreams.push(Upstream::new(provider, policy));
+        let cap = source
+            .caps
+            .iter()
+            .find(|(kind, _)| *kind == settings.kind())
+            .map(|(_, cap)| *cap);
+        upstreams.push(Upstream::new(provider, policy, cap));
     }
     Ok(ProviderChain::new(upstreams))
 }

@@ -12,7 +12,10 @@ use crate::{
     metrics as m,
     providers::{Ask, BookProvider, ProviderError},
 };
-use doumi_runtime::breaker::{BreakerSettings, BreakerState, CircuitBreaker};
+use doumi_runtime::{
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker},
+    rate::{Pacer, RateLimit},
+};
 
 /// How every provider is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +58,19 @@ pub struct Upstream {
     policy: UpstreamPolicy,
     breaker: CircuitBreaker,
     permits: Semaphore,
+    /// The operator's cap on this provider's request rate (its quota, its
+    /// terms); over it a lookup goes to the next provider.
+    cap: Option<Pacer>,
 }
 
 impl Upstream {
-    pub fn new(provider: Arc<dyn BookProvider>, policy: UpstreamPolicy) -> Self {
+    pub fn new(
+        provider: Arc<dyn BookProvider>,
+        policy: UpstreamPolicy,
+        cap: Option<RateLimit>,
+    ) -> Self {
         Self {
+            cap: cap.map(Pacer::new),
             breaker: CircuitBreaker::new(policy.breaker),
             permits: Semaphore::new(policy.concurrency.max(1)),
             provider,
@@ -122,6 +133,14 @@ impl Upstream {
                 )));
             }
         };
+        // Capped before the breaker: a request not sent says nothing of the
+        // provider's health.
+        if self.cap.as_ref().is_some_and(|cap| !cap.allow()) {
+            skipped("rate_cap");
+            return Err(ProviderError::RateLimited(format!(
+                "{name}: over the configured request rate"
+            )));
+        }
         if !self.breaker.allow() {
             skipped("circuit_open");
             self.circuit();
@@ -253,7 +272,7 @@ mod tests {
             },
             ..UpstreamPolicy::default()
         };
-        (provider.clone(), Upstream::new(provider, policy))
+        (provider.clone(), Upstream::new(provider, policy, None))
     }
 
     async fn ask(up: &Upstream, deadline: Deadline) -> Result<Book, ProviderError> {
@@ -267,6 +286,24 @@ mod tests {
 
     fn down() -> Result<Book, ProviderError> {
         Err(ProviderError::Unavailable("HTTP 500".to_owned()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_its_cap_a_provider_is_not_asked_and_its_breaker_not_touched() {
+        let (provider, capped) = upstream(vec![]);
+        let cap = RateLimit::parse("4/s").unwrap();
+        let capped = Upstream::new(provider.clone(), capped.policy, cap);
+        assert!(ask(&capped, Deadline::NONE).await.is_ok());
+        for _ in 0..5 {
+            assert!(matches!(
+                ask(&capped, Deadline::NONE).await,
+                Err(ProviderError::RateLimited(_))
+            ));
+        }
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1, "one call sent");
+        assert_eq!(capped.circuit(), BreakerState::Closed);
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert!(ask(&capped, Deadline::NONE).await.is_ok(), "the next slot");
     }
 
     #[tokio::test(start_paused = true)]
