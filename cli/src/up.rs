@@ -26,6 +26,9 @@ pub struct UpArgs {
     bot: doumi_bot::BotArgs,
     #[command(flatten)]
     catalog: doumi_catalog::CatalogArgs,
+    /// One Redis for the three, as in a deployment.
+    #[command(flatten)]
+    redis: doumi_runtime::redis::RedisArgs,
 }
 
 /// The accounts `doumi up` serves when given none: two, as one deployment
@@ -123,9 +126,10 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     // Validate everything first so one run reports every bad setting.
     let mut problems = Problems::new();
     let export = telemetry.trace_export(&mut problems);
-    let catalog = args.catalog.config(&mut problems);
-    let bot = args.bot.config(&mut problems);
-    let gateway = args.gateway.config(&mut problems);
+    let redis = args.redis.settings(&mut problems);
+    let catalog = args.catalog.config(&mut problems, redis.clone());
+    let bot = args.bot.config(&mut problems, redis.clone());
+    let gateway = args.gateway.config(&mut problems, redis);
     let (mut catalog, mut bot, mut gateway) = problems
         .finish(catalog.zip(bot).zip(gateway).map(|((c, b), g)| (c, b, g)))
         .unwrap_or_else(|e| e.exit());
@@ -153,7 +157,7 @@ pub async fn run(mut args: UpArgs, telemetry: &TelemetryArgs) -> anyhow::Result<
     gateway.bot = dialable(bot.listen).into();
 
     let source = catalog.source.to_string();
-    let cache = if catalog.redis_url.is_some() {
+    let cache = if catalog.redis.target.is_some() {
         "Redis"
     } else {
         "in-process"

@@ -2,9 +2,9 @@
 //! the tests (manifests, traces, the settings table) read the very flags and
 //! variables the binary parses.
 
-use doumi_runtime::telemetry::TelemetryArgs;
+use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
-use crate::GatewayArgs;
+use crate::{GatewayArgs, GatewayConfig};
 
 /// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz, /metrics).
 #[derive(Debug, clap::Parser)]
@@ -12,6 +12,8 @@ use crate::GatewayArgs;
 pub struct Cli {
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -23,10 +25,18 @@ impl Cli {
         doumi_runtime::service_main(
             "gateway",
             &self.telemetry,
-            |problems| self.gateway.config(problems),
+            |problems| self.config(problems),
             |config| config.listen,
             crate::run,
         )
         .await;
+    }
+}
+
+impl Cli {
+    /// The gateway's settings with Redis's, every problem recorded.
+    pub fn config(&self, problems: &mut Problems) -> Option<GatewayConfig> {
+        let redis = self.redis.settings(problems);
+        self.gateway.config(problems, redis)
     }
 }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
-    redis::{RedisPolicy, RedisTarget},
+    redis::RedisSettings,
     settings::{Problems, choice_text, duration_text, non_empty},
 };
 use doumi_wechat::api::ApiArgs;
@@ -73,46 +73,6 @@ pub struct GatewayArgs {
     /// What an attempt answers when the real reply is not ready: `text` or `success`.
     #[arg(long, env = "DOUMI_WECHAT_INTERIM", default_value_t = choice_text(WindowSettings::DEFAULT.interim))]
     pub wechat_interim: String,
-    /// Redis shared by gateway replicas so they agree on one answer per
-    /// message; unset = in-process. The same variable as the catalog's cache,
-    /// with its own flag so `doumi up` can carry both.
-    #[arg(
-        long = "gateway-redis-url",
-        id = "gateway_redis_url",
-        env = "DOUMI_REDIS_URL"
-    )]
-    pub redis_url: Option<String>,
-    /// PEM roots a rediss:// server is verified against; unset = the platform's.
-    #[arg(
-        long = "gateway-redis-ca-file",
-        id = "gateway_redis_ca_file",
-        env = "DOUMI_REDIS_CA_FILE"
-    )]
-    pub redis_ca_file: Option<String>,
-    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
-    #[arg(
-        long = "gateway-redis-password",
-        id = "gateway_redis_password",
-        env = "DOUMI_REDIS_PASSWORD",
-        hide_env_values = true
-    )]
-    pub redis_password: Option<String>,
-    /// Longest a message waits for one Redis call before going on without it.
-    #[arg(
-        long = "gateway-redis-timeout",
-        id = "gateway_redis_timeout",
-        env = "DOUMI_REDIS_TIMEOUT",
-        default_value_t = duration_text(RedisPolicy::DEFAULT.timeout)
-    )]
-    pub redis_timeout: String,
-    /// How long Redis is skipped after repeated failures before it is tried again.
-    #[arg(
-        long = "gateway-redis-cooldown",
-        id = "gateway_redis_cooldown",
-        env = "DOUMI_REDIS_COOLDOWN",
-        default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown)
-    )]
-    pub redis_cooldown: String,
     /// How many messages the reply window remembers for WeChat's retries;
     /// past it the oldest are forgotten (a retry of one may be answered
     /// twice, never lost).
@@ -163,9 +123,9 @@ pub struct GatewayConfig {
     pub accounts: Accounts,
     pub window: WindowSettings,
     pub timestamp_tolerance: Duration,
-    pub redis_url: Option<RedisTarget>,
-    /// Redis's timeout and cooldown.
-    pub redis_policy: RedisPolicy,
+    /// Redis, shared by the replicas so they agree on one answer per
+    /// message, on promises and on one access_token.
+    pub redis: RedisSettings,
     /// Messages worked on at once before the gateway sheds load.
     pub max_in_flight: usize,
     /// How replies that miss WeChat's window are delivered, for the accounts
@@ -193,8 +153,7 @@ impl GatewayConfig {
             accounts: Accounts::Single(AccountSettings::new(SINGLE_ACCOUNT, token)),
             window: WindowSettings::DEFAULT,
             timestamp_tolerance: DEFAULT_TIMESTAMP_TOLERANCE,
-            redis_url: None,
-            redis_policy: RedisPolicy::DEFAULT,
+            redis: RedisSettings::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             delivery: DeliverySettings::default(),
         }
@@ -215,8 +174,13 @@ impl Default for DeliverySettings {
 }
 
 impl GatewayArgs {
-    /// Validates every setting, recording each problem in `problems`.
-    pub fn config(&self, problems: &mut Problems) -> Option<GatewayConfig> {
+    /// Validates every setting, recording each problem in `problems`;
+    /// `redis` is the binary's Redis settings, validated on their own.
+    pub fn config(
+        &self,
+        problems: &mut Problems,
+        redis: Option<RedisSettings>,
+    ) -> Option<GatewayConfig> {
         let listen = problems.socket_addr("DOUMI_GATEWAY_LISTEN", &self.gateway_listen);
         let bot = problems.grpc_target("DOUMI_BOT_URL", &self.bot_url);
         let dial = problems.dial(&self.resolve_interval);
@@ -234,8 +198,6 @@ impl GatewayArgs {
         );
         let policy = problems.choice("DOUMI_WECHAT_REPLY_POLICY", &self.wechat_reply_policy);
         let interim = problems.choice("DOUMI_WECHAT_INTERIM", &self.wechat_interim);
-        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
-        let redis_policy = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         let delivery = self.delivery(problems);
         let capacity = problems.number(
             "DOUMI_GATEWAY_WINDOW_CAPACITY",
@@ -259,8 +221,7 @@ impl GatewayArgs {
                 capacity: capacity?,
             },
             timestamp_tolerance: timestamp_tolerance?,
-            redis_url: redis_url?,
-            redis_policy: redis_policy?,
+            redis: redis?,
             delivery: delivery?,
             max_in_flight: max_in_flight?,
         })
@@ -353,17 +314,12 @@ mod tests {
     use super::*;
     use crate::window::{Interim, ReplyPolicy};
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        gateway: GatewayArgs,
-    }
-
     fn check(args: &[&str]) -> Result<GatewayConfig, String> {
-        let cli = Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let cli =
+            crate::Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
         let mut problems = Problems::new();
-        let config = cli.gateway.config(&mut problems);
+        let config = cli.config(&mut problems);
         problems.finish(config).map_err(|e| e.to_string())
     }
 
@@ -389,7 +345,7 @@ mod tests {
             panic!("one account without a file");
         };
         assert!(account.keys.is_none() && !account.require_encryption);
-        assert!(config.redis_url.is_none());
+        assert!(config.redis.target.is_none());
     }
 
     #[test]
@@ -403,7 +359,7 @@ mod tests {
             "tooshort",
             "--wechat-app-id",
             "wx1",
-            "--gateway-redis-url",
+            "--redis-url",
             "http://nope",
         ])
         .unwrap_err();

@@ -68,15 +68,17 @@ pub async fn run(
 ) -> Result<(), GatewayError> {
     let channel = doumi_runtime::grpc::channel(&config.bot, config.dial);
     let redis = config
-        .redis_url
+        .redis
+        .target
         .as_ref()
         .map(doumi_runtime::redis::RedisTarget::client)
         .transpose()
         .map_err(GatewayError::Redis)?;
     let shared = config
-        .redis_url
+        .redis
+        .target
         .as_ref()
-        .map(|target| SharedRedis::connect(target, config.redis_policy, "gateway"))
+        .map(|target| SharedRedis::connect(target, config.redis.policy, "gateway"))
         .transpose()
         .map_err(GatewayError::Redis)?
         .map(shared_store::SharedStore::new);

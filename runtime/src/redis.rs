@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},
-    settings::{Problems, non_empty},
+    settings::{Problems, duration_text, non_empty},
     throttle::LogThrottle,
 };
 
@@ -46,6 +46,50 @@ impl RedisPolicy {
 impl Default for RedisPolicy {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+/// Redis as every binary is told of it: one set of flags and variables,
+/// flattened once into each binary's command line (and `doumi up`'s, which
+/// hands the same to all three services).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis shared by the replicas of each service (the gateway's reply
+    /// window and access_token, the bot's conversations and reader pace, the
+    /// catalog's book cache): redis://, rediss:// (TLS) or redis+unix://;
+    /// unset = each process alone.
+    #[arg(long, env = "DOUMI_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// PEM roots a rediss:// server is verified against; unset = the platform's.
+    #[arg(long, env = "DOUMI_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
+    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
+    #[arg(long, env = "DOUMI_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    /// Longest any Redis call waits before the service goes on without it.
+    #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value_t = duration_text(RedisPolicy::DEFAULT.timeout))]
+    pub redis_timeout: String,
+    /// After repeated failures, how long Redis is skipped before a probe.
+    #[arg(long, env = "DOUMI_REDIS_COOLDOWN", default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown))]
+    pub redis_cooldown: String,
+}
+
+/// Where Redis is (`None`: each process alone) and how it is treated.
+#[derive(Debug, Clone, Default)]
+pub struct RedisSettings {
+    pub target: Option<RedisTarget>,
+    pub policy: RedisPolicy,
+}
+
+impl RedisArgs {
+    /// Validates every setting, recording each problem in `problems`.
+    pub fn settings(&self, problems: &mut Problems) -> Option<RedisSettings> {
+        let target = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
+        let policy = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
+        Some(RedisSettings {
+            target: target?,
+            policy: policy?,
+        })
     }
 }
 

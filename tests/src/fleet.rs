@@ -153,7 +153,7 @@ impl Fleet {
     /// A catalog replica on `addr`.
     pub fn catalog(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let mut config = CatalogConfig::offline(addr);
-        config.redis_url = self.options.redis.clone();
+        config.redis.target = self.options.redis.clone();
         if let Some(base_url) = &self.options.douban_url {
             config.source = Source::douban_only(base_url.clone());
             // Longer than any delay the tests give the fake Douban.
@@ -167,7 +167,7 @@ impl Fleet {
     /// A bot replica on `addr`, dialling every catalog.
     pub fn bot(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let mut config = BotConfig::new(addr, self.catalog_target.clone());
-        config.redis_url = self.options.redis.clone();
+        config.redis.target = self.options.redis.clone();
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_bot::run(config, listener, stop.cancelled_owned()).await?)
         })
@@ -177,7 +177,7 @@ impl Fleet {
     pub fn gateway(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
         let token = WechatToken::parse(TOKEN).map_err(anyhow::Error::msg)?;
         let mut config = GatewayConfig::new(addr, self.bot_target.clone(), token);
-        config.redis_url = self.options.redis.clone();
+        config.redis.target = self.options.redis.clone();
         if let Some(url) = &self.options.wechat_api_url {
             stack::deliver_through(&mut config, url)?;
         }

@@ -147,7 +147,7 @@ impl TestStack {
         let (gateway_listener, gateway) = ephemeral().await?;
 
         let mut catalog_config = CatalogConfig::offline(catalog);
-        catalog_config.redis_url = options.redis.clone();
+        catalog_config.redis.target = options.redis.clone();
         if let Some(base_url) = options.douban_url {
             catalog_config.source = Source::douban_only(base_url);
             // Longer than any delay the tests give the fake Douban: the
@@ -155,7 +155,7 @@ impl TestStack {
             catalog_config.upstream.timeout = Duration::from_secs(30);
         }
         let mut bot_config = BotConfig::new(bot, catalog.into());
-        bot_config.redis_url = options.redis.clone();
+        bot_config.redis.target = options.redis.clone();
         bot_config.book_reply = options.book_reply.unwrap_or(bot_config.book_reply);
         if let Some(hosts) = options.image_hosts {
             bot_config.image_hosts = hosts;
@@ -173,7 +173,7 @@ impl TestStack {
             account.require_encryption = options.require_encryption;
         }
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
-        gateway_config.redis_url = options.redis.clone();
+        gateway_config.redis.target = options.redis.clone();
         gateway_config.max_in_flight = options
             .max_in_flight
             .unwrap_or(gateway_config.max_in_flight);

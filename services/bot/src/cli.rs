@@ -2,9 +2,9 @@
 //! the tests (manifests, traces, the settings table) read the very flags and
 //! variables the binary parses.
 
-use doumi_runtime::telemetry::TelemetryArgs;
+use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
-use crate::BotArgs;
+use crate::{BotArgs, BotConfig};
 
 /// doumi's bot (gRPC: doumi.bot.v1.Bot).
 #[derive(Debug, clap::Parser)]
@@ -12,6 +12,8 @@ use crate::BotArgs;
 pub struct Cli {
     #[command(flatten)]
     pub bot: BotArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -23,10 +25,18 @@ impl Cli {
         doumi_runtime::service_main(
             "bot",
             &self.telemetry,
-            |problems| self.bot.config(problems),
+            |problems| self.config(problems),
             |config| config.listen,
             crate::run,
         )
         .await;
+    }
+}
+
+impl Cli {
+    /// The bot's settings with Redis's, every problem recorded.
+    pub fn config(&self, problems: &mut Problems) -> Option<BotConfig> {
+        let redis = self.redis.settings(problems);
+        self.bot.config(problems, redis)
     }
 }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use doumi_runtime::{
     grpc::{DialSettings, Target},
     ports,
-    redis::{RedisPolicy, RedisTarget},
+    redis::RedisSettings,
     settings::{Problems, duration_text},
 };
 
@@ -64,43 +64,6 @@ pub struct BotArgs {
     /// text when the book has no cover or page) or `text`.
     #[arg(long, env = "DOUMI_BOT_BOOK_REPLY", value_enum, default_value_t)]
     pub bot_book_reply: BookReply,
-    /// Redis shared by bot replicas, so each reader's pace is counted once
-    /// across them and any replica continues a reader's search; unset =
-    /// in-process. The same variable as the catalog's
-    /// and the gateway's, with its own flag so `doumi up` can carry all three.
-    #[arg(long = "bot-redis-url", id = "bot_redis_url", env = "DOUMI_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// PEM roots a rediss:// server is verified against; unset = the platform's.
-    #[arg(
-        long = "bot-redis-ca-file",
-        id = "bot_redis_ca_file",
-        env = "DOUMI_REDIS_CA_FILE"
-    )]
-    pub redis_ca_file: Option<String>,
-    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
-    #[arg(
-        long = "bot-redis-password",
-        id = "bot_redis_password",
-        env = "DOUMI_REDIS_PASSWORD",
-        hide_env_values = true
-    )]
-    pub redis_password: Option<String>,
-    /// Longest a message waits for one Redis call before going on without it.
-    #[arg(
-        long = "bot-redis-timeout",
-        id = "bot_redis_timeout",
-        env = "DOUMI_REDIS_TIMEOUT",
-        default_value_t = duration_text(RedisPolicy::DEFAULT.timeout)
-    )]
-    pub redis_timeout: String,
-    /// How long Redis is skipped after repeated failures before it is tried again.
-    #[arg(
-        long = "bot-redis-cooldown",
-        id = "bot_redis_cooldown",
-        env = "DOUMI_REDIS_COOLDOWN",
-        default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown)
-    )]
-    pub redis_cooldown: String,
 }
 
 /// The bot's validated configuration.
@@ -118,9 +81,9 @@ pub struct BotConfig {
     /// Each reader's pace; `None` = no limit.
     pub rate_limit: Option<RateLimit>,
     pub book_reply: BookReply,
-    pub redis_url: Option<RedisTarget>,
-    /// Redis's timeout and cooldown.
-    pub redis_policy: RedisPolicy,
+    /// Redis, shared by the replicas so each reader's pace is counted once
+    /// and any replica continues a reader's search.
+    pub redis: RedisSettings,
 }
 
 /// How a single book is answered.
@@ -135,7 +98,12 @@ pub enum BookReply {
 
 impl BotArgs {
     /// Validates every setting, recording each problem in `problems`.
-    pub fn config(&self, problems: &mut Problems) -> Option<BotConfig> {
+    /// `redis` is the binary's Redis settings, validated on their own.
+    pub fn config(
+        &self,
+        problems: &mut Problems,
+        redis: Option<RedisSettings>,
+    ) -> Option<BotConfig> {
         let listen = problems.socket_addr("DOUMI_BOT_LISTEN", &self.bot_listen);
         let metrics_listen =
             problems.listen_or_off("DOUMI_BOT_METRICS_LISTEN", &self.bot_metrics_listen);
@@ -148,8 +116,6 @@ impl BotArgs {
         let rate_limit = RateLimit::parse(&self.reader_rate_limit)
             .map_err(|e| problems.add("DOUMI_READER_RATE_LIMIT", e))
             .ok();
-        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
-        let redis_policy = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         Some(BotConfig {
             listen: listen?,
             metrics_listen: metrics_listen?,
@@ -159,8 +125,7 @@ impl BotArgs {
             image_hosts: image_hosts?,
             rate_limit: rate_limit?,
             book_reply: self.bot_book_reply,
-            redis_url: redis_url?,
-            redis_policy: redis_policy?,
+            redis: redis?,
         })
     }
 }
@@ -178,8 +143,7 @@ impl BotConfig {
             image_hosts: crate::barcode::parse_hosts(DEFAULT_IMAGE_HOSTS).unwrap_or_default(),
             rate_limit: RateLimit::parse(DEFAULT_READER_RATE_LIMIT).ok().flatten(),
             book_reply: BookReply::default(),
-            redis_url: None,
-            redis_policy: RedisPolicy::DEFAULT,
+            redis: RedisSettings::default(),
         }
     }
 }
@@ -190,17 +154,11 @@ mod tests {
 
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        bot: BotArgs,
-    }
-
     #[test]
     fn the_flags_defaults_are_the_librarys() {
-        let cli = Cli::try_parse_from(["bot"]).unwrap();
+        let cli = crate::Cli::try_parse_from(["bot"]).unwrap();
         let mut problems = Problems::new();
-        let config = cli.bot.config(&mut problems);
+        let config = cli.config(&mut problems);
         let parsed = problems.finish(config).unwrap();
         let library = BotConfig::new(parsed.listen, parsed.catalog.clone());
         assert_eq!(

@@ -51,10 +51,11 @@ pub async fn run(
     }
     let channel = doumi_runtime::grpc::channel(&config.catalog, config.dial);
     let redis = config
-        .redis_url
+        .redis
+        .target
         .as_ref()
         .map(|target| {
-            doumi_runtime::redis::SharedRedis::connect(target, config.redis_policy, "bot")
+            doumi_runtime::redis::SharedRedis::connect(target, config.redis.policy, "bot")
         })
         .transpose()
         .map_err(BotError::Redis)?;

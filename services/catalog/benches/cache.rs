@@ -59,7 +59,11 @@ fn isbn(n: u64) -> Isbn13 {
 }
 
 fn books(provider: Arc<Instant>) -> Books {
-    let chain = ProviderChain::new(vec![Upstream::new(provider, UpstreamPolicy::default(), None)]);
+    let chain = ProviderChain::new(vec![Upstream::new(
+        provider,
+        UpstreamPolicy::default(),
+        None,
+    )]);
     let policy = CachePolicy {
         memory_capacity: 1_000_000,
         ..CachePolicy::default()

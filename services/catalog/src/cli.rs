@@ -2,7 +2,7 @@
 //! the tests (manifests, traces, the settings table) read the very flags and
 //! variables the binary parses.
 
-use doumi_runtime::telemetry::TelemetryArgs;
+use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
 use crate::CatalogArgs;
 
@@ -12,6 +12,8 @@ use crate::CatalogArgs;
 pub struct Cli {
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -23,10 +25,18 @@ impl Cli {
         doumi_runtime::service_main(
             "catalog",
             &self.telemetry,
-            |problems| self.catalog.config(problems),
+            |problems| self.config(problems),
             |config| config.listen,
             crate::run,
         )
         .await;
+    }
+}
+
+impl Cli {
+    /// The catalog's settings with Redis's, every problem recorded.
+    pub fn config(&self, problems: &mut Problems) -> Option<crate::CatalogConfig> {
+        let redis = self.redis.settings(problems);
+        self.catalog.config(problems, redis)
     }
 }

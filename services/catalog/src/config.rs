@@ -5,13 +5,13 @@ use std::{fmt, net::SocketAddr};
 use doumi_runtime::{
     ports,
     rate::RateLimit,
-    redis::RedisTarget,
+    redis::RedisSettings,
     settings::{Problems, duration_text, non_empty},
 };
 use secrecy::SecretString;
 
 use crate::{
-    cache::{CachePolicy, RedisPolicy},
+    cache::CachePolicy,
     providers::{DoubanSettings, ProviderKind, UpstreamPolicy},
 };
 use doumi_runtime::breaker::BreakerSettings;
@@ -29,21 +29,6 @@ pub struct CatalogArgs {
         default_value_t = ports::listen_on(ports::METRICS)
     )]
     pub catalog_metrics_listen: String,
-    /// Redis for the shared book cache, e.g. redis://127.0.0.1:6379; unset = in-process cache only.
-    #[arg(long, env = "DOUMI_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// PEM roots a rediss:// server is verified against; unset = the platform's.
-    #[arg(long, env = "DOUMI_REDIS_CA_FILE")]
-    pub redis_ca_file: Option<String>,
-    /// Redis's password, for a DOUMI_REDIS_URL that carries none.
-    #[arg(long, env = "DOUMI_REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
-    /// Longest a lookup waits for Redis before going on without it.
-    #[arg(long, env = "DOUMI_REDIS_TIMEOUT", default_value_t = duration_text(RedisPolicy::DEFAULT.timeout))]
-    pub redis_timeout: String,
-    /// How long Redis is skipped after repeated failures before it is tried again.
-    #[arg(long, env = "DOUMI_REDIS_COOLDOWN", default_value_t = duration_text(RedisPolicy::DEFAULT.cooldown))]
-    pub redis_cooldown: String,
     /// Book providers in the order they are asked, from douban, openlibrary,
     /// googlebooks, sample. Default: douban,openlibrary,googlebooks when a
     /// Douban base URL is set, else sample (the bundled sample catalog).
@@ -219,8 +204,8 @@ pub struct CatalogConfig {
     /// `None` = no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
     pub source: Source,
-    pub redis_url: Option<RedisTarget>,
-    pub redis: RedisPolicy,
+    /// Redis for the shared book cache (the in-process tier stays in front).
+    pub redis: RedisSettings,
     pub cache: CachePolicy,
     pub upstream: UpstreamPolicy,
 }
@@ -233,8 +218,7 @@ impl CatalogConfig {
             listen,
             metrics_listen: None,
             source: Source::sample(),
-            redis_url: None,
-            redis: RedisPolicy::DEFAULT,
+            redis: RedisSettings::default(),
             cache: CachePolicy::DEFAULT,
             upstream: UpstreamPolicy::DEFAULT,
         }
@@ -243,12 +227,15 @@ impl CatalogConfig {
 
 impl CatalogArgs {
     /// Validates every setting, recording each problem in `problems`.
-    pub fn config(&self, problems: &mut Problems) -> Option<CatalogConfig> {
+    /// `redis` is the binary's Redis settings, validated on their own.
+    pub fn config(
+        &self,
+        problems: &mut Problems,
+        redis: Option<RedisSettings>,
+    ) -> Option<CatalogConfig> {
         let listen = problems.socket_addr("DOUMI_CATALOG_LISTEN", &self.catalog_listen);
         let metrics_listen =
             problems.listen_or_off("DOUMI_CATALOG_METRICS_LISTEN", &self.catalog_metrics_listen);
-        let redis_url = problems.redis(&self.redis_url, &self.redis_ca_file, &self.redis_password);
-        let redis = problems.redis_policy(&self.redis_timeout, &self.redis_cooldown);
         let cache = self.cache_policy(problems);
         let upstream = self.upstream_policy(problems);
         let source = self.source(problems);
@@ -256,7 +243,6 @@ impl CatalogArgs {
             listen: listen?,
             metrics_listen: metrics_listen?,
             source: source?,
-            redis_url: redis_url?,
             redis: redis?,
             cache: cache?,
             upstream: upstream?,
@@ -434,17 +420,12 @@ mod tests {
 
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        catalog: CatalogArgs,
-    }
-
     fn config(args: &[&str]) -> Result<CatalogConfig, String> {
-        let cli = Cli::try_parse_from(std::iter::once("catalog").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let cli =
+            crate::Cli::try_parse_from(std::iter::once("catalog").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
         let mut problems = Problems::new();
-        let config = cli.catalog.config(&mut problems);
+        let config = cli.config(&mut problems);
         problems.finish(config).map_err(|e| e.to_string())
     }
 
@@ -479,8 +460,8 @@ mod tests {
         let parsed = config(&[]).unwrap();
         let library = CatalogConfig::offline(parsed.listen);
         assert_eq!(
-            (parsed.redis, parsed.cache, parsed.upstream),
-            (library.redis, library.cache, library.upstream)
+            (parsed.redis.policy, parsed.cache, parsed.upstream),
+            (library.redis.policy, library.cache, library.upstream)
         );
         assert_eq!(parsed.listen.port(), ports::CATALOG);
     }

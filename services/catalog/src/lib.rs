@@ -96,11 +96,11 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let chain = providers::chain(&config.source, config.upstream)?;
     tracing::info!(source = %config.source, "book providers");
-    let redis = match &config.redis_url {
+    let redis = match &config.redis.target {
         Some(url) => {
             tracing::info!("caching books in Redis, with an in-process tier in front");
             let client = url.client().map_err(StartError::Redis)?;
-            Some(RedisCache::new(client, config.redis).map_err(StartError::Redis)?)
+            Some(RedisCache::new(client, config.redis.policy).map_err(StartError::Redis)?)
         }
         None => None,
     };

@@ -82,7 +82,7 @@ impl Upstreams {
                 cooldown: Duration::from_secs(2),
             },
         };
-        config.redis = RedisPolicy {
+        config.redis.policy = RedisPolicy {
             timeout: Duration::from_millis(300),
             cooldown: Duration::from_millis(200),
         };

@@ -62,7 +62,7 @@ async fn coalescing_holds_with_redis_in_the_path() {
     up.douban.delay(Duration::from_millis(300));
     let redis = RedisServer::start().await.expect("redis-server");
     let mut config = up.config(&["douban"]);
-    config.redis_url = Some(redis.target());
+    config.redis.target = Some(redis.target());
     let app = CatalogApp::start(config).await;
     hundred_concurrent_asks(&app).await;
     assert_eq!(up.douban.calls(WAVE_PATH), 1);
@@ -77,7 +77,7 @@ async fn stale_books_are_served_while_the_upstream_is_down() {
     let up = Upstreams::start().await;
     let redis = RedisServer::start().await.expect("redis-server");
     let mut config = up.config(&["douban"]);
-    config.redis_url = Some(redis.target());
+    config.redis.target = Some(redis.target());
     // Every entry is past its soft TTL at once; the hard TTL is a week.
     config.cache.soft_ttl = Duration::ZERO;
     let app = CatalogApp::start(config.clone()).await;
@@ -113,7 +113,7 @@ async fn answers_continue_while_redis_is_down_and_writes_resume_when_it_returns(
     let up = Upstreams::start().await;
     let mut redis = RedisServer::start().await.expect("redis-server");
     let mut config = up.config(&["douban"]);
-    config.redis_url = Some(redis.target());
+    config.redis.target = Some(redis.target());
     let app = CatalogApp::start(config).await;
 
     app.isbn(WAVE).await.expect("with redis");
@@ -164,7 +164,7 @@ async fn a_hung_redis_is_waited_for_briefly_then_skipped_until_it_recovers() {
     let up = Upstreams::start().await;
     let redis = RedisServer::start().await.expect("redis-server");
     let mut config = up.config(&["douban"]);
-    config.redis_url = Some(redis.target());
+    config.redis.target = Some(redis.target());
     let app = CatalogApp::start(config).await;
     app.isbn(WAVE).await.expect("with redis");
 
@@ -221,7 +221,7 @@ async fn stored_values_carry_a_schema_version_and_old_ones_are_not_misread() {
         .expect("plant");
 
     let mut config = up.config(&["douban"]);
-    config.redis_url = Some(redis.target());
+    config.redis.target = Some(redis.target());
     let app = CatalogApp::start(config).await;
     assert_eq!(app.isbn(WAVE).await.expect("book").title, "浪潮之巅");
     assert_eq!(up.douban.calls(WAVE_PATH), 1, "the old entry was a miss");

@@ -144,7 +144,7 @@ impl Binary {
             Self::Gateway => {
                 let cli: GatewayCli = parse(self, env, args)?;
                 let mut problems = Problems::new();
-                let config = cli.gateway.config(&mut problems);
+                let config = cli.config(&mut problems);
                 let config = problems.finish(config).map_err(|e| e.to_string())?;
                 Ok(vec![Listener {
                     purpose: "HTTP: /wechat, /healthz, /readyz, /metrics",
@@ -155,7 +155,7 @@ impl Binary {
             Self::Bot => {
                 let cli: BotCli = parse(self, env, args)?;
                 let mut problems = Problems::new();
-                let config = cli.bot.config(&mut problems);
+                let config = cli.config(&mut problems);
                 let config = problems.finish(config).map_err(|e| e.to_string())?;
                 let mut listeners = vec![Listener {
                     purpose: "gRPC",
@@ -172,7 +172,7 @@ impl Binary {
             Self::Catalog => {
                 let cli: CatalogCli = parse(self, env, args)?;
                 let mut problems = Problems::new();
-                let config = cli.catalog.config(&mut problems);
+                let config = cli.config(&mut problems);
                 let config = problems.finish(config).map_err(|e| e.to_string())?;
                 let mut listeners = vec![Listener {
                     purpose: "gRPC",
