@@ -345,16 +345,9 @@ async fn a_rolling_restart_of_every_tier_and_a_killed_bot_cost_no_reader_an_answ
     );
 }
 
-/// Managed Redis speaks TLS only: the catalog's cache, the bot's
-/// conversations and the gateway's record of WeChat's attempts all go
-/// through `rediss://`, verified against the CA in DOUMI_REDIS_CA_FILE.
-#[tokio::test]
-async fn the_stack_shares_its_state_through_a_redis_that_speaks_only_tls() {
-    let douban = FakeDouban::start().await.expect("fake douban");
-    let redis = RedisServer::start_tls()
-        .await
-        .expect("redis-server --tls-port");
-    let stack = TestStack::start(StackOptions {
+/// A stack whose three services share `redis`, as a deployment's do.
+async fn sharing(douban: &FakeDouban, redis: &RedisServer) -> TestStack {
+    TestStack::start(StackOptions {
         douban_url: Some(douban.url().to_owned()),
         redis: Some(redis.target()),
         gateway: doumi_tests::stack::GatewayOptions {
@@ -364,7 +357,19 @@ async fn the_stack_shares_its_state_through_a_redis_that_speaks_only_tls() {
         ..Default::default()
     })
     .await
-    .expect("stack");
+    .expect("stack")
+}
+
+/// Managed Redis speaks TLS only: the catalog's cache, the bot's
+/// conversations and the gateway's record of WeChat's attempts all go
+/// through `rediss://`, verified against the CA in DOUMI_REDIS_CA_FILE.
+#[tokio::test]
+async fn the_stack_shares_its_state_through_a_redis_that_speaks_only_tls() {
+    let douban = FakeDouban::start().await.expect("fake douban");
+    let redis = RedisServer::start_tls()
+        .await
+        .expect("redis-server --tls-port");
+    let stack = sharing(&douban, &redis).await;
     let wechat = stack.wechat();
     let text = wechat.send_text("9787121139512").await.text();
     assert!(text.contains("《浪潮之巅》"), "{text}");
@@ -404,17 +409,7 @@ fn series(metrics: &str, name: &str) -> f64 {
 async fn a_redis_outage_costs_the_sharing_not_the_answers() {
     let douban = FakeDouban::start().await.expect("fake douban");
     let mut redis = RedisServer::start().await.expect("redis-server");
-    let stack = TestStack::start(StackOptions {
-        douban_url: Some(douban.url().to_owned()),
-        redis: Some(redis.target()),
-        gateway: doumi_tests::stack::GatewayOptions {
-            redis: Some(redis.target()),
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .expect("stack");
+    let stack = sharing(&douban, &redis).await;
     let wechat = stack.wechat();
     let book = |text: &str| text.contains("《浪潮之巅》");
     let ask = |reader: String| {
