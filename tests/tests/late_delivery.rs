@@ -212,8 +212,11 @@ fn client_of(stack: &TestStack, name: &str, token: &str) -> WechatClient {
 
 #[tokio::test]
 async fn two_accounts_answer_only_their_own_and_a_refused_one_stops_only_its_promises() {
+    // With Redis, as deployed: each account's messages, promises and sweep kept apart there.
+    let redis = RedisServer::start().await.expect("redis-server");
     let (_douban, wechat_api, stack) = promising_stack(GatewayOptions {
         accounts: Some(two_accounts()),
+        redis: Some(redis.target()),
         ..Default::default()
     })
     .await;
@@ -317,6 +320,18 @@ async fn two_accounts_answer_only_their_own_and_a_refused_one_stops_only_its_pro
     assert!(!delivered.is_empty());
     assert!(wechat_api.api().delivered_to("oFirst").is_empty());
     assert!(wechat_api.api().delivered_to("oSecond").is_empty());
+
+    // Each account's messages live under its own keys in the shared store.
+    let mut connection = redis.connection().await.expect("redis");
+    let keys: Vec<String> = redis::AsyncCommands::keys(&mut connection, "doumi:gateway:v1:*")
+        .await
+        .expect("keys");
+    for scoped in ["attempts:books/oBooks:", "attempts:branch/oBranch:"] {
+        assert!(
+            keys.iter().any(|key| key.contains(scoped)),
+            "no {scoped} key in {keys:?}"
+        );
+    }
 }
 
 #[tokio::test]
