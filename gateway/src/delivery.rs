@@ -256,9 +256,8 @@ impl Courier {
             }
         }
     }
-}
 
-impl Courier {
+    /// Counts a delivery's outcome, by account.
     fn count(&self, outcome: &'static str) {
         metrics::counter!(
             crate::metrics::DELIVERIES,

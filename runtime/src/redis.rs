@@ -243,9 +243,9 @@ pub struct RedisTarget {
 }
 
 impl RedisTarget {
-    /// A target from a URL alone (tests, `doumi up`): no CA file, no
-    /// separate password.
-    pub fn from_url(url: &str) -> Self {
+    /// A target from a URL alone: no CA file, no separate password (what
+    /// [`Problems::redis`] checks before adding those).
+    fn from_url(url: &str) -> Self {
         Self {
             url: SecretString::from(url.to_owned()),
             ca: None,
@@ -279,7 +279,7 @@ impl RedisTarget {
     }
 
     /// Whether the connection is encrypted.
-    pub fn tls(&self) -> bool {
+    fn tls(&self) -> bool {
         self.url.expose_secret().starts_with("rediss://")
     }
 }

@@ -103,13 +103,6 @@ impl Accounts {
         }
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut AccountSettings> {
-        match self {
-            Self::Single(account) => std::slice::from_mut(account).iter_mut(),
-            Self::Named(accounts) => accounts.iter_mut(),
-        }
-    }
-
     /// The account called `name`.
     pub fn get(&self, name: &str) -> Option<&AccountSettings> {
         self.iter().find(|account| account.name == name)
