@@ -55,29 +55,6 @@ impl Problems {
         parsed
     }
 
-    /// Parses where the replicas of another doumi service are (gRPC's
-    /// naming: `dns:///host:port`, `ipv4:addr:port,…`, `http://host:port`).
-    pub fn grpc_target(&mut self, name: &str, value: &str) -> Option<crate::grpc::Target> {
-        value.parse().map_err(|e| self.add(name, e)).ok()
-    }
-
-    /// How another doumi service is dialled: its names resolved again every
-    /// `resolve_interval` (`DOUMI_RESOLVE_INTERVAL`).
-    pub fn dial(&mut self, resolve_interval: &str) -> Option<crate::grpc::DialSettings> {
-        const NAME: &str = "DOUMI_RESOLVE_INTERVAL";
-        let interval = self.duration(NAME, resolve_interval)?;
-        if interval < Duration::from_secs(1) {
-            self.add(
-                NAME,
-                "must be at least 1s (DNS is asked that often at most)",
-            );
-            return None;
-        }
-        Some(crate::grpc::DialSettings {
-            resolve_interval: interval,
-        })
-    }
-
     /// Parses an `http://` or `https://` URL, the only schemes doumi dials.
     pub fn http_url(&mut self, name: &str, value: &str) -> Option<String> {
         let value = value.trim();

@@ -52,7 +52,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
-    accounts::SINGLE_ACCOUNT,
     bot_link::{self, BotLink},
     delivery::Courier,
     shared_store::{Pending, SharedStore},
@@ -296,7 +295,8 @@ impl ReplyWindow {
     ) -> Self {
         Self {
             settings,
-            account: SINGLE_ACCOUNT.into(),
+            // Named by `for_account`, which every account's window comes from.
+            account: "".into(),
             scope: None,
             bot,
             slots: Arc::new(Slots::new(settings.capacity, MEMORY)),

@@ -433,6 +433,25 @@ impl tower::Service<http::Request<Body>> for Replicas {
     }
 }
 
+impl crate::settings::Problems {
+    /// How another doumi service is dialled: its names resolved again every
+    /// `resolve_interval` (`DOUMI_RESOLVE_INTERVAL`).
+    pub fn dial(&mut self, resolve_interval: &str) -> Option<DialSettings> {
+        const NAME: &str = "DOUMI_RESOLVE_INTERVAL";
+        let interval = self.duration(NAME, resolve_interval)?;
+        if interval < Duration::from_secs(1) {
+            self.add(
+                NAME,
+                "must be at least 1s (DNS is asked that often at most)",
+            );
+            return None;
+        }
+        Some(DialSettings {
+            resolve_interval: interval,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;

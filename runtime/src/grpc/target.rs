@@ -126,6 +126,14 @@ impl fmt::Display for Target {
     }
 }
 
+impl crate::settings::Problems {
+    /// Parses where the replicas of another doumi service are (gRPC's
+    /// naming: `dns:///host:port`, `ipv4:addr:port,…`, `http://host:port`).
+    pub fn grpc_target(&mut self, name: &str, value: &str) -> Option<Target> {
+        value.parse().map_err(|e| self.add(name, e)).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
