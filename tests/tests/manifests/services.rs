@@ -151,16 +151,26 @@ pub fn check_ingresses(objects: &Objects, workloads: &[Workload<'_>], problems: 
                     backend.name
                 ));
             }
-            if selected(service, workloads)
-                .iter()
-                .any(|w| w.binary != Binary::Gateway)
-            {
-                problems.push(format!(
-                    "Ingress {name}: only the gateway may be exposed, not {}",
-                    backend.name
-                ));
-            }
+            only_the_gateway(&format!("Ingress {name}"), service, workloads, problems);
         }
+    }
+}
+
+/// What the edge (an Ingress, an HTTPRoute) sends to the public must reach the gateway alone.
+fn only_the_gateway(
+    here: &str,
+    service: &Service,
+    workloads: &[Workload<'_>],
+    problems: &mut Vec<String>,
+) {
+    if selected(service, workloads)
+        .iter()
+        .any(|w| w.binary != Binary::Gateway)
+    {
+        problems.push(format!(
+            "{here}: only the gateway may be exposed, not {}",
+            name_of(service)
+        ));
     }
 }
 
@@ -226,15 +236,7 @@ pub fn check_http_routes(
                         backend.name, backend.port
                     ));
                 }
-                if selected(service, workloads)
-                    .iter()
-                    .any(|w| w.binary != Binary::Gateway)
-                {
-                    problems.push(format!(
-                        "{here}: only the gateway may be exposed, not {}",
-                        backend.name
-                    ));
-                }
+                only_the_gateway(&here, service, workloads, problems);
             }
         }
     }
