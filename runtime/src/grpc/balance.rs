@@ -63,6 +63,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
+/// Headers whose value is new on (nearly) every call. HPACK would add each
+/// value to both ends' dynamic tables, where it only pushes out the values
+/// that do repeat and lengthens every later lookup by that name (measured:
+/// ~10,000 instructions to encode one call's headers once the table is full
+/// of message tags); sent as never-indexed literals they cost their bytes.
+const PER_CALL_HEADERS: [&str; 4] = [
+    GRPC_TIMEOUT,
+    super::observe::MESSAGE_TAG,
+    "traceparent",
+    "tracestate",
+];
+
 /// How a [`Replicas`] dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DialSettings {
@@ -376,6 +388,11 @@ fn attempt(
             .as_millis();
         if let Ok(value) = http::HeaderValue::try_from(format!("{left}m")) {
             request.headers_mut().insert(GRPC_TIMEOUT, value);
+        }
+    }
+    for name in PER_CALL_HEADERS {
+        if let Some(value) = request.headers_mut().get_mut(name) {
+            value.set_sensitive(true);
         }
     }
     request
