@@ -269,11 +269,7 @@ async fn receive(
         now: now_unix(),
     };
     let response = tracing::debug_span!("render").in_scope(|| {
-        let rendered = outbound::render(Some(&reply), &to).unwrap_or_else(|error| {
-            tracing::error!(%error, "reply dropped");
-            Rendered::Success
-        });
-        Ok::<_, Refusal>(match (rendered, opened.key) {
+        Ok::<_, Refusal>(match (outbound::render(Some(&reply), &to), opened.key) {
             (Rendered::Xml(xml), Some(key)) => xml_response(account.seal(&xml, key, &signed)?),
             (Rendered::Xml(xml), None) => xml_response(xml),
             (Rendered::Success, _) => (

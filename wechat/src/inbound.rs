@@ -11,7 +11,7 @@ use doumi_proto::bot::v1::{
     Subscribe, TemplateSendFinished, Text, Unknown, Unsubscribe, Video, Voice, event,
     inbound_message::Kind,
 };
-use serde::Deserialize;
+use quick_xml::events::Event as Xml;
 
 /// Deeper than WeChat ever nests (`xml > SendPicsInfo > PicList > item > PicMd5Sum`).
 const MAX_DEPTH: usize = 6;
@@ -39,10 +39,9 @@ pub enum ParseError {
     Missing(&'static str),
 }
 
-/// The union of every field WeChat sends, flat: quick-xml cannot drive
-/// serde's tagged enums, so the kind is decided after parsing.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+/// The union of every field WeChat sends, flat: the kind is decided after
+/// reading, from `MsgType` and `Event`.
+#[derive(Debug, Default)]
 struct RawMessage {
     to_user_name: Option<String>,
     from_user_name: Option<String>,
@@ -50,21 +49,19 @@ struct RawMessage {
     msg_type: Option<String>,
     msg_id: Option<String>,
     /// Events spell it with a capital D.
-    #[serde(rename = "MsgID")]
     msg_id_event: Option<String>,
     msg_data_id: Option<String>,
     idx: Option<String>,
+    /// The safe-mode payload (in the envelope, not the message).
+    encrypt: Option<String>,
     content: String,
     pic_url: String,
     media_id: String,
-    #[serde(rename = "MediaId16K")]
     media_id_16k: String,
     format: String,
     recognition: String,
     thumb_media_id: String,
-    #[serde(rename = "Location_X")]
     location_x: String,
-    #[serde(rename = "Location_Y")]
     location_y: String,
     scale: String,
     label: String,
@@ -91,128 +88,373 @@ struct RawMessage {
     send_location_info: Option<RawSendLocationInfo>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[derive(Debug, Default)]
 struct RawScanCodeInfo {
     scan_type: String,
     scan_result: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[derive(Debug, Default)]
 struct RawSendPicsInfo {
     count: String,
-    /// Usually one `<PicList>` of `<item>`s; some clients send several
-    /// `<PicList>` siblings instead. Both shapes land here.
-    pic_list: Vec<RawPicList>,
+    /// Every `<item>` of every `<PicList>`: usually one list, but some
+    /// clients send several `<PicList>` siblings instead.
+    pic_md5_sums: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct RawPicList {
-    item: Vec<RawPicItem>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-struct RawPicItem {
-    pic_md5_sum: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[derive(Debug, Default)]
 struct RawSendLocationInfo {
-    #[serde(rename = "Location_X")]
     location_x: String,
-    #[serde(rename = "Location_Y")]
     location_y: String,
     scale: String,
     label: String,
     poiname: String,
 }
 
-/// The safe-mode envelope: who it is for and the encrypted message.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-struct RawEnvelope {
-    encrypt: Option<String>,
-}
-
 /// Parses a plaintext WeChat message body.
 pub fn parse(body: &[u8]) -> Result<InboundMessage, ParseError> {
-    let raw: RawMessage = deserialize_checked(body)?;
-    into_message(raw)
+    into_message(read(body)?)
 }
 
 /// The `Encrypt` payload of a safe- or compatible-mode body.
 pub fn parse_encrypted(body: &[u8]) -> Result<String, ParseError> {
-    let envelope: RawEnvelope = deserialize_checked(body)?;
-    envelope
+    read(body)?
         .encrypt
         .filter(|e| !e.trim().is_empty())
         .ok_or(ParseError::Missing("Encrypt"))
 }
 
-fn deserialize_checked<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+/// What an element is, known when it opens from its name and its parent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    /// The document's root (`<xml>`, whatever its name).
+    Root,
+    /// An element whose text is a field.
+    Field(Field),
+    ScanCodeInfo,
+    SendPicsInfo,
+    PicList,
+    PicItem,
+    SendLocationInfo,
+    /// An element WeChat does not send (or we do not read), with all inside it.
+    Skipped,
+}
+
+/// Every field with text, wherever it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ToUserName,
+    FromUserName,
+    CreateTime,
+    MsgType,
+    MsgId,
+    MsgIdEvent,
+    MsgDataId,
+    Idx,
+    Encrypt,
+    Content,
+    PicUrl,
+    MediaId,
+    MediaId16K,
+    Format,
+    Recognition,
+    ThumbMediaId,
+    LocationX,
+    LocationY,
+    Scale,
+    Label,
+    Title,
+    Description,
+    Url,
+    FileKey,
+    FileMd5,
+    FileTotalLen,
+    Event,
+    EventKey,
+    Ticket,
+    MenuId,
+    Latitude,
+    Longitude,
+    Precision,
+    Status,
+    TotalCount,
+    FilterCount,
+    SentCount,
+    ErrorCount,
+    ScanType,
+    ScanResult,
+    PicsCount,
+    PicMd5Sum,
+    PlaceX,
+    PlaceY,
+    PlaceScale,
+    PlaceLabel,
+    PlacePoiname,
+}
+
+impl Node {
+    /// The element `name` opened inside `self`.
+    fn child(self, name: &str) -> Result<Self, ParseError> {
+        use Field as F;
+        let field = match (self, name) {
+            (Self::Root, "ScanCodeInfo") => return Ok(Self::ScanCodeInfo),
+            (Self::Root, "SendPicsInfo") => return Ok(Self::SendPicsInfo),
+            (Self::Root, "SendLocationInfo") => return Ok(Self::SendLocationInfo),
+            (Self::Root, name) => match name {
+                "ToUserName" => F::ToUserName,
+                "FromUserName" => F::FromUserName,
+                "CreateTime" => F::CreateTime,
+                "MsgType" => F::MsgType,
+                "MsgId" => F::MsgId,
+                "MsgID" => F::MsgIdEvent,
+                "MsgDataId" => F::MsgDataId,
+                "Idx" => F::Idx,
+                "Encrypt" => F::Encrypt,
+                "Content" => F::Content,
+                "PicUrl" => F::PicUrl,
+                "MediaId" => F::MediaId,
+                "MediaId16K" => F::MediaId16K,
+                "Format" => F::Format,
+                "Recognition" => F::Recognition,
+                "ThumbMediaId" => F::ThumbMediaId,
+                "Location_X" => F::LocationX,
+                "Location_Y" => F::LocationY,
+                "Scale" => F::Scale,
+                "Label" => F::Label,
+                "Title" => F::Title,
+                "Description" => F::Description,
+                "Url" => F::Url,
+                "FileKey" => F::FileKey,
+                "FileMd5" => F::FileMd5,
+                "FileTotalLen" => F::FileTotalLen,
+                "Event" => F::Event,
+                "EventKey" => F::EventKey,
+                "Ticket" => F::Ticket,
+                "MenuId" => F::MenuId,
+                "Latitude" => F::Latitude,
+                "Longitude" => F::Longitude,
+                "Precision" => F::Precision,
+                "Status" => F::Status,
+                "TotalCount" => F::TotalCount,
+                "FilterCount" => F::FilterCount,
+                "SentCount" => F::SentCount,
+                "ErrorCount" => F::ErrorCount,
+                _ => return Ok(Self::Skipped),
+            },
+            (Self::ScanCodeInfo, "ScanType") => F::ScanType,
+            (Self::ScanCodeInfo, "ScanResult") => F::ScanResult,
+            (Self::SendPicsInfo, "Count") => F::PicsCount,
+            (Self::SendPicsInfo, "PicList") => return Ok(Self::PicList),
+            (Self::PicList, "item") => return Ok(Self::PicItem),
+            (Self::PicItem, "PicMd5Sum") => F::PicMd5Sum,
+            (Self::SendLocationInfo, "Location_X") => F::PlaceX,
+            (Self::SendLocationInfo, "Location_Y") => F::PlaceY,
+            (Self::SendLocationInfo, "Scale") => F::PlaceScale,
+            (Self::SendLocationInfo, "Label") => F::PlaceLabel,
+            (Self::SendLocationInfo, "Poiname") => F::PlacePoiname,
+            (Self::Field(_), _) => {
+                return Err(ParseError::Xml("a field holds an element".to_owned()));
+            }
+            _ => return Ok(Self::Skipped),
+        };
+        Ok(Self::Field(field))
+    }
+}
+
+impl RawMessage {
+    /// Where `field`'s text goes; a container is made when its first field
+    /// arrives. `None` for the fields that repeat.
+    fn slot(&mut self, field: Field) -> Option<&mut String> {
+        use Field as F;
+        fn optional(value: &mut Option<String>) -> &mut String {
+            value.insert(String::new())
+        }
+        Some(match field {
+            F::ToUserName => optional(&mut self.to_user_name),
+            F::FromUserName => optional(&mut self.from_user_name),
+            F::CreateTime => optional(&mut self.create_time),
+            F::MsgType => optional(&mut self.msg_type),
+            F::MsgId => optional(&mut self.msg_id),
+            F::MsgIdEvent => optional(&mut self.msg_id_event),
+            F::MsgDataId => optional(&mut self.msg_data_id),
+            F::Idx => optional(&mut self.idx),
+            F::Encrypt => optional(&mut self.encrypt),
+            F::Content => &mut self.content,
+            F::PicUrl => &mut self.pic_url,
+            F::MediaId => &mut self.media_id,
+            F::MediaId16K => &mut self.media_id_16k,
+            F::Format => &mut self.format,
+            F::Recognition => &mut self.recognition,
+            F::ThumbMediaId => &mut self.thumb_media_id,
+            F::LocationX => &mut self.location_x,
+            F::LocationY => &mut self.location_y,
+            F::Scale => &mut self.scale,
+            F::Label => &mut self.label,
+            F::Title => &mut self.title,
+            F::Description => &mut self.description,
+            F::Url => &mut self.url,
+            F::FileKey => &mut self.file_key,
+            F::FileMd5 => &mut self.file_md5,
+            F::FileTotalLen => &mut self.file_total_len,
+            F::Event => &mut self.event,
+            F::EventKey => &mut self.event_key,
+            F::Ticket => &mut self.ticket,
+            F::MenuId => &mut self.menu_id,
+            F::Latitude => &mut self.latitude,
+            F::Longitude => &mut self.longitude,
+            F::Precision => &mut self.precision,
+            F::Status => &mut self.status,
+            F::TotalCount => &mut self.total_count,
+            F::FilterCount => &mut self.filter_count,
+            F::SentCount => &mut self.sent_count,
+            F::ErrorCount => &mut self.error_count,
+            F::ScanType => &mut self.scan_code_info.get_or_insert_default().scan_type,
+            F::ScanResult => &mut self.scan_code_info.get_or_insert_default().scan_result,
+            F::PicsCount => &mut self.send_pics_info.get_or_insert_default().count,
+            F::PicMd5Sum => return None,
+            F::PlaceX => &mut self.send_location_info.get_or_insert_default().location_x,
+            F::PlaceY => &mut self.send_location_info.get_or_insert_default().location_y,
+            F::PlaceScale => &mut self.send_location_info.get_or_insert_default().scale,
+            F::PlaceLabel => &mut self.send_location_info.get_or_insert_default().label,
+            F::PlacePoiname => &mut self.send_location_info.get_or_insert_default().poiname,
+        })
+    }
+
+    /// Stores a field's text; a field given twice makes the message malformed.
+    fn set(&mut self, field: Field, seen: &mut u64, text: String) -> Result<(), ParseError> {
+        let Some(slot) = self.slot(field) else {
+            let pics = self.send_pics_info.get_or_insert_default();
+            pics.pic_md5_sums.push(text);
+            return Ok(());
+        };
+        let bit = 1u64 << (field as u32);
+        if *seen & bit != 0 {
+            return Err(ParseError::Xml(format!("{field:?} is given twice")));
+        }
+        *seen |= bit;
+        *slot = text;
+        Ok(())
+    }
+}
+
+/// Reads a body in one pass over its XML events, checking as it goes: UTF-8,
+/// no DTD (no entity tricks), bounded nesting, bounded field sizes. A
+/// field's text is its text, CDATA and character references joined; text
+/// (not CDATA) at either end is trimmed of XML whitespace.
+fn read(body: &[u8]) -> Result<RawMessage, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
     let text = strip_illegal_chars(text);
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
-    check_shape(&text)?;
-    quick_xml::de::from_str(&text).map_err(|e| ParseError::Xml(e.to_string()))
-}
-
-/// One pass over the document before serde sees it: no DTD, bounded nesting,
-/// bounded field sizes.
-fn check_shape(text: &str) -> Result<(), ParseError> {
-    use quick_xml::events::Event as Xml;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut depth = 0usize;
-    let mut current_is_encrypt = false;
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let malformed = |e: quick_xml::Error| ParseError::Xml(e.to_string());
+    let mut raw = RawMessage::default();
+    let mut seen = 0u64;
+    let mut open: Vec<Node> = Vec::with_capacity(MAX_DEPTH);
+    // The text of the field being read, and where its last plain-text piece
+    // began (`None` when the last piece was CDATA or a reference).
+    let mut field_text = String::new();
+    let mut trailing_text: Option<usize> = None;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| ParseError::Xml(e.to_string()))?;
-        let field_len = match &event {
+        let event = reader.read_event().map_err(malformed)?;
+        let (start, end) = match &event {
             Xml::DocType(_) => return Err(ParseError::Doctype),
-            Xml::Start(start) => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(ParseError::TooDeep);
+            Xml::Start(_) => (true, false),
+            Xml::Empty(_) => (true, true),
+            Xml::End(_) => (false, true),
+            Xml::Text(piece) => {
+                let piece = piece.xml10_content();
+                let piece = if field_text.is_empty() && trailing_text.is_none() {
+                    piece.trim_start_matches(is_xml_space)
+                } else {
+                    &piece
+                };
+                trailing_text = Some(field_text.len());
+                field_text.push_str(piece);
+                (false, false)
+            }
+            Xml::CData(piece) => {
+                field_text.push_str(&piece.xml10_content());
+                trailing_text = None;
+                (false, false)
+            }
+            Xml::GeneralRef(reference) => {
+                match reference.resolve_char_ref().map_err(malformed)? {
+                    Some(c) => field_text.push(c),
+                    None => field_text.push_str(
+                        quick_xml::escape::resolve_predefined_entity(reference).ok_or_else(
+                            || ParseError::Xml(format!("unknown entity &{};", &**reference)),
+                        )?,
+                    ),
                 }
-                current_is_encrypt = start.name().0 == "Encrypt";
-                0
+                trailing_text = None;
+                (false, false)
             }
-            Xml::End(_) => {
-                depth = depth.saturating_sub(1);
-                0
+            Xml::Eof => {
+                return if open.is_empty() {
+                    Ok(raw)
+                } else {
+                    Err(ParseError::Xml(
+                        "the document ends inside an element".to_owned(),
+                    ))
+                };
             }
-            Xml::Text(t) => t.len(),
-            Xml::CData(t) => t.len(),
-            Xml::Eof => return Ok(()),
-            _ => 0,
+            Xml::Decl(_) | Xml::PI(_) | Xml::Comment(_) => (false, false),
         };
-        let limit = if current_is_encrypt {
+        let limit = if open.last() == Some(&Node::Field(Field::Encrypt)) {
             MAX_ENCRYPT_BYTES
         } else {
             MAX_FIELD_BYTES
         };
-        if field_len > limit {
+        if field_text.len() > limit {
             return Err(ParseError::FieldTooLong);
         }
+        if start {
+            let node = match (&event, open.last()) {
+                (Xml::Start(element) | Xml::Empty(element), Some(parent)) => {
+                    parent.child(element.name().as_ref())?
+                }
+                _ => Node::Root,
+            };
+            if open.len() == MAX_DEPTH {
+                return Err(ParseError::TooDeep);
+            }
+            open.push(node);
+            field_text.clear();
+            trailing_text = None;
+        }
+        if end {
+            if let Some(mark) = trailing_text {
+                let kept = mark + field_text[mark..].trim_end_matches(is_xml_space).len();
+                field_text.truncate(kept);
+            }
+            if let Some(Node::Field(field)) = open.pop() {
+                raw.set(field, &mut seen, std::mem::take(&mut field_text))?;
+            }
+            field_text.clear();
+            trailing_text = None;
+            if open.is_empty() {
+                // One document: whatever follows its root is not read.
+                return Ok(raw);
+            }
+        }
     }
+}
+
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 /// Removes characters XML 1.0 forbids (C0 controls except tab, LF, CR).
 pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    // Every message passes here: a byte scan and two substring searches
-    // settle the usual case without decoding a character.
-    let control = text
+    // Every message passes here: one byte scan settles the usual case
+    // without decoding a character (U+FFFE and U+FFFF begin with 0xEF).
+    let suspect = text
         .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
-    if !control && !text.contains('\u{fffe}') && !text.contains('\u{ffff}') {
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    if !suspect {
         return text.into();
     }
     if text.contains(illegal) {
@@ -371,12 +613,7 @@ fn event_kind(raw: RawEvent) -> Kind {
             event::Kind::Pictures(PicturesSent {
                 menu_key: key,
                 count: number(&pics.count),
-                pic_md5_sums: pics
-                    .pic_list
-                    .into_iter()
-                    .flat_map(|list| list.item)
-                    .map(|i| i.pic_md5_sum)
-                    .collect(),
+                pic_md5_sums: pics.pic_md5_sums,
                 source: name,
             })
         }
@@ -518,6 +755,78 @@ mod tests {
                 raw_type: "miniprogrampage".to_owned()
             }))
         );
+    }
+
+    #[test]
+    fn pretty_printed_bodies_read_like_compact_ones() {
+        let body = "<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <FromUserName> u1 </FromUserName>\n\
+                    <CreateTime>1</CreateTime>\n  <MsgType>text</MsgType>\n\
+                    <Content>\n  a &lt;b&gt; &#x4e09;体 <![CDATA[ kept ]]>\n</Content>\n  <MsgId/>\n</xml>\n";
+        let message = parse(body.as_bytes()).unwrap();
+        assert_eq!(message.from_user, "u1");
+        assert_eq!(message.msg_id, 0);
+        assert_eq!(
+            message.kind,
+            Some(Kind::Text(Text {
+                content: "a <b> 三体  kept ".to_owned()
+            }))
+        );
+    }
+
+    #[test]
+    fn photos_from_several_pic_lists_and_a_chosen_place() {
+        let head = "<xml><ToUserName>gh_1</ToUserName><FromUserName>u1</FromUserName><CreateTime>1</CreateTime>\
+                    <MsgType>event</MsgType><EventKey>k</EventKey>";
+        let pics = format!(
+            "{head}<Event>pic_weixin</Event><SendPicsInfo><Count>2</Count>\
+             <PicList><item><PicMd5Sum>a1</PicMd5Sum></item></PicList>\
+             <PicList><item><PicMd5Sum>b2</PicMd5Sum></item></PicList></SendPicsInfo></xml>"
+        );
+        let Some(Kind::Event(Event {
+            kind: Some(event::Kind::Pictures(sent)),
+        })) = parse(pics.as_bytes()).unwrap().kind
+        else {
+            panic!("not a pictures event");
+        };
+        assert_eq!(
+            (sent.count, sent.pic_md5_sums),
+            (2, vec!["a1".to_owned(), "b2".to_owned()])
+        );
+        let place = format!(
+            "{head}<Event>location_select</Event><SendLocationInfo><Location_X>23.1</Location_X>\
+             <Location_Y>113.3</Location_Y><Scale>15</Scale><Label><![CDATA[广州]]></Label>\
+             <Poiname><![CDATA[图书馆]]></Poiname></SendLocationInfo></xml>"
+        );
+        let Some(Kind::Event(Event {
+            kind: Some(event::Kind::LocationSelect(chosen)),
+        })) = parse(place.as_bytes()).unwrap().kind
+        else {
+            panic!("not a location_select event");
+        };
+        assert_eq!(
+            (
+                chosen.latitude,
+                chosen.label.as_str(),
+                chosen.poiname.as_str()
+            ),
+            (23.1, "广州", "图书馆")
+        );
+    }
+
+    #[test]
+    fn fields_given_twice_or_holding_elements_are_malformed() {
+        let twice = text_message("a").replace("</xml>", "<Content>b</Content></xml>");
+        assert!(matches!(parse(twice.as_bytes()), Err(ParseError::Xml(_))));
+        let nested = text_message("a").replace("<Content><![CDATA[a]]>", "<Content><b>a</b>");
+        assert!(matches!(parse(nested.as_bytes()), Err(ParseError::Xml(_))));
+        let unknown = text_message("a").replace("</xml>", "<Extra><Deep>x</Deep></Extra></xml>");
+        assert!(parse(unknown.as_bytes()).is_ok());
+        let entity = text_message("a").replace("<![CDATA[a]]>", "&nbsp;");
+        assert!(matches!(parse(entity.as_bytes()), Err(ParseError::Xml(_))));
+        let deep = "<xml><a><b><c><d><e><f><g>x</g></f></e></d></c></b></a></xml>";
+        assert_eq!(parse(deep.as_bytes()), Err(ParseError::TooDeep));
+        let long = text_message(&"长".repeat(MAX_FIELD_BYTES));
+        assert_eq!(parse(long.as_bytes()), Err(ParseError::FieldTooLong));
     }
 
     #[test]
