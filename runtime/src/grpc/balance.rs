@@ -42,7 +42,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{body::Body, transport::Endpoint};
 use tower::ServiceExt;
 
-use super::{CONNECTION_WINDOW, STREAM_WINDOW, target::Target};
+use super::{CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW, target::Target};
 use crate::throttle::LogThrottle;
 
 /// Times a call is sent again after its replica never started it.
@@ -61,19 +61,20 @@ const FIRST_RESOLUTION_WAIT: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const GRPC_TIMEOUT: &str = "grpc-timeout";
 
 /// Headers whose value is new on (nearly) every call. HPACK would add each
 /// value to both ends' dynamic tables, where it only pushes out the values
 /// that do repeat and lengthens every later lookup by that name (measured:
 /// ~10,000 instructions to encode one call's headers once the table is full
 /// of message tags); sent as never-indexed literals they cost their bytes.
-const PER_CALL_HEADERS: [&str; 4] = [
-    GRPC_TIMEOUT,
-    super::observe::MESSAGE_TAG,
-    "traceparent",
-    "tracestate",
+static PER_CALL_HEADERS: [&http::HeaderName; 4] = [
+    &GRPC_TIMEOUT,
+    &super::observe::MESSAGE_TAG,
+    &TRACEPARENT,
+    &TRACESTATE,
 ];
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// How a [`Replicas`] dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,7 +366,7 @@ fn record_endpoints(target: &str, members: &[Arc<Member>]) {
 
 /// The deadline a tonic client sends as `grpc-timeout` (the request's timeout).
 fn deadline_of(headers: &http::HeaderMap) -> Option<Instant> {
-    let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     super::parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 
@@ -387,11 +388,11 @@ fn attempt(
             .saturating_duration_since(Instant::now())
             .as_millis();
         if let Ok(value) = http::HeaderValue::try_from(format!("{left}m")) {
-            request.headers_mut().insert(GRPC_TIMEOUT, value);
+            request.headers_mut().insert(GRPC_TIMEOUT.clone(), value);
         }
     }
-    for name in PER_CALL_HEADERS {
-        if let Some(value) = request.headers_mut().get_mut(name) {
+    for name in &PER_CALL_HEADERS {
+        if let Some(value) = request.headers_mut().get_mut(*name) {
             value.set_sensitive(true);
         }
     }

@@ -126,10 +126,14 @@ where
     Ok(())
 }
 
+/// The header a gRPC call's deadline travels in. Named once, as a value:
+/// looking a header up by a string parses the name on every call.
+static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
 /// The caller's deadline, from the `grpc-timeout` header tonic and every
 /// other gRPC client send (`"14500m"` = 14.5 s). `None` when the caller set none.
 pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
+    parse_grpc_timeout(metadata.as_ref().get(&GRPC_TIMEOUT)?.to_str().ok()?)
 }
 
 /// A `grpc-timeout` value: digits and a unit (H, M, S, m, u, n).

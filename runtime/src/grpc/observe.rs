@@ -16,7 +16,7 @@ use tracing::{Instrument, field::Empty};
 use crate::{metrics as m, telemetry};
 
 /// The metadata key that carries a message's tag from hop to hop.
-pub const MESSAGE_TAG: &str = "doumi-message";
+pub static MESSAGE_TAG: http::HeaderName = http::HeaderName::from_static("doumi-message");
 
 /// Distinct methods labelled by name; past this (a caller inventing method
 /// names) calls are labelled `unknown`, so the series stay bounded.
@@ -186,12 +186,14 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// The status of a unary call from its response headers: tonic sends a
 /// failure as a trailers-only response (`grpc-status` in the headers), and a
 /// response without it carries a message, so the call succeeded.
 fn status_of(headers: &http::HeaderMap) -> tonic::Code {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map_or(tonic::Code::Ok, tonic::Code::from_i32)
@@ -275,7 +277,7 @@ where
         let method = observed.method;
         let tag = request
             .headers()
-            .get(MESSAGE_TAG)
+            .get(&MESSAGE_TAG)
             .and_then(|value| value.to_str().ok())
             .filter(|tag| tag.len() <= 64)
             .map(str::to_owned);
@@ -356,7 +358,7 @@ where
         if let Some(tag) = telemetry::message_tag()
             && let Ok(value) = http::HeaderValue::from_str(&tag)
         {
-            request.headers_mut().insert(MESSAGE_TAG, value);
+            request.headers_mut().insert(MESSAGE_TAG.clone(), value);
         }
         observed.started.increment(1);
         let started = Instant::now();
