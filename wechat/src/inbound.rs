@@ -449,13 +449,21 @@ fn is_xml_space(c: char) -> bool {
 /// Removes characters XML 1.0 forbids (C0 controls except tab, LF, CR).
 pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    // Every message (and every field of every reply) passes here: a scan
-    // without early exit (the compiler vectorises it) and two searches for
-    // the noncharacters settle the usual case without decoding a character.
-    let control = text.bytes().fold(false, |found, b| {
+    // Every message (and every field of every reply) passes here: two scans
+    // without early exit (the compiler vectorises them) settle the usual
+    // case without decoding a character. U+FFFE and U+FFFF are EF BF BE/BF.
+    let bytes = text.as_bytes();
+    let control = bytes.iter().fold(false, |found, &b| {
         found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
     });
-    if !control && !text.contains('\u{fffe}') && !text.contains('\u{ffff}') {
+    let noncharacter = bytes
+        .iter()
+        .zip(bytes.get(1..).unwrap_or_default())
+        .zip(bytes.get(2..).unwrap_or_default())
+        .fold(false, |found, ((&a, &b), &c)| {
+            found | ((a == 0xEF) & (b == 0xBF) & (c >= 0xBE))
+        });
+    if !control && !noncharacter {
         return text.into();
     }
     if text.contains(illegal) {
@@ -700,7 +708,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_dropped_not_fatal() {
-        let message = parse(text_message("浪潮\u{1d}之巅\u{2}").as_bytes()).unwrap();
+        let message = parse(text_message("浪潮\u{1d}之\u{fffe}巅\u{2}\u{ffff}").as_bytes()).unwrap();
         assert_eq!(
             message.kind,
             Some(Kind::Text(Text {

@@ -39,10 +39,9 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::{body::Body, transport::Endpoint};
-use tower::ServiceExt;
+use tonic::body::Body;
 
-use super::{CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW, target::Target};
+use super::{GRPC_TIMEOUT, link::Link, target::Target};
 use crate::throttle::LogThrottle;
 
 /// Times a call is sent again after its replica never started it.
@@ -73,6 +72,9 @@ static PER_CALL_HEADERS: [&http::HeaderName; 4] = [
     &TRACEPARENT,
     &TRACESTATE,
 ];
+/// Who calls, as gRPC clients say it.
+static USER_AGENT: http::HeaderValue =
+    http::HeaderValue::from_static(concat!("doumi/", env!("CARGO_PKG_VERSION")));
 static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
@@ -125,25 +127,16 @@ type Lookup = Arc<
 /// One replica: its address and its connection.
 struct Member {
     addr: SocketAddr,
-    channel: tonic::transport::Channel,
+    link: Link,
     /// Its last call could not reach it; skipped while others are up.
     down: AtomicBool,
 }
 
 impl Member {
     fn new(addr: SocketAddr) -> Self {
-        // A socket address is always a valid authority.
-        let uri = http::Uri::try_from(format!("http://{addr}")).unwrap_or_default();
-        let endpoint = Endpoint::from(uri)
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
         Self {
             addr,
-            channel: endpoint.connect_lazy(),
+            link: Link::new(addr),
             down: AtomicBool::new(false),
         }
     }
@@ -370,16 +363,17 @@ fn deadline_of(headers: &http::HeaderMap) -> Option<Instant> {
     super::parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 
-/// The call to send (again): the same method, headers and message, with
-/// the time that is left as its `grpc-timeout`.
+/// The call to send (again) to `member`: the same method, path, headers and
+/// message, with the time that is left as its `grpc-timeout`.
 fn attempt(
+    member: &Member,
     parts: &http::request::Parts,
     body: &Bytes,
     deadline: Option<Instant>,
 ) -> http::Request<Body> {
     let mut request = http::Request::new(Body::new(Full::new(body.clone())));
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
+    *request.uri_mut() = member.link.uri(parts.uri.path_and_query());
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
     *request.extensions_mut() = parts.extensions.clone();
@@ -421,20 +415,23 @@ impl tower::Service<http::Request<Body>> for Replicas {
             let deadline = deadline_of(request.headers());
             // Unary calls: the encoded message is small and kept, so that it
             // can be sent again.
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let body: Bytes = body.collect().await?.to_bytes();
+            parts
+                .headers
+                .insert(http::header::USER_AGENT, USER_AGENT.clone());
             let mut tried = Vec::new();
             loop {
                 let member = shared.pick(&tried, deadline).await?;
-                let request = attempt(&parts, &body, deadline);
-                let error = match member.channel.clone().oneshot(request).await {
+                let request = attempt(&member, &parts, &body, deadline);
+                let error = match member.link.send(request).await {
                     Ok(response) => {
                         if member.down.load(Ordering::Relaxed) {
                             member.down.store(false, Ordering::Relaxed);
                         }
                         return Ok(response);
                     }
-                    Err(error) => BoxError::from(error),
+                    Err(error) => error,
                 };
                 shared.failed(&member, &error);
                 tried.push(member.addr);

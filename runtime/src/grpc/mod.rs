@@ -4,6 +4,7 @@
 //! other.
 
 mod balance;
+mod link;
 pub mod observe;
 mod target;
 
