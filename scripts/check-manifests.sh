@@ -78,8 +78,8 @@ printf '==> self-test ok (a typo is caught)\n'
 
 # --- 4. the manifests against the code and doumi's rules -----------------------------------------
 if [[ ${DOUMI_CHECK_MANIFESTS_CARGO:-1} != 0 ]]; then
-  printf '==> cargo test -p doumi-tests --test manifests\n'
-  (cd "$repo_root" && cargo test --quiet --locked -p doumi-tests --test manifests) ||
+  printf '==> cargo test -p doumi-tests --test suite manifests::\n'
+  (cd "$repo_root" && cargo test --quiet --locked -p doumi-tests --test suite manifests::) ||
     die "the manifests disagree with the code or break doumi's rules (tests/tests/manifests.rs, above)"
 fi
 printf 'check-manifests: %d renders, all checks passed\n' "${#rendered[@]}"

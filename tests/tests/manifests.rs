@@ -38,27 +38,16 @@
 //! expects each break to be reported, so a green run means something. Without kubectl the tests
 //! say so on stderr and pass, except in CI (`CI` set), where they fail.
 
-#[path = "manifests/binaries.rs"]
 mod binaries;
-#[path = "manifests/breaking.rs"]
 mod breaking;
-#[path = "manifests/crds.rs"]
 mod crds;
-#[path = "manifests/env.rs"]
 mod env;
-#[path = "manifests/netpol.rs"]
 mod netpol;
-#[path = "manifests/objects.rs"]
 mod objects;
-#[path = "manifests/probes.rs"]
 mod probes;
-#[path = "manifests/reach.rs"]
 mod reach;
-#[path = "manifests/rule_breaks.rs"]
 mod rule_breaks;
-#[path = "manifests/rules.rs"]
 mod rules;
-#[path = "manifests/services.rs"]
 mod services;
 
 use std::{collections::BTreeSet, io::Write, sync::OnceLock};

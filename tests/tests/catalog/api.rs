@@ -12,7 +12,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::app::{CHAMBER, CatalogApp, NOBODY, Upstreams, WAVE};
+use super::app::{CHAMBER, CatalogApp, NOBODY, Upstreams, WAVE};
 
 #[tokio::test]
 async fn get_book_by_douban_id_and_its_errors() {

@@ -12,7 +12,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::app::{CatalogApp, Upstreams, WAVE, eventually, provider};
+use super::app::{CatalogApp, Upstreams, WAVE, eventually, provider};
 
 const WAVE_PATH: &str = "/v2/book/isbn/9787121139512";
 

@@ -12,7 +12,7 @@ use prost::Message;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::app::{CHAMBER, CatalogApp, NOBODY, Upstreams, WAVE};
+use super::app::{CHAMBER, CatalogApp, NOBODY, Upstreams, WAVE};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/douban");
 

@@ -9,7 +9,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::app::{CHAMBER, CatalogApp, Upstreams, WAVE, eventually};
+use super::app::{CHAMBER, CatalogApp, Upstreams, WAVE, eventually};
 
 /// Three books the fake Douban knows, besides 浪潮之巅.
 const OTHERS: [&str; 3] = ["9787115282828", "9787536692930", "9787544242516"];

@@ -3,7 +3,7 @@
 
 use tonic::Code;
 
-use crate::app::{CHAMBER, CatalogApp, NOBODY, STONE, Upstreams, provider};
+use super::app::{CHAMBER, CatalogApp, NOBODY, STONE, Upstreams, provider};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/douban");
 

@@ -9,7 +9,7 @@ use doumi_proto::catalog::v1::{Book, SearchBooksRequest, SearchBooksResponse};
 use serde_json::{Value, json};
 use tonic::{Code, Status};
 
-use crate::app::{CatalogApp, Upstreams, provider};
+use super::app::{CatalogApp, Upstreams, provider};
 
 /// Recorded by Open Library as 15 works, in this order.
 const MISTBORN: [&str; 15] = [

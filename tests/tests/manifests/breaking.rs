@@ -12,7 +12,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 
-use crate::objects::{Objects, name_of};
+use super::objects::{Objects, name_of};
 
 pub fn deployment_mut<'a>(objects: &'a mut Objects, name: &str) -> &'a mut Deployment {
     objects

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use crate::{
+use super::{
     binaries::{Binary, Listener},
     netpol::{Labels, Pod, selects},
     objects::{Objects, name_of, namespace_labels, namespace_of, pod_labels},

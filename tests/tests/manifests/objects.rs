@@ -22,7 +22,7 @@ use k8s_openapi::{
 };
 use serde::{Deserialize, de::DeserializeOwned};
 
-use crate::crds::{HttpRoute, PodMonitor};
+use super::crds::{HttpRoute, PodMonitor};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

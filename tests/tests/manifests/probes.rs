@@ -13,7 +13,7 @@ use k8s_openapi::{
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use crate::{
+use super::{
     Report,
     binaries::{Binary, Listener, Protocol},
     env::Workload,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{
+use super::{
     binaries::{Binary, Protocol},
     env::Workload,
     netpol::{Labels, Pod, allows, applies_to, governs, selects},

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{api::core::v1::EnvFromSource, apimachinery::pkg::apis::meta::v1::LabelSelector};
 
-use crate::{
+use super::{
     breaking::{Break, container_mut, deployment_mut, label, pod_mut, service_mut},
     objects::name_of,
 };

@@ -13,7 +13,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 
-use crate::{
+use super::{
     binaries::Binary,
     netpol::{Labels, selects},
     objects::{Objects, name_of, namespace_of, pod_labels},
@@ -70,7 +70,7 @@ fn check_recommended_labels(objects: &Objects, problems: &mut Vec<String>) {
 /// /metrics: a monitor that selects nothing or names a port the pods lack scrapes nothing, and
 /// nobody notices until an alert that should have fired did not.
 fn check_pod_monitors(objects: &Objects, problems: &mut Vec<String>) {
-    use crate::crds::PodMonitor;
+    use super::crds::PodMonitor;
     use k8s_openapi::Resource;
     for monitor in &objects.pod_monitors {
         let here = format!("PodMonitor {}", name_of(monitor));

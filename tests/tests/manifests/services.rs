@@ -9,7 +9,7 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
-use crate::{
+use super::{
     binaries::{Binary, Protocol},
     env::Workload,
     netpol::selects,
@@ -181,7 +181,7 @@ pub fn check_http_routes(
     workloads: &[Workload<'_>],
     problems: &mut Vec<String>,
 ) {
-    use crate::crds::{HttpRoute, PathMatchType};
+    use super::crds::{HttpRoute, PathMatchType};
     use k8s_openapi::Resource;
     for route in &objects.http_routes {
         let here = format!("HTTPRoute {}", name_of(route));
