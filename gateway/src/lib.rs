@@ -12,8 +12,9 @@
 //!   single-account variables or the accounts file), and each live: Token,
 //!   keys through a rotation, reply window, courier.
 //! - `window/`: WeChat's 5-second window — one piece of work per message
-//!   whatever the retries, each attempt answered in its budget (`slots`
-//!   remembers the messages), `shared_store` when replicas share Redis.
+//!   whatever the retries, each attempt answered in its budget; inside it
+//!   `slots` (the messages remembered), `shared_store` (its Redis side, when
+//!   replicas share one) and `settings`.
 //! - `bot_link`: the gRPC call to the bot, and the sentences a reader sees
 //!   when the bot cannot answer.
 //! - `delivery`: a reply that missed the window, sent as a customer-service
@@ -29,7 +30,6 @@ mod delivery;
 mod error;
 pub mod metrics;
 mod routes;
-mod shared_store;
 pub mod window;
 
 use std::{
@@ -81,7 +81,7 @@ pub async fn run(
         .map(|target| SharedRedis::connect(target, config.redis.policy, "gateway"))
         .transpose()
         .map_err(GatewayError::Redis)?
-        .map(shared_store::SharedStore::new);
+        .map(window::SharedStore::new);
     let shared_redis = shared.as_ref().map(|store| store.redis().clone());
     let window = window::ReplyWindow::new(
         config.window,

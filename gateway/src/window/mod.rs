@@ -31,21 +31,24 @@
 //! message, and every replica sweeps for promises whose lease ran out (or was
 //! handed off by a replica shutting down) and does their work again; one
 //! claim per delivery keeps it to one message.
+//!
+//! Past 600 lines on purpose: this file is one state machine (an attempt's
+//! answer, the work, its fate, its delivery, the sweep of promises), read
+//! top to bottom; what stands on its own is beside it — `settings.rs`, the
+//! memory of messages (`slots.rs`), the Redis side (`shared_store.rs`).
 
 use std::{
     convert::Infallible,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::Ordering,
     },
     time::{Duration, SystemTime},
 };
 
 use doumi_proto::bot::v1::{InboundMessage, Reply, TextReply, reply};
-use prost::Message;
-use sha1::{Digest, Sha1};
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -54,12 +57,18 @@ use tracing::Instrument;
 use crate::{
     bot_link::{self, BotLink},
     delivery::Courier,
-    shared_store::{Pending, SharedStore},
 };
 
+mod settings;
+mod shared_store;
 mod slots;
 
-use slots::Slots;
+pub use settings::{DEFAULT_CAPACITY, Interim, ReplyPolicy, WindowSettings};
+pub use shared_store::SharedStore;
+pub use slots::{message_key, message_tag};
+
+use shared_store::Pending;
+use slots::{Fate, Slot, Slots};
 
 /// WeChat gives up on an attempt after this long.
 pub const WECHAT_WINDOW: Duration = Duration::from_secs(5);
@@ -88,58 +97,6 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub const INTERIM_TEXT: &str = "正在查询，请稍后再发一次…";
 /// The same, when the reply will be delivered as soon as it is ready.
 pub const INTERIM_DELIVERY_TEXT: &str = "正在查询，查到后马上发给你。";
-
-/// When attempts are answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReplyPolicy {
-    /// Early attempts wait for the real reply; the last is answered in its budget.
-    Hold,
-    /// Every attempt is answered within its budget.
-    Immediate,
-}
-
-/// What the window remembers by default: WeChat's 15 s of retries at about
-/// 1,300 messages a second per replica, in some 15 MiB (a message with its
-/// finished reply takes about 700 bytes).
-pub const DEFAULT_CAPACITY: usize = 20_000;
-
-/// What an attempt answers when the real reply is not ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Interim {
-    /// A short "still looking" text.
-    Text,
-    /// `success`: WeChat shows nothing.
-    Success,
-}
-
-/// The window's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSettings {
-    pub policy: ReplyPolicy,
-    /// How long an attempt that must be answered may take.
-    pub budget: Duration,
-    pub interim: Interim,
-    /// How many messages the window remembers at most (the oldest are
-    /// forgotten first).
-    pub capacity: usize,
-}
-
-impl WindowSettings {
-    /// What the gateway runs with unless configured otherwise (the CLI's
-    /// defaults are these).
-    pub const DEFAULT: Self = Self {
-        policy: ReplyPolicy::Hold,
-        budget: Duration::from_millis(4500),
-        interim: Interim::Text,
-        capacity: DEFAULT_CAPACITY,
-    };
-}
-
-impl Default for WindowSettings {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
 
 /// The whole time WeChat gives a message: three attempts of 5 s. Without
 /// delivery the bot's work is cut off then, after the last attempt has been
@@ -177,81 +134,6 @@ impl Outcome {
             Self::Shed => "shed",
             Self::Delivered => "delivered",
         }
-    }
-}
-
-/// How a message's reply reaches the reader, decided once: by an attempt
-/// giving it (answered passively), or by an attempt giving up on it or the
-/// end of WeChat's attempts (promised, then delivered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// An attempt gives the reply passively.
-    Answered,
-    /// The reply is to be delivered.
-    Late,
-}
-
-impl Fate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Answered => "answered",
-            Self::Late => "late",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "answered" => Some(Self::Answered),
-            "late" => Some(Self::Late),
-            _ => None,
-        }
-    }
-}
-
-/// One message's work and result, shared by all its attempts in this process.
-struct Slot {
-    attempts: AtomicU32,
-    started: AtomicBool,
-    /// The work runs on another replica: poll the shared store for its reply.
-    remote: AtomicBool,
-    reply: watch::Sender<Option<Reply>>,
-    /// The [`Fate`] as this process knows it; `None` while undecided.
-    fate: watch::Sender<Option<Fate>>,
-    /// When this process first saw the message: WeChat's attempts end
-    /// [`WECHAT_PATIENCE`] after that.
-    first_seen: Instant,
-}
-
-impl Slot {
-    fn new() -> Self {
-        Self {
-            attempts: AtomicU32::new(0),
-            started: AtomicBool::new(false),
-            remote: AtomicBool::new(false),
-            reply: watch::Sender::new(None),
-            fate: watch::Sender::new(None),
-            first_seen: Instant::now(),
-        }
-    }
-
-    /// Decides the fate here, unless it was decided already; the winner.
-    fn settle(&self, fate: Fate) -> Fate {
-        let mut winner = fate;
-        self.fate.send_if_modified(|decided| match decided {
-            Some(earlier) => {
-                winner = *earlier;
-                false
-            }
-            None => {
-                *decided = Some(fate);
-                true
-            }
-        });
-        winner
-    }
-
-    fn finished(&self) -> Option<Reply> {
-        self.reply.borrow().clone()
     }
 }
 
@@ -782,31 +664,4 @@ impl ReplyWindow {
             Interim::Success => self.interim_none(),
         }
     }
-}
-
-/// How a message appears in every service's logs: its MsgId, which WeChat
-/// keeps across retries and which says nothing about the reader; for events
-/// (no MsgId) a digest of their key.
-pub fn message_tag(message: &InboundMessage) -> String {
-    if message.msg_id != 0 {
-        return message.msg_id.to_string();
-    }
-    let digest = Sha1::digest(message_key(message));
-    format!("event-{}", hex::encode(&digest[..6]))
-}
-
-/// One message across its retries: MsgId with the sender for messages;
-/// for events (no MsgId) the sender, CreateTime and the whole event, which
-/// covers WeChat's advice of FromUserName + CreateTime + Event + EventKey.
-pub fn message_key(message: &InboundMessage) -> String {
-    if message.msg_id != 0 {
-        return format!("{}:{}", message.from_user, message.msg_id);
-    }
-    let digest = Sha1::digest(message.encode_to_vec());
-    format!(
-        "{}:{}:{}",
-        message.from_user,
-        message.create_time,
-        hex::encode(digest)
-    )
 }

@@ -20,7 +20,7 @@ use doumi_runtime::redis::SharedRedis;
 
 use doumi_proto::bot::v1::{InboundMessage, Reply};
 
-use crate::window::Fate;
+use super::slots::Fate;
 use prost::Message;
 use redis::AsyncCommands;
 

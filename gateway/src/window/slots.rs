@@ -1,5 +1,5 @@
-//! The window's memory of messages: message key → its [`Slot`], bounded in
-//! time and in size.
+//! The window's memory of messages: each message's key, and key → its
+//! [`Slot`] (its work, its reply, its [`Fate`]), bounded in time and in size.
 //!
 //! Entries live in arrival order, so the oldest is always at the front:
 //! expiring and evicting are pops from the front, and every message costs
@@ -9,13 +9,93 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU32},
+    },
     time::Duration,
 };
 
-use tokio::time::Instant;
+use doumi_proto::bot::v1::{InboundMessage, Reply};
+use prost::Message;
+use sha1::{Digest, Sha1};
+use tokio::{sync::watch, time::Instant};
 
-use super::Slot;
+
+/// How a message's reply reaches the reader, decided once: by an attempt
+/// giving it (answered passively), or by an attempt giving up on it or the
+/// end of WeChat's attempts (promised, then delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// An attempt gives the reply passively.
+    Answered,
+    /// The reply is to be delivered.
+    Late,
+}
+
+impl Fate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Late => "late",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "answered" => Some(Self::Answered),
+            "late" => Some(Self::Late),
+            _ => None,
+        }
+    }
+}
+
+/// One message's work and result, shared by all its attempts in this process.
+pub(super) struct Slot {
+    pub(super) attempts: AtomicU32,
+    pub(super) started: AtomicBool,
+    /// The work runs on another replica: poll the shared store for its reply.
+    pub(super) remote: AtomicBool,
+    pub(super) reply: watch::Sender<Option<Reply>>,
+    /// The [`Fate`] as this process knows it; `None` while undecided.
+    pub(super) fate: watch::Sender<Option<Fate>>,
+    /// When this process first saw the message: WeChat's attempts end
+    /// [`super::WECHAT_PATIENCE`] after that.
+    pub(super) first_seen: Instant,
+}
+
+impl Slot {
+    pub(super) fn new() -> Self {
+        Self {
+            attempts: AtomicU32::new(0),
+            started: AtomicBool::new(false),
+            remote: AtomicBool::new(false),
+            reply: watch::Sender::new(None),
+            fate: watch::Sender::new(None),
+            first_seen: Instant::now(),
+        }
+    }
+
+    /// Decides the fate here, unless it was decided already; the winner.
+    pub(super) fn settle(&self, fate: Fate) -> Fate {
+        let mut winner = fate;
+        self.fate.send_if_modified(|decided| match decided {
+            Some(earlier) => {
+                winner = *earlier;
+                false
+            }
+            None => {
+                *decided = Some(fate);
+                true
+            }
+        });
+        winner
+    }
+
+    pub(super) fn finished(&self) -> Option<Reply> {
+        self.reply.borrow().clone()
+    }
+}
 
 /// Every message WeChat may still retry, up to a bound.
 pub(super) struct Slots {
@@ -83,6 +163,33 @@ impl Inner {
             self.by_key.remove(&key);
         }
     }
+}
+
+/// How a message appears in every service's logs: its MsgId, which WeChat
+/// keeps across retries and which says nothing about the reader; for events
+/// (no MsgId) a digest of their key.
+pub fn message_tag(message: &InboundMessage) -> String {
+    if message.msg_id != 0 {
+        return message.msg_id.to_string();
+    }
+    let digest = Sha1::digest(message_key(message));
+    format!("event-{}", hex::encode(&digest[..6]))
+}
+
+/// One message across its retries: MsgId with the sender for messages;
+/// for events (no MsgId) the sender, CreateTime and the whole event, which
+/// covers WeChat's advice of FromUserName + CreateTime + Event + EventKey.
+pub fn message_key(message: &InboundMessage) -> String {
+    if message.msg_id != 0 {
+        return format!("{}:{}", message.from_user, message.msg_id);
+    }
+    let digest = Sha1::digest(message.encode_to_vec());
+    format!(
+        "{}:{}:{}",
+        message.from_user,
+        message.create_time,
+        hex::encode(digest)
+    )
 }
 
 #[cfg(test)]
