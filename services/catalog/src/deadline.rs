@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::providers::ProviderError;
+/// The caller's deadline has passed: nothing more is worth starting for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the caller's deadline passed")]
+pub struct DeadlinePassed;
 
 /// When the caller stops waiting; `None` when it set no deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,10 +44,10 @@ impl Deadline {
         self.remaining().map_or(budget, |left| left.min(budget))
     }
 
-    /// `Err(DeadlineExceeded)` once the deadline has passed.
-    pub fn check(&self) -> Result<(), ProviderError> {
+    /// `Err(DeadlinePassed)` once the deadline has passed.
+    pub fn check(&self) -> Result<(), DeadlinePassed> {
         if self.has_passed() {
-            Err(ProviderError::DeadlineExceeded)
+            Err(DeadlinePassed)
         } else {
             Ok(())
         }
@@ -64,10 +67,7 @@ mod tests {
             Duration::from_millis(100)
         );
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(matches!(
-            deadline.check(),
-            Err(ProviderError::DeadlineExceeded)
-        ));
+        assert_eq!(deadline.check(), Err(DeadlinePassed));
         assert_eq!(deadline.cap(Duration::from_secs(3)), Duration::ZERO);
         assert!(!Deadline::NONE.has_passed());
         assert_eq!(

@@ -26,7 +26,7 @@ mod key;
 pub mod metrics;
 mod providers;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use doumi_proto::catalog::v1::book_catalog_server::BookCatalogServer;
 use tokio::net::TcpListener;
@@ -94,7 +94,7 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let chain = providers::chain(&config.source, config.upstream)?;
+    let chain = provider_chain(&config.source, config.upstream)?;
     tracing::info!(source = %config.source, "book providers");
     let redis = match &config.redis.target {
         Some(url) => {
@@ -131,4 +131,50 @@ pub async fn serve(
     )
     .await?;
     Ok(())
+}
+
+/// The configured providers in their order, each behind the upstream policy.
+fn provider_chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderChain, StartError> {
+    let mut upstreams = Vec::with_capacity(source.providers.len());
+    let user_agent = source.user_agent();
+    for settings in &source.providers {
+        let name = settings.kind().name();
+        let http =
+            |timeout| providers::HttpClient::new(name, &user_agent, timeout).map_err(StartError::HttpClient);
+        let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
+            ProviderSettings::Douban(douban) => {
+                let policy = UpstreamPolicy {
+                    timeout: douban.timeout.unwrap_or(policy.timeout),
+                    ..policy
+                };
+                let client = providers::DoubanClient::new(douban.clone(), http(policy.timeout)?);
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::OpenLibrary { base_url } => {
+                let client =
+                    providers::OpenLibraryClient::new(base_url.clone(), http(policy.timeout)?);
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::GoogleBooks { base_url, apikey } => {
+                let client = providers::GoogleBooksClient::new(
+                    base_url.clone(),
+                    apikey.clone(),
+                    http(policy.timeout)?,
+                );
+                (Arc::new(client), policy)
+            }
+            ProviderSettings::Sample => {
+                let sample = providers::SampleCatalog::load().map_err(StartError::Sample)?;
+                tracing::info!(books = sample.len(), "serving the bundled sample catalog");
+                (Arc::new(sample), policy)
+            }
+        };
+        let cap = source
+            .caps
+            .iter()
+            .find(|(kind, _)| *kind == settings.kind())
+            .map(|(_, cap)| *cap);
+        upstreams.push(Upstream::new(provider, policy, cap));
+    }
+    Ok(ProviderChain::new(upstreams))
 }

@@ -11,17 +11,19 @@ mod openlibrary;
 mod sample;
 mod upstream;
 
-use std::{fmt, sync::Arc};
+use std::fmt;
 
 use doumi_proto::catalog::v1::Book;
 
 pub use chain::ProviderChain;
-pub use douban::DoubanSettings;
+pub use douban::{DoubanClient, DoubanSettings};
+pub use googlebooks::GoogleBooksClient;
+pub use http::HttpClient;
+pub use openlibrary::OpenLibraryClient;
+pub use sample::SampleCatalog;
 pub use upstream::{Upstream, UpstreamPolicy};
 
-use crate::{
-    ProviderSettings, Source, StartError, isbn::Isbn13, key::DoubanId, providers::http::HttpClient,
-};
+use crate::{isbn::Isbn13, key::DoubanId};
 
 /// The providers doumi knows, by the names operators write in
 /// `DOUMI_PROVIDERS` and that logs, metrics and a book's provenance carry.
@@ -67,52 +69,6 @@ impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// The configured providers in their order, each behind the upstream policy.
-pub(crate) fn chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderChain, StartError> {
-    let mut upstreams = Vec::with_capacity(source.providers.len());
-    let user_agent = source.user_agent();
-    for settings in &source.providers {
-        let name = settings.kind().name();
-        let http =
-            |timeout| HttpClient::new(name, &user_agent, timeout).map_err(StartError::HttpClient);
-        let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
-            ProviderSettings::Douban(douban) => {
-                let policy = UpstreamPolicy {
-                    timeout: douban.timeout.unwrap_or(policy.timeout),
-                    ..policy
-                };
-                let client = douban::DoubanClient::new(douban.clone(), http(policy.timeout)?);
-                (Arc::new(client), policy)
-            }
-            ProviderSettings::OpenLibrary { base_url } => {
-                let client =
-                    openlibrary::OpenLibraryClient::new(base_url.clone(), http(policy.timeout)?);
-                (Arc::new(client), policy)
-            }
-            ProviderSettings::GoogleBooks { base_url, apikey } => {
-                let client = googlebooks::GoogleBooksClient::new(
-                    base_url.clone(),
-                    apikey.clone(),
-                    http(policy.timeout)?,
-                );
-                (Arc::new(client), policy)
-            }
-            ProviderSettings::Sample => {
-                let sample = sample::SampleCatalog::load().map_err(StartError::Sample)?;
-                tracing::info!(books = sample.len(), "serving the bundled sample catalog");
-                (Arc::new(sample), policy)
-            }
-        };
-        let cap = source
-            .caps
-            .iter()
-            .find(|(kind, _)| *kind == settings.kind())
-            .map(|(_, cap)| *cap);
-        upstreams.push(Upstream::new(provider, policy, cap));
-    }
-    Ok(ProviderChain::new(upstreams))
 }
 
 /// One page of keyword-search results.
@@ -209,6 +165,12 @@ pub enum ProviderError {
     DeadlineExceeded,
     #[error("no configured provider can answer this")]
     Unsupported,
+}
+
+impl From<crate::deadline::DeadlinePassed> for ProviderError {
+    fn from(_: crate::deadline::DeadlinePassed) -> Self {
+        Self::DeadlineExceeded
+    }
 }
 
 impl ProviderError {
