@@ -11,6 +11,11 @@ mod state;
 mod up;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// `doumi up` runs the three services in this process: they allocate
+/// through jemalloc as their own binaries do.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use doumi_runtime::telemetry;
 
 /// doumi (豆米查书): a WeChat Official Account bot for books.

@@ -6,12 +6,6 @@
 pub mod breaker;
 pub mod grpc;
 
-/// Every doumi binary allocates through jemalloc: a message's trip through
-/// the three services is dozens of small, short-lived allocations, which
-/// jemalloc's per-thread caches serve faster than glibc, at a small, steady
-/// footprint.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub mod metrics;
 pub mod ports;
 pub mod rate;
