@@ -71,7 +71,12 @@ impl ServiceProcess {
         let exe = std::env::current_exe().unwrap_or_else(|e| panic!("own path: {e}"));
         let mut command = Command::new(exe);
         command
-            .args(["traces::service_process", "--exact", "--ignored", "--nocapture"])
+            .args([
+                "traces::service_process",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env_clear()
             .env(SERVICE_VAR, service)
             // Every doumi crate at debug: the lines a message writes on

@@ -708,7 +708,8 @@ mod tests {
 
     #[test]
     fn control_characters_are_dropped_not_fatal() {
-        let message = parse(text_message("浪潮\u{1d}之\u{fffe}巅\u{2}\u{ffff}").as_bytes()).unwrap();
+        let message =
+            parse(text_message("浪潮\u{1d}之\u{fffe}巅\u{2}\u{ffff}").as_bytes()).unwrap();
         assert_eq!(
             message.kind,
             Some(Kind::Text(Text {

@@ -39,10 +39,7 @@
 
 use std::{
     convert::Infallible,
-    sync::{
-        Arc,
-        atomic::Ordering,
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, SystemTime},
 };
 

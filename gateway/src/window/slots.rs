@@ -21,7 +21,6 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 use tokio::{sync::watch, time::Instant};
 
-
 /// How a message's reply reaches the reader, decided once: by an attempt
 /// giving it (answered passively), or by an attempt giving up on it or the
 /// end of WeChat's attempts (promised, then delivered).

@@ -60,7 +60,6 @@ const FIRST_RESOLUTION_WAIT: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-
 /// Headers whose value is new on (nearly) every call. HPACK would add each
 /// value to both ends' dynamic tables, where it only pushes out the values
 /// that do repeat and lengthens every later lookup by that name (measured:

@@ -139,8 +139,9 @@ fn provider_chain(source: &Source, policy: UpstreamPolicy) -> Result<ProviderCha
     let user_agent = source.user_agent();
     for settings in &source.providers {
         let name = settings.kind().name();
-        let http =
-            |timeout| providers::HttpClient::new(name, &user_agent, timeout).map_err(StartError::HttpClient);
+        let http = |timeout| {
+            providers::HttpClient::new(name, &user_agent, timeout).map_err(StartError::HttpClient)
+        };
         let (provider, policy): (Arc<dyn BookProvider>, UpstreamPolicy) = match settings {
             ProviderSettings::Douban(douban) => {
                 let policy = UpstreamPolicy {
