@@ -67,7 +67,7 @@ impl Link {
                 if sender.is_closed() {
                     self.forget_closed().await;
                 }
-                Err(unavailable(self.addr, &error))
+                Err(unavailable(self.addr, error))
             }
         }
     }
@@ -99,14 +99,16 @@ impl Link {
         let connect = tokio::net::TcpStream::connect(self.addr);
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(unavailable(self.addr, &error)),
+            Ok(Err(error)) => return Err(unavailable(self.addr, error)),
             Err(_elapsed) => {
-                return Err(unavailable(self.addr, &"connecting timed out"));
+                let timed_out =
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out");
+                return Err(unavailable(self.addr, timed_out));
             }
         };
         stream
             .set_nodelay(true)
-            .map_err(|error| unavailable(self.addr, &error))?;
+            .map_err(|error| unavailable(self.addr, error))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(STREAM_WINDOW)
@@ -115,7 +117,7 @@ impl Link {
             .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|error| unavailable(self.addr, &error))?;
+            .map_err(|error| unavailable(self.addr, error))?;
         let addr = self.addr;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -127,7 +129,13 @@ impl Link {
 }
 
 /// What a call that never reached `addr` fails with: UNAVAILABLE, the code
-/// gRPC gives a transport failure.
-fn unavailable(addr: SocketAddr, error: &dyn std::fmt::Display) -> BoxError {
-    Box::new(tonic::Status::unavailable(format!("{addr}: {error}")))
+/// gRPC gives a transport failure, with the transport error as its source
+/// (which is how a caller tells "never reached" from a server's UNAVAILABLE).
+fn unavailable(
+    addr: SocketAddr,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> BoxError {
+    let mut status = tonic::Status::unavailable(format!("{addr}: {error}"));
+    status.set_source(std::sync::Arc::new(error));
+    Box::new(status)
 }
