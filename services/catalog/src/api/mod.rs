@@ -3,6 +3,7 @@
 
 mod errors;
 pub(crate) mod health;
+mod page_token;
 mod read_mask;
 mod service;
 

@@ -2,30 +2,30 @@
 //! caller's deadline, and the one place catalog errors become gRPC status
 //! codes.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use doumi_proto::catalog::v1::{
     BatchGetBooksByIsbnRequest, BatchGetBooksByIsbnResponse, BookError, BookResult,
     GetBookByIsbnRequest, GetBookByIsbnResponse, GetBookRequest, GetBookResponse,
     SearchBooksRequest, SearchBooksResponse, book_catalog_server::BookCatalog, book_result,
 };
-use sha1::{Digest, Sha1};
 use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
 use crate::{
-    api::errors::CatalogError, api::read_mask::ReadMask, cache::Books, deadline::Deadline,
-    isbn::Isbn13, key::DoubanId, providers::ProviderError, providers::SearchQuery,
+    api::errors::CatalogError,
+    api::page_token::{MAX_OFFSET, MAX_PAGE_SIZE, PageToken},
+    api::read_mask::ReadMask,
+    cache::Books,
+    deadline::Deadline,
+    isbn::Isbn13,
+    key::DoubanId,
+    providers::ProviderError,
 };
 
 /// Page size when the caller asks for 0.
 const DEFAULT_PAGE_SIZE: u32 = 10;
-/// Largest page we return, whatever the caller asks for.
-const MAX_PAGE_SIZE: u32 = 50;
 /// Keywords longer than this are not a search, they are an attack or a paste.
 const MAX_QUERY_CHARS: usize = 100;
-/// Deepest offset we page to (Douban itself stops being useful well before).
-const MAX_OFFSET: u32 = 1000;
 /// Most ISBNs one batch may ask for.
 pub const MAX_BATCH: usize = 50;
 
@@ -239,159 +239,4 @@ impl CatalogService {
 
 fn read_mask(mask: Option<&prost_types::FieldMask>) -> Result<ReadMask, CatalogError> {
     ReadMask::parse(mask).map_err(|e| CatalogError::invalid("read_mask", e.to_string()))
-}
-
-// === impl PageToken ===
-
-/// Where the next search page starts, handed to the caller as an opaque
-/// string: base64url of a version byte, the offset, the page size and a
-/// truncated HMAC-SHA1 over those and the query.
-///
-/// The MAC key is a constant, not a secret: a token must stay valid on every
-/// catalog replica and across restarts without any shared configuration, and
-/// what the MAC protects against is a client building or editing tokens
-/// (which would freeze the format) or replaying one on another query, not a
-/// determined forger. Binding the query into the MAC is what rejects a token
-/// from another search; the offset cap ([`MAX_OFFSET`]), checked after the
-/// MAC, is what keeps even a forged token from paging deep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PageToken {
-    offset: u32,
-    page_size: u32,
-}
-
-const PAGE_TOKEN_VERSION: u8 = 1;
-const PAGE_TOKEN_KEY: &[u8] = b"doumi.catalog.v1.SearchBooks.page_token";
-/// 80 bits of MAC: plenty for a token that only has to resist guessing.
-const PAGE_TOKEN_MAC_LEN: usize = 10;
-/// version + offset (u32) + page size (u8) + MAC.
-const PAGE_TOKEN_LEN: usize = 1 + 4 + 1 + PAGE_TOKEN_MAC_LEN;
-
-impl PageToken {
-    fn encode(self, query: &str) -> String {
-        let mut bytes = Vec::with_capacity(PAGE_TOKEN_LEN);
-        bytes.push(PAGE_TOKEN_VERSION);
-        bytes.extend_from_slice(&self.offset.to_be_bytes());
-        bytes.push(u8::try_from(self.page_size).unwrap_or(u8::MAX));
-        let mac = page_token_mac(&bytes, query);
-        bytes.extend_from_slice(&mac);
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// `None` for the first page; an error for anything this service did
-    /// not issue for `query`.
-    fn parse(token: &str, query: &str) -> Result<Option<Self>, CatalogError> {
-        if token.is_empty() {
-            return Ok(None);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| CatalogError::InvalidPageToken)?;
-        let [version, o0, o1, o2, o3, size, ref mac @ ..] = bytes[..] else {
-            return Err(CatalogError::InvalidPageToken);
-        };
-        if version != PAGE_TOKEN_VERSION
-            || mac.len() != PAGE_TOKEN_MAC_LEN
-            || page_token_mac(&bytes[..PAGE_TOKEN_LEN - PAGE_TOKEN_MAC_LEN], query) != mac
-        {
-            return Err(CatalogError::InvalidPageToken);
-        }
-        let offset = u32::from_be_bytes([o0, o1, o2, o3]);
-        let page_size = u32::from(size);
-        if offset > MAX_OFFSET || page_size == 0 || page_size > MAX_PAGE_SIZE {
-            return Err(CatalogError::InvalidPageToken);
-        }
-        Ok(Some(Self { offset, page_size }))
-    }
-}
-
-/// The token's fields and the query, MAC'd and truncated. The query is
-/// normalised as the search cache keys it, so a token stays valid for any
-/// spelling of the same search ("Mistborn" and " mistborn ").
-fn page_token_mac(fields: &[u8], query: &str) -> [u8; PAGE_TOKEN_MAC_LEN] {
-    let key = SearchQuery::new(query, 0, 0);
-    let full = hmac_sha1(PAGE_TOKEN_KEY, &[fields, key.query().as_bytes()]);
-    let mut mac = [0; PAGE_TOKEN_MAC_LEN];
-    mac.copy_from_slice(&full[..PAGE_TOKEN_MAC_LEN]);
-    mac
-}
-
-/// HMAC-SHA1 (RFC 2104) over the concatenation of `parts`, for a key no
-/// longer than SHA-1's 64-byte block (longer keys are not needed here).
-fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
-    const BLOCK: usize = 64;
-    let mut inner_pad = [0x36_u8; BLOCK];
-    let mut outer_pad = [0x5c_u8; BLOCK];
-    for (i, k) in key.iter().enumerate().take(BLOCK) {
-        inner_pad[i] ^= k;
-        outer_pad[i] ^= k;
-    }
-    let mut inner = Sha1::new().chain_update(inner_pad);
-    for part in parts {
-        inner.update(part);
-    }
-    let outer = Sha1::new()
-        .chain_update(outer_pad)
-        .chain_update(inner.finalize())
-        .finalize();
-    let mut out = [0; 20];
-    out.copy_from_slice(&outer);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(offset: u32, page_size: u32) -> PageToken {
-        PageToken { offset, page_size }
-    }
-
-    #[test]
-    fn a_page_token_round_trips_for_its_own_query() {
-        let issued = token(20, 10).encode("浪潮之巅");
-        assert_eq!(
-            PageToken::parse(&issued, "浪潮之巅").ok().flatten(),
-            Some(token(20, 10))
-        );
-        assert_eq!(PageToken::parse("", "浪潮之巅").ok().flatten(), None);
-        let issued = token(5, 5).encode("mistborn");
-        assert_eq!(
-            PageToken::parse(&issued, "  MISTBORN ").ok().flatten(),
-            Some(token(5, 5)),
-            "the same search, spelled differently"
-        );
-    }
-
-    #[test]
-    fn forged_truncated_or_borrowed_tokens_are_refused() {
-        let issued = token(20, 10).encode("吴军");
-        let mut flipped = URL_SAFE_NO_PAD.decode(&issued).unwrap_or_default();
-        flipped[4] ^= 0x01; // offset 20 -> 21
-        let cases = [
-            PageToken::parse(&issued, "浪潮之巅"), // another query
-            PageToken::parse(&issued[..issued.len() - 2], "吴军"), // truncated
-            PageToken::parse(&URL_SAFE_NO_PAD.encode(flipped), "吴军"),
-            PageToken::parse("20", "吴军"), // the old plain-offset tokens
-            PageToken::parse("not base64 !", "吴军"),
-            PageToken::parse(&token(MAX_OFFSET + 1, 10).encode("吴军"), "吴军"),
-            PageToken::parse(&token(0, MAX_PAGE_SIZE + 1).encode("吴军"), "吴军"),
-        ];
-        for (i, case) in cases.into_iter().enumerate() {
-            assert!(
-                matches!(case, Err(CatalogError::InvalidPageToken)),
-                "case {i}: {case:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_mac_is_hmac_sha1() {
-        // RFC 2202, test case 2.
-        let got: String = hmac_sha1(b"Jefe", &[b"what do ya ", b"want for nothing?"])
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(got, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
-    }
 }
