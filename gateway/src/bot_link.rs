@@ -7,9 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doumi_proto::bot::v1::{
-    InboundMessage, Reply, ReplyRequest, TextReply, bot_client::BotClient, reply,
-};
+use doumi_proto::bot::v1::{InboundMessage, Reply, ReplyRequest, bot_client::BotClient};
 use doumi_runtime::{grpc::Channel, throttle::LogThrottle};
 
 /// What the reader sees when the bot is down or too slow.
@@ -69,9 +67,5 @@ impl BotLink {
 
 /// The reader-facing sentence for a bot that cannot answer now.
 pub fn busy() -> Reply {
-    Reply {
-        kind: Some(reply::Kind::Text(TextReply {
-            content: BOT_UNAVAILABLE.to_owned(),
-        })),
-    }
+    Reply::text(BOT_UNAVAILABLE)
 }

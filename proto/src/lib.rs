@@ -23,5 +23,33 @@ pub mod bot {
         /// Encoded descriptors of `doumi.bot.v1`, for gRPC reflection.
         pub const FILE_DESCRIPTOR_SET: &[u8] =
             include_bytes!(concat!(env!("OUT_DIR"), "/bot_descriptor.bin"));
+
+        /// The replies the bot and the gateway make, built in one place.
+        impl Reply {
+            /// A text message.
+            pub fn text(content: impl Into<String>) -> Self {
+                Self {
+                    kind: Some(reply::Kind::Text(TextReply {
+                        content: content.into(),
+                    })),
+                }
+            }
+
+            /// Nothing to say: WeChat gets `success` and shows nothing.
+            pub fn none() -> Self {
+                Self {
+                    kind: Some(reply::Kind::None(NoReply {})),
+                }
+            }
+
+            /// A news reply with one article (all a passive reply may carry).
+            pub fn news(article: Article) -> Self {
+                Self {
+                    kind: Some(reply::Kind::News(NewsReply {
+                        articles: vec![article],
+                    })),
+                }
+            }
+        }
     }
 }

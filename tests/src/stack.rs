@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use doumi_bot::{BotConfig, config::BookReply};
+use doumi_bot::{BookReply, BotConfig};
 use doumi_catalog::{CatalogConfig, Source};
 use doumi_gateway::{
     AccountSettings, Accounts, DeliverySettings, GatewayConfig, WechatToken, window::WindowSettings,

@@ -3,7 +3,7 @@
 //! drawn by `doumi_tests::barcode_photo` (turned, blurred, noisy, JPEG) and
 //! served from a loopback host standing in for WeChat's image CDN.
 
-use doumi_bot::barcode::{BarcodeError, BarcodeReader, MAX_IMAGE_BYTES};
+use doumi_bot::{BarcodeError, BarcodeReader, MAX_IMAGE_BYTES};
 use doumi_tests::{
     StackOptions, TestStack,
     barcode_photo::{self, Delivery, ISBN, PhotoHost, Scene},

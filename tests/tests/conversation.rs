@@ -4,7 +4,7 @@
 //! continue the same conversation. A single book comes as a card with its
 //! cover, or as text when so configured or when there is no cover.
 
-use doumi_bot::config::BookReply;
+use doumi_bot::BookReply;
 use doumi_tests::{FakeDouban, RedisServer, StackOptions, TestStack, wechat::WechatClient};
 use doumi_wechat::peer::{ParsedArticle, ParsedReply, parse_reply};
 

@@ -43,7 +43,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use doumi_proto::bot::v1::{InboundMessage, Reply, TextReply, reply};
+use doumi_proto::bot::v1::{InboundMessage, Reply};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -646,19 +646,13 @@ impl ReplyWindow {
 
     /// Nothing for WeChat to show (`success`).
     fn interim_none(&self) -> Reply {
-        Reply {
-            kind: Some(reply::Kind::None(Default::default())),
-        }
+        Reply::none()
     }
 
     fn interim(&self, text: &str) -> Reply {
         match self.settings.interim {
-            Interim::Text => Reply {
-                kind: Some(reply::Kind::Text(TextReply {
-                    content: text.to_owned(),
-                })),
-            },
-            Interim::Success => self.interim_none(),
+            Interim::Text => Reply::text(text),
+            Interim::Success => Reply::none(),
         }
     }
 }

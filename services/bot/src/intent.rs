@@ -14,10 +14,12 @@ pub enum Intent {
     Welcome,
     /// Asked how to use the account.
     Help,
-    /// Sent something shaped like an ISBN (typed or scanned): the canonical
-    /// ISBN-13 when it is valid, else the reader's own words, which the
-    /// catalog rejects by the same rules so the reader hears they are wrong.
-    LookupIsbn(String),
+    /// Sent a valid ISBN (typed or scanned, any spelling): the book it names.
+    LookupIsbn(Isbn13),
+    /// Sent something meant as an ISBN that is not one (wrong length or
+    /// check digit), as the reader wrote it: answered here, quoted back —
+    /// the catalog would refuse it by the same rules.
+    InvalidIsbn(String),
     /// Sent keywords: a title or an author.
     Search(String),
     /// Sent a kind of message doumi cannot read (a photo, a sticker...).
@@ -32,7 +34,7 @@ impl Intent {
         match self {
             Self::Welcome => "welcome",
             Self::Help => "help",
-            Self::LookupIsbn(_) => "isbn",
+            Self::LookupIsbn(_) | Self::InvalidIsbn(_) => "isbn",
             Self::Search(_) => "search",
             Self::Unsupported => "unsupported",
             Self::Ignore => "ignore",
@@ -101,13 +103,12 @@ fn classify_scan(result: &str) -> Intent {
     }
 }
 
-/// Asks for a valid ISBN in its canonical form, so every spelling of a book
-/// is one catalog and cache key; an invalid one is passed on as written, to
-/// be refused by the catalog and quoted back to the reader as they sent it.
+/// A valid ISBN in its canonical form, so every spelling of a book is one
+/// catalog and cache key; an invalid one as written, to be quoted back.
 fn lookup(reading: Result<Isbn13, IsbnError>, written: &str) -> Intent {
     match reading {
-        Ok(isbn) => Intent::LookupIsbn(isbn.as_str().to_owned()),
-        Err(_) => Intent::LookupIsbn(written.to_owned()),
+        Ok(isbn) => Intent::LookupIsbn(isbn),
+        Err(_) => Intent::InvalidIsbn(written.to_owned()),
     }
 }
 
@@ -116,13 +117,6 @@ fn is_help(text: &str) -> bool {
         text.to_lowercase().as_str(),
         "help" | "帮助" | "?" | "？" | "h" | "菜单" | "怎么用" | "使用说明"
     )
-}
-
-/// True when `text` is meant as an ISBN, valid or not (see
-/// [`doumi_isbn::read`]): a wrong check digit gets a "not a valid ISBN"
-/// answer rather than a keyword search.
-pub fn looks_like_isbn(text: &str) -> bool {
-    doumi_isbn::read(text).is_some()
 }
 
 #[cfg(test)]
@@ -135,6 +129,10 @@ mod tests {
 
     /// What the catalog's `GetBookByIsbn` makes of the ISBN the bot sends:
     /// the catalog's own parser, not a copy of it.
+    fn valid(isbn13: &str) -> Isbn13 {
+        Isbn13::parse(isbn13).unwrap()
+    }
+
     fn catalog_reads(sent: &str) -> Result<String, doumi_catalog::isbn::IsbnError> {
         doumi_catalog::isbn::Isbn13::parse(sent).map(|isbn| isbn.to_string())
     }
@@ -184,14 +182,14 @@ mod tests {
         ] {
             assert_eq!(
                 classify(&text(isbn)),
-                Intent::LookupIsbn(isbn13.to_owned()),
+                Intent::LookupIsbn(valid(isbn13)),
                 "{isbn:?}"
             );
         }
     }
 
     #[test]
-    fn a_wrong_isbn_is_still_looked_up_so_the_reader_hears_it_is_wrong() {
+    fn a_wrong_isbn_is_answered_as_written_without_a_lookup() {
         for isbn in [
             "9787121139513",
             "978－7－121－13951－3",
@@ -200,7 +198,7 @@ mod tests {
         ] {
             assert_eq!(
                 classify(&text(&format!(" {isbn}\u{3000}"))),
-                Intent::LookupIsbn(isbn.to_owned()),
+                Intent::InvalidIsbn(isbn.to_owned()),
                 "{isbn:?}"
             );
             assert!(catalog_reads(isbn).is_err(), "{isbn:?}");
@@ -255,16 +253,16 @@ mod tests {
     fn barcode_scans_and_spoken_titles() {
         assert_eq!(
             classify(&scan("EAN_13,9787540438845")),
-            Intent::LookupIsbn("9787540438845".to_owned())
+            Intent::LookupIsbn(valid("9787540438845"))
         );
         assert_eq!(
             classify(&scan("EAN_13,9787540438846")),
-            Intent::LookupIsbn("9787540438846".to_owned())
+            Intent::InvalidIsbn("9787540438846".to_owned())
         );
         // Another product's EAN-13: the reader hears it is no book's ISBN.
         assert_eq!(
             classify(&scan("EAN_13,6901234567892")),
-            Intent::LookupIsbn("6901234567892".to_owned())
+            Intent::InvalidIsbn("6901234567892".to_owned())
         );
         assert_eq!(
             classify(&scan("QR_CODE,http://weixin.qq.com/r/abc")),
@@ -291,9 +289,9 @@ mod tests {
             spelled in spelled_isbn()
         ) {
             let intent = classify(&text(&spelled.text));
-            prop_assert_eq!(&intent, &Intent::LookupIsbn(spelled.isbn13.clone()));
+            prop_assert_eq!(&intent, &Intent::LookupIsbn(valid(&spelled.isbn13)));
             if let Intent::LookupIsbn(sent) = intent {
-                prop_assert_eq!(catalog_reads(&sent), Ok(spelled.isbn13));
+                prop_assert_eq!(catalog_reads(sent.as_str()), Ok(spelled.isbn13));
             }
         }
 
@@ -302,11 +300,14 @@ mod tests {
         #[test]
         fn the_bot_looks_up_what_the_isbn_rules_call_an_isbn(content in isbn_like_text()) {
             match (classify(&text(&content)), doumi_isbn::read(&content)) {
-                (Intent::LookupIsbn(sent), Some(reading)) => {
-                    prop_assert_eq!(catalog_reads(&sent), reading.map(|isbn| isbn.to_string()));
+                (Intent::LookupIsbn(sent), Some(Ok(reading))) => {
+                    prop_assert_eq!(catalog_reads(sent.as_str()), Ok(reading.to_string()));
                 }
-                (Intent::LookupIsbn(sent), None) => {
-                    return Err(TestCaseError::fail(format!("{content:?}, no ISBN, looked up as {sent:?}")));
+                (Intent::InvalidIsbn(sent), Some(Err(_))) => {
+                    prop_assert!(catalog_reads(&sent).is_err(), "the catalog would read {sent:?}");
+                }
+                (intent @ (Intent::LookupIsbn(_) | Intent::InvalidIsbn(_)), reading) => {
+                    return Err(TestCaseError::fail(format!("{content:?} (read {reading:?}) became {intent:?}")));
                 }
                 (other, Some(_)) => {
                     return Err(TestCaseError::fail(format!("the ISBN {content:?} became {other:?}")));

@@ -1,17 +1,30 @@
 //! doumi's bot: what a reader's message means and what to answer, served as
 //! the `doumi.bot.v1.Bot` gRPC API. It knows books only through the catalog.
+//!
+//! A message flows top to bottom through the tree:
+//!
+//! - `service`: the gRPC face — the caller's deadline, then the conversation:
+//!   a page or a number continues the reader's search, anything else is
+//!   classified and answered.
+//! - `intent`: what a message means (an ISBN, parsed; keywords; help...).
+//! - `conversation`: each reader's last search, for numbers and pages;
+//!   `rate_limit`: each reader's pace.
+//! - `barcode/`: a photo of a book's barcode → an ISBN.
+//! - `catalog_link`: the gRPC call to the catalog, and the one place its
+//!   statuses become what a reader hears; `answer`: every sentence, in Chinese.
+//! - beside them: `config` and `cli` (settings), `metrics`.
 #![forbid(unsafe_code)]
 
-pub mod answer;
-pub mod barcode;
+mod answer;
+mod barcode;
+mod catalog_link;
 mod cli;
-pub mod config;
-pub mod conversation;
-pub mod intent;
+mod config;
+mod conversation;
+mod intent;
 pub mod metrics;
-pub mod rate_limit;
-mod reply;
-pub mod service;
+mod rate_limit;
+mod service;
 
 use std::future::Future;
 
@@ -20,8 +33,9 @@ use doumi_proto::{
 };
 use tokio::net::TcpListener;
 
+pub use barcode::{BarcodeError, BarcodeReader, MAX_IMAGE_BYTES};
 pub use cli::Cli;
-pub use config::{BotArgs, BotConfig};
+pub use config::{BookReply, BotArgs, BotConfig};
 
 /// Why the bot could not start or stopped.
 #[derive(Debug, thiserror::Error)]

@@ -4,25 +4,22 @@
 
 use doumi_proto::{
     bot::v1::{Reply, ReplyRequest, ReplyResponse, bot_server::Bot, inbound_message},
-    catalog::v1::{
-        Book, GetBookByIsbnRequest, GetBookRequest, SearchBooksRequest,
-        book_catalog_client::BookCatalogClient,
-    },
+    catalog::v1::{Book, book_catalog_client::BookCatalogClient},
 };
 use std::time::Duration;
 
-use doumi_runtime::{grpc::Channel, telemetry, throttle::LogThrottle};
-use tonic::{Code, Request, Response, Status};
+use doumi_runtime::{grpc::Channel, telemetry};
+use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 
 use crate::{
     answer,
     barcode::BarcodeReader,
+    catalog_link::{CatalogLink, Missed},
     config::BookReply,
     conversation::{Command, Conversations, Pick, Session},
     intent::{self, Intent},
     rate_limit::ReaderLimiter,
-    reply,
 };
 
 /// How many search results fit in one chat message.
@@ -33,7 +30,7 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(200);
 
 /// The conversation, backed by the catalog.
 pub struct BotService {
-    catalog: BookCatalogClient<Channel>,
+    catalog: CatalogLink,
     /// Upper bound on a catalog call, whatever the caller allows.
     catalog_timeout: Duration,
     /// Each reader's pace; `None` = no limit.
@@ -43,8 +40,6 @@ pub struct BotService {
     /// Reads the barcode on a photo.
     barcodes: BarcodeReader,
     book_reply: BookReply,
-    /// A catalog outage fails every message: its lines are summarised.
-    failures: LogThrottle,
 }
 
 impl BotService {
@@ -57,30 +52,12 @@ impl BotService {
         book_reply: BookReply,
     ) -> Self {
         Self {
-            catalog,
+            catalog: CatalogLink::new(catalog),
             catalog_timeout,
             limiter,
             conversations,
             barcodes,
             book_reply,
-            failures: LogThrottle::default(),
-        }
-    }
-
-    /// A catalog failure as the reader hears it; the cause goes to the log,
-    /// a line per kind of failure per minute with the count held back.
-    fn failure(&self, status: &Status) -> String {
-        if let Some(held_back) = self.failures.admit(status.code().description()) {
-            tracing::warn!(
-                code = ?status.code(),
-                message = status.message(),
-                held_back,
-                "catalog call failed"
-            );
-        }
-        match status.code() {
-            Code::ResourceExhausted => answer::busy(),
-            _ => answer::apology(),
         }
     }
 
@@ -96,47 +73,27 @@ impl BotService {
     fn book(&self, book: &Book) -> Reply {
         match self.book_reply {
             BookReply::Card => {
-                answer::book_card(book).map_or_else(|| reply::text(answer::book(book)), reply::news)
+                answer::book_card(book).map_or_else(|| Reply::text(answer::book(book)), Reply::news)
             }
-            BookReply::Text => reply::text(answer::book(book)),
+            BookReply::Text => Reply::text(answer::book(book)),
         }
     }
 
     async fn lookup(&self, isbn: String, deadline: Duration) -> Reply {
-        let request = GetBookByIsbnRequest {
-            isbn: isbn.clone(),
-            read_mask: Some(field_mask(answer::BOOK_FIELDS)),
-        };
-        let request = with_deadline(request, deadline);
-        let mut catalog = self.catalog.clone();
-        match within(deadline, catalog.get_book_by_isbn(request)).await {
-            Ok(response) => match response.into_inner().book {
-                Some(book) => self.book(&book),
-                None => reply::text(answer::isbn_not_found(&isbn)),
-            },
-            Err(status) => reply::text(match status.code() {
-                Code::NotFound => answer::isbn_not_found(&isbn),
-                Code::InvalidArgument => answer::invalid_isbn(&isbn),
-                _ => self.failure(&status),
-            }),
+        match self.catalog.book_by_isbn(&isbn, deadline).await {
+            Ok(book) => self.book(&book),
+            Err(Missed::NotFound) => Reply::text(answer::isbn_not_found(&isbn)),
+            Err(Missed::Invalid) => Reply::text(answer::invalid_isbn(&isbn)),
+            Err(Missed::Failed(sentence)) => Reply::text(sentence),
         }
     }
 
     /// A search result without an ISBN, by its Douban id.
     async fn by_id(&self, id: String, deadline: Duration) -> Reply {
-        let request = GetBookRequest {
-            id,
-            read_mask: Some(field_mask(answer::BOOK_FIELDS)),
-        };
-        let request = with_deadline(request, deadline);
-        let mut catalog = self.catalog.clone();
-        match within(deadline, catalog.get_book(request)).await {
-            Ok(response) => match response.into_inner().book {
-                Some(book) => self.book(&book),
-                None => reply::text(answer::cannot_open()),
-            },
-            Err(status) if status.code() == Code::NotFound => reply::text(answer::cannot_open()),
-            Err(status) => reply::text(self.failure(&status)),
+        match self.catalog.book_by_id(id, deadline).await {
+            Ok(book) => self.book(&book),
+            Err(Missed::NotFound | Missed::Invalid) => Reply::text(answer::cannot_open()),
+            Err(Missed::Failed(sentence)) => Reply::text(sentence),
         }
     }
 
@@ -159,21 +116,17 @@ impl BotService {
             .get(index)
             .map(|page| page.token.clone())
             .unwrap_or_default();
-        let request = SearchBooksRequest {
-            query: session.query.clone(),
-            page_size: SEARCH_RESULTS,
-            page_token: token,
-            read_mask: Some(field_mask(answer::SEARCH_FIELDS)),
-        };
-        let request = with_deadline(request, deadline);
-        let mut catalog = self.catalog.clone();
-        let page = match within(deadline, catalog.search_books(request)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.code() == Code::NotFound => Default::default(),
-            Err(status) => return reply::text(self.failure(&status)),
+        let searched = self
+            .catalog
+            .search(session.query.clone(), token, SEARCH_RESULTS, deadline)
+            .await;
+        let page = match searched {
+            Ok(page) => page,
+            Err(Missed::NotFound | Missed::Invalid) => Default::default(),
+            Err(Missed::Failed(sentence)) => return Reply::text(sentence),
         };
         if page.books.is_empty() {
-            return reply::text(if index == 0 {
+            return Reply::text(if index == 0 {
                 answer::search_not_found(&session.query)
             } else {
                 answer::no_more_results(&session.query)
@@ -191,18 +144,18 @@ impl BotService {
             index > 0,
         );
         self.conversations.put(reader, session).await;
-        reply::text(text)
+        Reply::text(text)
     }
 
     /// A photo: the book whose barcode it shows, looked up like a typed ISBN.
     async fn photo(&self, reader: &str, pic_url: &str, deadline: Duration) -> Reply {
         // Reading a photo costs more than a lookup: it counts against the pace.
         if !self.within_pace(reader).await {
-            return reply::text(answer::too_fast());
+            return Reply::text(answer::too_fast());
         }
         match self.barcodes.read(pic_url).await {
             Ok(isbn) => self.lookup(isbn, deadline).await,
-            Err(error) => reply::text(answer::photo_not_read(&error)),
+            Err(error) => Reply::text(answer::photo_not_read(&error)),
         }
     }
 
@@ -217,11 +170,11 @@ impl BotService {
         match command {
             Command::Next => match session.next_page() {
                 Some(index) => self.show_page(reader, session, index, deadline).await,
-                None => reply::text(answer::no_more_results(&session.query)),
+                None => Reply::text(answer::no_more_results(&session.query)),
             },
             Command::Previous => match session.previous_page() {
                 Some(index) => self.show_page(reader, session, index, deadline).await,
-                None => reply::text(answer::first_page_already()),
+                None => Reply::text(answer::first_page_already()),
             },
             // Opening a book counts against the reader's pace like a typed
             // ISBN; turning the pages of a search (cached) does not.
@@ -229,12 +182,12 @@ impl BotService {
                 let pick = session.pick(n).cloned();
                 let reply = match pick {
                     Some(Pick::Isbn(_) | Pick::DoubanId(_)) if !self.within_pace(reader).await => {
-                        reply::text(answer::too_fast())
+                        Reply::text(answer::too_fast())
                     }
                     Some(Pick::Isbn(isbn)) => self.lookup(isbn, deadline).await,
                     Some(Pick::DoubanId(id)) => self.by_id(id, deadline).await,
-                    Some(Pick::Unknown) => reply::text(answer::cannot_open()),
-                    None => reply::text(answer::no_such_number(session.picks.len())),
+                    Some(Pick::Unknown) => Reply::text(answer::cannot_open()),
+                    None => Reply::text(answer::no_such_number(session.picks.len())),
                 };
                 // The reader is still on it: remember the search as long again.
                 self.conversations.put(reader, session).await;
@@ -273,15 +226,17 @@ impl BotService {
         span.record("intent", intent.label());
         metrics::counter!(crate::metrics::INTENTS, "intent" => intent.label()).increment(1);
         match intent {
-            Intent::Welcome => reply::text(answer::welcome()),
-            Intent::Help => reply::text(answer::help()),
-            Intent::Unsupported => reply::text(answer::unsupported()),
+            Intent::Welcome => Reply::text(answer::welcome()),
+            Intent::Help => Reply::text(answer::help()),
+            Intent::Unsupported => Reply::text(answer::unsupported()),
+            // Refused here by the rules the catalog applies: no call, no pace.
+            Intent::InvalidIsbn(written) => Reply::text(answer::invalid_isbn(&written)),
             Intent::LookupIsbn(_) | Intent::Search(_) if !self.within_pace(reader).await => {
-                reply::text(answer::too_fast())
+                Reply::text(answer::too_fast())
             }
-            Intent::LookupIsbn(isbn) => self.lookup(isbn, deadline).await,
+            Intent::LookupIsbn(isbn) => self.lookup(isbn.to_string(), deadline).await,
             Intent::Search(query) => self.search(reader, query, deadline).await,
-            Intent::Ignore => reply::none(),
+            Intent::Ignore => Reply::none(),
         }
     }
 }
@@ -303,35 +258,6 @@ fn pick(book: &Book) -> Pick {
         Pick::DoubanId(book.id.clone())
     } else {
         Pick::Unknown
-    }
-}
-
-/// The deadline travels with the request (`grpc-timeout`) for the catalog
-/// to plan with.
-fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(deadline);
-    request
-}
-
-/// Enforces the deadline here too: the header only binds a catalog that
-/// answers, not a connection still resolving a name or being set up.
-async fn within<T>(
-    deadline: Duration,
-    call: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    tokio::time::timeout(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Status::deadline_exceeded(
-                "the catalog did not answer in time",
-            ))
-        })
-}
-
-fn field_mask(fields: &[&str]) -> prost_types::FieldMask {
-    prost_types::FieldMask {
-        paths: fields.iter().map(|field| (*field).to_owned()).collect(),
     }
 }
 
@@ -438,7 +364,7 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 reply,
-                reply::text(answer::apology()),
+                Reply::text(answer::apology()),
                 "every reader hears why"
             );
         }
