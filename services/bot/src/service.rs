@@ -322,27 +322,71 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_dead_catalog_writes_a_line_per_minute_not_one_per_message() {
-        let warnings = Arc::new(AtomicUsize::new(0));
-        let subscriber = tracing_subscriber::registry().with(Warnings(warnings.clone()));
-        let _default = tracing::subscriber::set_default(subscriber);
-
-        // A port nobody listens on: every catalog call fails at once.
+    /// A bot whose catalog is a port nobody listens on: every call fails at once.
+    fn with_a_dead_catalog() -> BotService {
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let target: Target = format!("ipv4:{}", dead.local_addr().unwrap())
             .parse()
             .unwrap();
         drop(dead);
         let channel = doumi_runtime::grpc::channel(&target, DialSettings::DEFAULT);
-        let bot = BotService::new(
+        BotService::new(
             BookCatalogClient::new(channel),
             Duration::from_secs(2),
             None,
             Conversations::new(None),
             BarcodeReader::new(vec![crate::config::DEFAULT_IMAGE_HOSTS.to_owned()]).unwrap(),
             BookReply::Text,
+        )
+    }
+
+    async fn reply_to(bot: &BotService, reader: &str, content: &str) -> Reply {
+        let message = InboundMessage {
+            from_user: reader.to_owned(),
+            msg_id: 1,
+            kind: Some(inbound_message::Kind::Text(Text {
+                content: content.to_owned(),
+            })),
+            ..Default::default()
+        };
+        let request = Request::new(ReplyRequest {
+            message: Some(message),
+        });
+        bot.reply(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .reply
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_invalid_isbn_is_answered_without_asking_the_catalog() {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Warnings(warnings.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let bot = with_a_dead_catalog();
+        for wrong in ["9787121139513", "978-7-121-13951-3", "7115282828"] {
+            assert_eq!(
+                reply_to(&bot, "oHasty", wrong).await,
+                Reply::text(answer::invalid_isbn(wrong)),
+                "the reader hears the ISBN is wrong, not that the catalog is down"
+            );
+        }
+        assert_eq!(
+            warnings.load(Ordering::Relaxed),
+            0,
+            "no catalog call failed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_dead_catalog_writes_a_line_per_minute_not_one_per_message() {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Warnings(warnings.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let bot = with_a_dead_catalog();
         let messages = 50;
         for msg_id in 1..=messages {
             let message = InboundMessage {
