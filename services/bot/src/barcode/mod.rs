@@ -175,111 +175,107 @@ impl BarcodeReader {
 mod tests {
     use super::*;
 
-    mod tests {
-        use super::*;
-
-        fn reader(hosts: &[&str]) -> BarcodeReader {
-            let hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
-            match BarcodeReader::new(hosts) {
-                Ok(reader) => reader,
-                Err(e) => panic!("building the reader: {e}"),
-            }
+    fn reader(hosts: &[&str]) -> BarcodeReader {
+        let hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
+        match BarcodeReader::new(hosts) {
+            Ok(reader) => reader,
+            Err(e) => panic!("building the reader: {e}"),
         }
+    }
 
-        fn allows(reader: &BarcodeReader, url: &str) -> bool {
-            reader.allowed(url).is_some()
+    fn allows(reader: &BarcodeReader, url: &str) -> bool {
+        reader.allowed(url).is_some()
+    }
+
+    #[test]
+    fn allows_the_listed_host_and_its_subdomains() {
+        let r = reader(&["mmbiz.qpic.cn"]);
+        assert!(allows(&r, "http://mmbiz.qpic.cn/mmbiz_jpg/abc/0"));
+        assert!(allows(
+            &r,
+            "https://mmbiz.qpic.cn/mmbiz_jpg/abc/0?wx_fmt=jpeg"
+        ));
+        assert!(allows(&r, "https://MMBIZ.QPIC.CN/a"));
+        assert!(allows(&r, "https://mmbiz.qpic.cn./a"));
+        assert!(
+            allows(&r, "https://mmbiz.qpic.cn:8443/a"),
+            "the port does not matter"
+        );
+        assert!(allows(&r, "http://img.mmbiz.qpic.cn/a"));
+        assert!(allows(&r, "http://a.b.mmbiz.qpic.cn/a"));
+    }
+
+    #[test]
+    fn refuses_look_alike_hosts() {
+        let r = reader(&["mmbiz.qpic.cn"]);
+        assert!(!allows(&r, "http://mmbiz.qpic.cn.evil.com/a"));
+        assert!(!allows(&r, "http://evilmmbiz.qpic.cn/a"));
+        assert!(!allows(&r, "http://qpic.cn/a"));
+        assert!(!allows(&r, "http://mmbiz-qpic.cn/a"));
+        assert!(!allows(&r, "http://evil.com/mmbiz.qpic.cn/a"));
+        assert!(!allows(&r, "http://evil.com/?u=http://mmbiz.qpic.cn/a"));
+        assert!(!allows(&r, "http://evil.com#mmbiz.qpic.cn"));
+    }
+
+    #[test]
+    fn refuses_userinfo_tricks() {
+        let r = reader(&["mmbiz.qpic.cn"]);
+        assert!(!allows(&r, "http://mmbiz.qpic.cn@evil.com/a"));
+        assert!(!allows(&r, "http://mmbiz.qpic.cn:443@evil.com/a"));
+        assert!(!allows(&r, "http://user@evil/a"));
+        assert!(!allows(&r, "http://evil.com\\@mmbiz.qpic.cn/a"));
+        // Credentials to the right host are refused too: WeChat never sends them.
+        assert!(!allows(&r, "http://user:pass@mmbiz.qpic.cn/a"));
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_non_urls() {
+        let r = reader(&["mmbiz.qpic.cn"]);
+        for url in [
+            "ftp://mmbiz.qpic.cn/a",
+            "file://mmbiz.qpic.cn/etc/passwd",
+            "file:///etc/passwd",
+            "gopher://mmbiz.qpic.cn/a",
+            "data:image/png;base64,AAAA",
+            "//mmbiz.qpic.cn/a",
+            "mmbiz.qpic.cn/a",
+            "",
+            "http://",
+        ] {
+            assert!(!allows(&r, url), "{url:?} was allowed");
         }
+    }
 
-        #[test]
-        fn allows_the_listed_host_and_its_subdomains() {
-            let r = reader(&["mmbiz.qpic.cn"]);
-            assert!(allows(&r, "http://mmbiz.qpic.cn/mmbiz_jpg/abc/0"));
-            assert!(allows(
-                &r,
-                "https://mmbiz.qpic.cn/mmbiz_jpg/abc/0?wx_fmt=jpeg"
-            ));
-            assert!(allows(&r, "https://MMBIZ.QPIC.CN/a"));
-            assert!(allows(&r, "https://mmbiz.qpic.cn./a"));
-            assert!(
-                allows(&r, "https://mmbiz.qpic.cn:8443/a"),
-                "the port does not matter"
-            );
-            assert!(allows(&r, "http://img.mmbiz.qpic.cn/a"));
-            assert!(allows(&r, "http://a.b.mmbiz.qpic.cn/a"));
-        }
+    #[test]
+    fn ip_addresses_match_exactly() {
+        let r = reader(&["127.0.0.1", "::1"]);
+        assert!(allows(&r, "http://127.0.0.1:8080/a.jpg"));
+        assert!(allows(&r, "http://[::1]:8080/a.jpg"));
+        assert!(!allows(&r, "http://127.0.0.2/a.jpg"));
+        assert!(!allows(&r, "http://localhost/a.jpg"));
+        assert!(!allows(&r, "http://1.127.0.0.1/a.jpg"));
+        // Other spellings of an address are parsed, not compared as text.
+        assert!(allows(&r, "http://2130706433/a.jpg"));
+    }
 
-        #[test]
-        fn refuses_look_alike_hosts() {
-            let r = reader(&["mmbiz.qpic.cn"]);
-            assert!(!allows(&r, "http://mmbiz.qpic.cn.evil.com/a"));
-            assert!(!allows(&r, "http://evilmmbiz.qpic.cn/a"));
-            assert!(!allows(&r, "http://qpic.cn/a"));
-            assert!(!allows(&r, "http://mmbiz-qpic.cn/a"));
-            assert!(!allows(&r, "http://evil.com/mmbiz.qpic.cn/a"));
-            assert!(!allows(&r, "http://evil.com/?u=http://mmbiz.qpic.cn/a"));
-            assert!(!allows(&r, "http://evil.com#mmbiz.qpic.cn"));
-        }
+    #[tokio::test(start_paused = true)]
+    async fn says_busy_when_every_decoding_slot_stays_taken() {
+        let reader = reader(&["mmbiz.qpic.cn"]);
+        let held = reader
+            .decoding
+            .clone()
+            .acquire_many_owned(DECODES_AT_ONCE as u32)
+            .await;
 
-        #[test]
-        fn refuses_userinfo_tricks() {
-            let r = reader(&["mmbiz.qpic.cn"]);
-            assert!(!allows(&r, "http://mmbiz.qpic.cn@evil.com/a"));
-            assert!(!allows(&r, "http://mmbiz.qpic.cn:443@evil.com/a"));
-            assert!(!allows(&r, "http://user@evil/a"));
-            assert!(!allows(&r, "http://evil.com\\@mmbiz.qpic.cn/a"));
-            // Credentials to the right host are refused too: WeChat never sends them.
-            assert!(!allows(&r, "http://user:pass@mmbiz.qpic.cn/a"));
-        }
+        // A clone shares the slots.
+        let busy = reader.clone().decode_off_thread(b"GIF89a".to_vec()).await;
+        drop(held);
+        let decoded = reader.decode_off_thread(b"GIF89a".to_vec()).await;
 
-        #[test]
-        fn refuses_other_schemes_and_non_urls() {
-            let r = reader(&["mmbiz.qpic.cn"]);
-            for url in [
-                "ftp://mmbiz.qpic.cn/a",
-                "file://mmbiz.qpic.cn/etc/passwd",
-                "file:///etc/passwd",
-                "gopher://mmbiz.qpic.cn/a",
-                "data:image/png;base64,AAAA",
-                "//mmbiz.qpic.cn/a",
-                "mmbiz.qpic.cn/a",
-                "",
-                "http://",
-            ] {
-                assert!(!allows(&r, url), "{url:?} was allowed");
-            }
-        }
-
-        #[test]
-        fn ip_addresses_match_exactly() {
-            let r = reader(&["127.0.0.1", "::1"]);
-            assert!(allows(&r, "http://127.0.0.1:8080/a.jpg"));
-            assert!(allows(&r, "http://[::1]:8080/a.jpg"));
-            assert!(!allows(&r, "http://127.0.0.2/a.jpg"));
-            assert!(!allows(&r, "http://localhost/a.jpg"));
-            assert!(!allows(&r, "http://1.127.0.0.1/a.jpg"));
-            // Other spellings of an address are parsed, not compared as text.
-            assert!(allows(&r, "http://2130706433/a.jpg"));
-        }
-
-        #[tokio::test(start_paused = true)]
-        async fn says_busy_when_every_decoding_slot_stays_taken() {
-            let reader = reader(&["mmbiz.qpic.cn"]);
-            let held = reader
-                .decoding
-                .clone()
-                .acquire_many_owned(DECODES_AT_ONCE as u32)
-                .await;
-
-            // A clone shares the slots.
-            let busy = reader.clone().decode_off_thread(b"GIF89a".to_vec()).await;
-            drop(held);
-            let decoded = reader.decode_off_thread(b"GIF89a".to_vec()).await;
-
-            assert!(matches!(busy, Err(BarcodeError::Busy)), "{busy:?}");
-            assert!(
-                matches!(decoded, Err(BarcodeError::NotAnImage)),
-                "{decoded:?}"
-            );
-        }
+        assert!(matches!(busy, Err(BarcodeError::Busy)), "{busy:?}");
+        assert!(
+            matches!(decoded, Err(BarcodeError::NotAnImage)),
+            "{decoded:?}"
+        );
     }
 }
