@@ -1,6 +1,7 @@
 //! Every reader gets the book: a reply that misses WeChat's window is sent
 //! as a customer-service message, exactly once, with one access_token for the
 //! whole deployment — tried against a fake of WeChat's API and a real Redis.
+//! (Past 600 lines: one scenario per way a late reply can be lost or doubled.)
 
 use std::time::Duration;
 

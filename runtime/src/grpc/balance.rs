@@ -1,6 +1,9 @@
 //! Calls spread over every replica of the next service, and a call that a
 //! replica never started moved to another.
 //!
+//! (Past 600 lines for its tests: real replicas started, stopped, killed and
+//! renamed under calls, which is what this file is for; the code is ~400.)
+//!
 //! One HTTP/2 connection per hop would pin a caller to one pod for the
 //! connection's life (a ClusterIP Service balances connections, not calls).
 //! [`Replicas`] keeps a connection to each address its [`Target`] names —
