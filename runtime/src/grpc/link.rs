@@ -4,8 +4,8 @@
 //! Calls go straight to hyper's connection handle. tonic's `Channel` would
 //! put a buffer in front of it (a queue and a worker task that every call
 //! passes through, for the sake of `poll_ready` back-pressure that
-//! [`super::balance`] does not use); skipping it saved about 6,000
-//! instructions a call on each hop, measured.
+//! [`super::balance`] does not use); skipping it saved about 5,000
+//! instructions a message over the two hops, measured.
 
 use std::{net::SocketAddr, time::Duration};
 
