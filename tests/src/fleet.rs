@@ -155,9 +155,10 @@ impl Fleet {
         let mut config = CatalogConfig::offline(addr);
         config.redis.target = self.options.redis.clone();
         if let Some(base_url) = &self.options.douban_url {
-            config.source = Source::douban_only(base_url.clone());
             // Longer than any delay the tests give the fake Douban.
-            config.upstream.timeout = Duration::from_secs(60);
+            let patient = Duration::from_secs(60);
+            config.source = Source::douban_only(base_url.clone(), patient);
+            config.upstream.timeout = patient;
         }
         Replica::start(addr, move |listener, stop| async move {
             Ok(doumi_catalog::run(config, listener, stop.cancelled_owned()).await?)

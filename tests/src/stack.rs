@@ -149,10 +149,11 @@ impl TestStack {
         let mut catalog_config = CatalogConfig::offline(catalog);
         catalog_config.redis.target = options.redis.clone();
         if let Some(base_url) = options.douban_url {
-            catalog_config.source = Source::douban_only(base_url);
             // Longer than any delay the tests give the fake Douban: the
             // deadlines down the chain are what must cut a slow lookup.
-            catalog_config.upstream.timeout = Duration::from_secs(30);
+            let patient = Duration::from_secs(30);
+            catalog_config.source = Source::douban_only(base_url, patient);
+            catalog_config.upstream.timeout = patient;
         }
         let mut bot_config = BotConfig::new(bot, catalog.into());
         bot_config.redis.target = options.redis.clone();

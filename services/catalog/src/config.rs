@@ -1,6 +1,6 @@
 //! The catalog's settings: flags and `DOUMI_*` variables in, typed config out.
 
-use std::{fmt, net::SocketAddr};
+use std::{fmt, net::SocketAddr, time::Duration};
 
 use doumi_runtime::{
     ports,
@@ -40,11 +40,10 @@ pub struct CatalogArgs {
     /// Douban apikey, sent as ?apikey=; optional.
     #[arg(long, env = "DOUMI_DOUBAN_APIKEY", hide_env_values = true)]
     pub douban_apikey: Option<String>,
-    /// Time allowed for one Douban request. Douban is asked first and WeChat's
-    /// retries give a message ~15 s, so a 7 s answer must still get through;
-    /// the caller's deadline, when shorter, rules.
-    #[arg(long, env = "DOUMI_DOUBAN_TIMEOUT", default_value = "8s")]
-    pub douban_timeout: Option<String>,
+    /// Time allowed for one Douban request (see `DoubanSettings::DEFAULT_TIMEOUT`);
+    /// empty: the upstream timeout every provider gets.
+    #[arg(long, env = "DOUMI_DOUBAN_TIMEOUT", default_value_t = duration_text(DoubanSettings::DEFAULT_TIMEOUT))]
+    pub douban_timeout: String,
     /// Open Library, asked after Douban for ISBN lookups and keyword search.
     #[arg(
         long,
@@ -163,13 +162,15 @@ impl Source {
         }
     }
 
-    /// Douban (or a v2-compatible server) alone, without fallbacks.
-    pub fn douban_only(base_url: String) -> Self {
+    /// Douban (or a v2-compatible server) alone, without fallbacks, each
+    /// request allowed `timeout` (the operators' default is
+    /// [`DoubanSettings::DEFAULT_TIMEOUT`]).
+    pub fn douban_only(base_url: String, timeout: Duration) -> Self {
         Self {
             providers: vec![ProviderSettings::Douban(DoubanSettings {
                 base_url,
                 apikey: None,
-                timeout: None,
+                timeout: Some(timeout),
             })],
             contact: None,
             caps: Vec::new(),
@@ -296,8 +297,9 @@ impl CatalogArgs {
     fn source(&self, problems: &mut Problems) -> Option<Source> {
         let douban_url = non_empty(&self.douban_base_url)
             .map(|url| problems.http_url("DOUMI_DOUBAN_BASE_URL", url));
-        let douban_timeout =
-            non_empty(&self.douban_timeout).map(|t| problems.duration("DOUMI_DOUBAN_TIMEOUT", t));
+        let douban_timeout = Some(self.douban_timeout.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| problems.duration("DOUMI_DOUBAN_TIMEOUT", t));
         let mut ok = true;
         let kinds: Vec<ProviderKind> = match non_empty(&self.providers) {
             Some(list) => list

@@ -29,6 +29,13 @@ pub struct DoubanSettings {
     pub timeout: Option<Duration>,
 }
 
+impl DoubanSettings {
+    /// Time allowed for one Douban request unless configured: Douban is asked
+    /// first and WeChat's retries give a message ~15 s, so a 7 s answer must
+    /// still get through; the caller's deadline, when shorter, rules.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
+}
+
 /// A Douban v2 client; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DoubanClient {
