@@ -44,7 +44,11 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::body::Body;
 
-use super::{GRPC_TIMEOUT, link::Link, target::Target};
+use super::{
+    hop::{GRPC_TIMEOUT, parse_grpc_timeout},
+    link::Link,
+    target::Target,
+};
 use crate::throttle::LogThrottle;
 
 /// Times a call is sent again after its replica never started it.
@@ -362,7 +366,7 @@ fn record_endpoints(target: &str, members: &[Arc<Member>]) {
 /// The deadline a tonic client sends as `grpc-timeout` (the request's timeout).
 fn deadline_of(headers: &http::HeaderMap) -> Option<Instant> {
     let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
-    super::parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
+    parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 
 /// The call to send (again) to `member`: the same method, path, headers and

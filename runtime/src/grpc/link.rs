@@ -13,7 +13,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tonic::body::Body;
 
-use super::{CONNECTION_WINDOW, STREAM_WINDOW};
+use super::hop::{CONNECTION_WINDOW, STREAM_WINDOW};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

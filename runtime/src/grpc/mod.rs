@@ -4,11 +4,14 @@
 //! other.
 
 mod balance;
+mod hop;
 mod link;
 pub mod observe;
 mod target;
 
 pub use balance::{DialSettings, MAX_RETRIES};
+
+use hop::{CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW, parse_grpc_timeout};
 pub use target::{Target, TargetError};
 
 use std::{convert::Infallible, future::Future, time::Duration};
@@ -27,13 +30,6 @@ use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::Healt
 /// at once with RESOURCE_EXHAUSTED (which callers turn into "busy") rather
 /// than queued behind the work already there.
 const MAX_CALLS_PER_CONNECTION: usize = 512;
-
-/// HTTP/2 flow-control windows of both hops. Everything rides one
-/// connection per hop, so the default 64 KiB window would make concurrent
-/// calls wait on each other's WINDOW_UPDATEs; these are set once, never
-/// adapted per call.
-const STREAM_WINDOW: u32 = 1 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// A channel to every replica of another doumi service, every call traced
 /// and counted.
@@ -127,29 +123,10 @@ where
     Ok(())
 }
 
-/// The header a gRPC call's deadline travels in. Named once, as a value:
-/// looking a header up by a string parses the name on every call.
-static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
-
 /// The caller's deadline, from the `grpc-timeout` header tonic and every
 /// other gRPC client send (`"14500m"` = 14.5 s). `None` when the caller set none.
 pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     parse_grpc_timeout(metadata.as_ref().get(&GRPC_TIMEOUT)?.to_str().ok()?)
-}
-
-/// A `grpc-timeout` value: digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

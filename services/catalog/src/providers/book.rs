@@ -8,7 +8,7 @@ use doumi_proto::catalog::v1::{
     Book, Images, Price, Provenance, PublicationDate, Rating, Series, Tag,
 };
 
-use crate::providers::{ProviderKind, douban::model::DoubanBook};
+use crate::providers::{douban::model::DoubanBook, provider::ProviderKind};
 
 /// The top of Douban's rating scale, which `Rating.average` is always on.
 pub const DOUBAN_SCALE: i32 = 10;

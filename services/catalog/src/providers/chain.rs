@@ -9,8 +9,8 @@ use crate::{
     deadline::Deadline,
     isbn::Isbn13,
     key::DoubanId,
+    providers::provider::{Ask, ProviderError, SearchPage, SearchQuery},
     providers::upstream::Upstream,
-    providers::{Ask, ProviderError, SearchPage, SearchQuery},
 };
 
 /// Providers in the order they are asked.

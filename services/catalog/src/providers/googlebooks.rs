@@ -12,7 +12,9 @@ use crate::{
     isbn::Isbn13,
     providers::book,
     providers::http::{HttpClient, RawResponse},
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
+    providers::provider::{
+        Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery,
+    },
 };
 
 /// Largest `maxResults` Google Books accepts; more is a 400.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::providers::ProviderError;
+use crate::providers::provider::ProviderError;
 
 /// Book JSON is a few KiB; anything this large is not a book.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

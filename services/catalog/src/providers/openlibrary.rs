@@ -13,7 +13,9 @@ use crate::{
     isbn::Isbn13,
     providers::book,
     providers::http::{HttpClient, RawResponse},
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
+    providers::provider::{
+        Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery,
+    },
 };
 
 /// Subjects are free-form and many; a handful is enough to act as tags.

@@ -10,7 +10,9 @@ use crate::{
     key::DoubanId,
     providers::book,
     providers::douban::model::DoubanBook,
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
+    providers::provider::{
+        Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery,
+    },
 };
 
 const SAMPLE_BOOKS: &str = include_str!("../../data/sample-books.json");

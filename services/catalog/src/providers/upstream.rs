@@ -10,7 +10,7 @@ use tokio::{sync::Semaphore, time::Instant};
 use crate::{
     deadline::Deadline,
     metrics as m,
-    providers::{Ask, BookProvider, ProviderError},
+    providers::provider::{Ask, BookProvider, ProviderError},
 };
 use doumi_runtime::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},

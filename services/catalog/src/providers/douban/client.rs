@@ -15,7 +15,9 @@ use crate::{
     key::DoubanId,
     providers::book,
     providers::http::HttpClient,
-    providers::{Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery},
+    providers::provider::{
+        Ask, BookProvider, ProviderError, ProviderKind, SearchPage, SearchQuery,
+    },
 };
 
 /// Where to reach Douban.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::providers::ProviderError;
+use crate::providers::provider::ProviderError;
 
 /// Douban's error JSON. `msg` may carry detail after a colon
 /// (`"rate_limit_exceeded2: 111.202.166.3"`); `code` is what counts.

@@ -1,0 +1,30 @@
+//! What both ends of a hop agree on: the HTTP/2 windows, and the header a
+//! call's deadline travels in.
+
+use std::time::Duration;
+
+/// HTTP/2 flow-control windows of both hops. Everything rides one
+/// connection per hop, so the default 64 KiB window would make concurrent
+/// calls wait on each other's WINDOW_UPDATEs; these are set once, never
+/// adapted per call.
+pub(super) const STREAM_WINDOW: u32 = 1 << 20;
+pub(super) const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// The header a gRPC call's deadline travels in. Named once, as a value:
+/// looking a header up by a string parses the name on every call.
+pub(super) static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
+/// A `grpc-timeout` value: digits and a unit (H, M, S, m, u, n).
+pub(super) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
