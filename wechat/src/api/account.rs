@@ -6,7 +6,12 @@
 use serde::{Serialize, de::DeserializeOwned};
 use url::Url;
 
-use super::{AccessToken, ApiClient, ApiError, Credentials, CustomMessage, TokenManager};
+use super::{
+    client::{ApiClient, Credentials},
+    custom::CustomMessage,
+    error::ApiError,
+    token::{AccessToken, TokenManager},
+};
 
 /// The account's API, authorised with its access_token; cheap to clone.
 #[derive(Clone)]

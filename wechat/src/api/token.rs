@@ -16,7 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::Mutex, time::Instant};
 
-use super::{ApiClient, ApiError, Credentials, expose};
+use super::{
+    client::{ApiClient, Credentials, expose},
+    error::ApiError,
+    series::TOKEN_REQUESTS,
+};
 
 /// A token is replaced this long before WeChat says it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -198,7 +202,7 @@ impl TokenManager {
     /// token WeChat no longer accepts.
     async fn fetch(&self, force: bool) -> Result<Held, ApiError> {
         let kind = if force { "forced" } else { "fetch" };
-        metrics::counter!(super::TOKEN_REQUESTS, "kind" => kind).increment(1);
+        metrics::counter!(TOKEN_REQUESTS, "kind" => kind).increment(1);
         let credentials = &self.inner.credentials;
         let body = StableTokenRequest {
             grant_type: "client_credential",
