@@ -4,8 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod deadline;
 pub mod grpc;
-
 pub mod metrics;
 pub mod ports;
 pub mod rate;

@@ -44,12 +44,8 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::body::Body;
 
-use super::{
-    hop::{GRPC_TIMEOUT, parse_grpc_timeout},
-    link::Link,
-    target::Target,
-};
-use crate::throttle::LogThrottle;
+use super::{hop::GRPC_TIMEOUT, link::Link, target::Target};
+use crate::{deadline::Deadline, throttle::LogThrottle};
 
 /// Times a call is sent again after its replica never started it.
 pub const MAX_RETRIES: u32 = 2;
@@ -212,10 +208,12 @@ impl Shared {
     async fn pick(
         &self,
         tried: &[SocketAddr],
-        deadline: Option<Instant>,
+        deadline: Deadline,
     ) -> Result<Arc<Member>, BoxError> {
         let mut members = self.members.clone();
-        let wait = deadline.unwrap_or_else(|| Instant::now() + FIRST_RESOLUTION_WAIT);
+        let wait = deadline
+            .instant()
+            .unwrap_or_else(|| Instant::now() + FIRST_RESOLUTION_WAIT);
         let resolved = tokio::time::timeout_at(wait, members.wait_for(|m| !m.is_empty())).await;
         let current = match resolved {
             Ok(Ok(current)) => current.clone(),
@@ -363,19 +361,13 @@ fn record_endpoints(target: &str, members: &[Arc<Member>]) {
         .set(members.len() as f64);
 }
 
-/// The deadline a tonic client sends as `grpc-timeout` (the request's timeout).
-fn deadline_of(headers: &http::HeaderMap) -> Option<Instant> {
-    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
-    parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
-}
-
 /// The call to send (again) to `member`: the same method, path, headers and
 /// message, with the time that is left as its `grpc-timeout`.
 fn attempt(
     member: &Member,
     parts: &http::request::Parts,
     body: &Bytes,
-    deadline: Option<Instant>,
+    deadline: Deadline,
 ) -> http::Request<Body> {
     let mut request = http::Request::new(Body::new(Full::new(body.clone())));
     *request.method_mut() = parts.method.clone();
@@ -383,13 +375,10 @@ fn attempt(
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
     *request.extensions_mut() = parts.extensions.clone();
-    if let Some(deadline) = deadline {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis();
-        if let Ok(value) = http::HeaderValue::try_from(format!("{left}m")) {
-            request.headers_mut().insert(GRPC_TIMEOUT.clone(), value);
-        }
+    if let Some(left) = deadline.remaining()
+        && let Ok(value) = http::HeaderValue::try_from(format!("{}m", left.as_millis()))
+    {
+        request.headers_mut().insert(GRPC_TIMEOUT.clone(), value);
     }
     for name in &PER_CALL_HEADERS {
         if let Some(value) = request.headers_mut().get_mut(*name) {
@@ -418,7 +407,7 @@ impl tower::Service<http::Request<Body>> for Replicas {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let deadline = deadline_of(request.headers());
+            let deadline = super::caller_deadline(request.headers());
             // Unary calls: the encoded message is small and kept, so that it
             // can be sent again.
             let (mut parts, body) = request.into_parts();
@@ -443,7 +432,7 @@ impl tower::Service<http::Request<Body>> for Replicas {
                 tried.push(member.addr);
                 let retry = tried.len() as u32;
                 let pause = backoff(retry);
-                if retry > MAX_RETRIES || deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                if retry > MAX_RETRIES || deadline.remaining().is_some_and(|left| left <= pause) {
                     return Err(error);
                 }
                 metrics::counter!(crate::metrics::GRPC_CLIENT_RETRIES, "target" => shared.target.to_string())

@@ -26,6 +26,8 @@ use tonic::{
 pub use tonic_health::server::HealthReporter;
 use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthService};
 
+use crate::deadline::Deadline;
+
 /// Calls one client connection may have in progress; past it calls are shed
 /// at once with RESOURCE_EXHAUSTED (which callers turn into "busy") rather
 /// than queued behind the work already there.
@@ -123,20 +125,25 @@ where
     Ok(())
 }
 
-/// The caller's deadline, from the `grpc-timeout` header tonic and every
-/// other gRPC client send (`"14500m"` = 14.5 s). `None` when the caller set none.
-pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    parse_grpc_timeout(metadata.as_ref().get(&GRPC_TIMEOUT)?.to_str().ok()?)
+/// The caller's deadline, counted from now: the `grpc-timeout` header tonic
+/// and every other gRPC client send (`"14500m"` = 14.5 s), read where a call
+/// arrives and where the balancer sends it on. [`Deadline::NONE`] when the
+/// caller set none (or sent one that does not parse).
+pub fn caller_deadline(headers: &http::HeaderMap) -> Deadline {
+    headers
+        .get(&GRPC_TIMEOUT)
+        .and_then(|value| parse_grpc_timeout(value.to_str().ok()?))
+        .map_or(Deadline::NONE, Deadline::after)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn grpc_timeout_header_in_every_unit() {
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        assert_eq!(caller_timeout(&metadata), None);
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_header_in_every_unit() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(caller_deadline(&headers), Deadline::NONE);
         for (value, want) in [
             ("14500m", Duration::from_millis(14500)),
             ("3S", Duration::from_secs(3)),
@@ -145,10 +152,10 @@ mod tests {
             ("250u", Duration::from_micros(250)),
             ("7n", Duration::from_nanos(7)),
         ] {
-            metadata.insert("grpc-timeout", value.parse().unwrap());
-            assert_eq!(caller_timeout(&metadata), Some(want), "{value}");
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(caller_deadline(&headers).remaining(), Some(want), "{value}");
         }
-        metadata.insert("grpc-timeout", "soon".parse().unwrap());
-        assert_eq!(caller_timeout(&metadata), None);
+        headers.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(caller_deadline(&headers), Deadline::NONE);
     }
 }

@@ -269,14 +269,9 @@ impl Bot for BotService {
     ) -> Result<Response<ReplyResponse>, Status> {
         // The catalog gets what is left of the caller's deadline, less the
         // time needed to send our answer back, so an apology still arrives in time.
-        let deadline = doumi_runtime::grpc::caller_timeout(request.metadata()).map_or(
-            self.catalog_timeout,
-            |caller| {
-                caller
-                    .saturating_sub(ANSWER_MARGIN)
-                    .min(self.catalog_timeout)
-            },
-        );
+        let deadline = doumi_runtime::grpc::caller_deadline(request.metadata().as_ref())
+            .earlier_by(ANSWER_MARGIN)
+            .cap(self.catalog_timeout);
         let message = request
             .into_inner()
             .message

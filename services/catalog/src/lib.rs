@@ -12,15 +12,15 @@
 //! - `providers/`: where books come from — one module per provider, the
 //!   chain that asks them in order, and the manners each call keeps
 //!   (timeouts, retries, concurrency, circuit breaker).
-//! - beside them, what all three share: ISBNs, lookup keys, the caller's
-//!   deadline, the circuit breaker, settings and metrics.
+//! - beside them, what all three share: ISBNs, lookup keys, settings and
+//!   metrics (the caller's deadline and the circuit breaker come from
+//!   `doumi_runtime`).
 #![forbid(unsafe_code)]
 
 mod api;
 mod cache;
 mod cli;
 mod config;
-mod deadline;
 pub mod isbn;
 mod key;
 pub mod metrics;
@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub use cache::{Books, CachePolicy, RedisPolicy};
 pub use cli::Cli;
 pub use config::{CatalogArgs, CatalogConfig, ProviderSettings, Source};
-pub use deadline::Deadline;
 pub use doumi_runtime::breaker::BreakerSettings;
+pub use doumi_runtime::deadline::Deadline;
 pub use providers::{
     BookProvider, DoubanSettings, ProviderChain, ProviderError, ProviderKind, SearchPage, Upstream,
     UpstreamPolicy,

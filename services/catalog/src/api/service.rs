@@ -11,12 +11,13 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
+use doumi_runtime::deadline::Deadline;
+
 use crate::{
     api::errors::CatalogError,
     api::page_token::{MAX_OFFSET, MAX_PAGE_SIZE, PageToken},
     api::read_mask::ReadMask,
     cache::Books,
-    deadline::Deadline,
     isbn::Isbn13,
     key::DoubanId,
     providers::ProviderError,
@@ -43,8 +44,7 @@ impl CatalogService {
 /// The deadline the caller set with `grpc-timeout`, counted from arrival.
 /// A caller already out of time gets DEADLINE_EXCEEDED before any work.
 fn deadline_of<T>(request: &Request<T>) -> Result<Deadline, CatalogError> {
-    let deadline = doumi_runtime::grpc::caller_timeout(request.metadata())
-        .map_or(Deadline::NONE, Deadline::after);
+    let deadline = doumi_runtime::grpc::caller_deadline(request.metadata().as_ref());
     if deadline.has_passed() {
         return Err(CatalogError::provider(ProviderError::DeadlineExceeded, ""));
     }

@@ -30,10 +30,11 @@ use doumi_proto::catalog::v1::Book;
 use moka::Expiry;
 use tracing::Instrument;
 
+use doumi_runtime::deadline::Deadline;
+
 use crate::{
     cache::entry::{Answer, CacheEntry, Freshness},
     cache::search::{SEARCH_CAPACITY_BOOKS, SEARCH_TTL, SearchCache},
-    deadline::Deadline,
     isbn::Isbn13,
     key::{BookKey, DoubanId},
     metrics as m,

@@ -18,9 +18,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use doumi_runtime::deadline::Deadline;
+
 use crate::{
     cache::{Clock, MAX_JOINS},
-    deadline::Deadline,
     metrics as m,
     providers::{ProviderError, SearchPage, SearchQuery},
 };

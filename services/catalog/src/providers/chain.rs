@@ -5,8 +5,9 @@
 
 use doumi_proto::catalog::v1::Book;
 
+use doumi_runtime::deadline::Deadline;
+
 use crate::{
-    deadline::Deadline,
     isbn::Isbn13,
     key::DoubanId,
     providers::provider::{Ask, ProviderError, SearchPage, SearchQuery},

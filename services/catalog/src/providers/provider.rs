@@ -150,8 +150,8 @@ pub enum ProviderError {
     Unsupported,
 }
 
-impl From<crate::deadline::DeadlinePassed> for ProviderError {
-    fn from(_: crate::deadline::DeadlinePassed) -> Self {
+impl From<doumi_runtime::deadline::DeadlinePassed> for ProviderError {
+    fn from(_: doumi_runtime::deadline::DeadlinePassed) -> Self {
         Self::DeadlineExceeded
     }
 }

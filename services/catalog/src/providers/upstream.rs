@@ -7,8 +7,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, time::Instant};
 
+use doumi_runtime::deadline::Deadline;
+
 use crate::{
-    deadline::Deadline,
     metrics as m,
     providers::provider::{Ask, BookProvider, ProviderError},
 };

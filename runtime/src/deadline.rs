@@ -1,7 +1,7 @@
-//! The caller's deadline: read once from the `grpc-timeout` header a client
-//! sends (see `doumi_runtime::grpc::caller_timeout`), then checked before
-//! every upstream attempt so no request to Douban (or a fallback) starts for
-//! a caller who has already given up.
+//! A caller's deadline, the one way every hop holds it: read once from the
+//! `grpc-timeout` header a client sends ([`crate::grpc::caller_deadline`]),
+//! then checked before each piece of work and turned into the budget of the
+//! next call, so nothing starts for a caller who has already given up.
 
 use std::time::Duration;
 
@@ -44,6 +44,20 @@ impl Deadline {
         self.remaining().map_or(budget, |left| left.min(budget))
     }
 
+    /// The deadline `margin` sooner: what is left once the time needed to
+    /// send an answer back is set aside.
+    pub fn earlier_by(self, margin: Duration) -> Self {
+        Self(
+            self.0
+                .map(|at| at.checked_sub(margin).unwrap_or_else(Instant::now)),
+        )
+    }
+
+    /// When the caller stops waiting; `None` when it set no deadline.
+    pub fn instant(&self) -> Option<Instant> {
+        self.0
+    }
+
     /// `Err(DeadlinePassed)` once the deadline has passed.
     pub fn check(&self) -> Result<(), DeadlinePassed> {
         if self.has_passed() {
@@ -70,6 +84,16 @@ mod tests {
         assert_eq!(deadline.check(), Err(DeadlinePassed));
         assert_eq!(deadline.cap(Duration::from_secs(3)), Duration::ZERO);
         assert!(!Deadline::NONE.has_passed());
+        let later = Deadline::after(Duration::from_secs(2));
+        assert_eq!(
+            later.earlier_by(Duration::from_millis(500)).remaining(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(later.earlier_by(Duration::from_secs(3)).has_passed());
+        assert_eq!(
+            Deadline::NONE.earlier_by(Duration::from_secs(1)),
+            Deadline::NONE
+        );
         assert_eq!(
             Deadline::NONE.cap(Duration::from_secs(3)),
             Duration::from_secs(3)
