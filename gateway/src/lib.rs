@@ -67,13 +67,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let channel = doumi_runtime::grpc::channel(&config.bot, config.dial);
-    let redis = config
-        .redis
-        .target
-        .as_ref()
-        .map(doumi_runtime::redis::RedisTarget::client)
-        .transpose()
-        .map_err(GatewayError::Redis)?;
     let shared = config
         .redis
         .target
@@ -92,7 +85,8 @@ pub async fn run(
     // Each account gets its own window (sharing the gateway's memory and
     // limit) and courier; an account of a file keeps its messages apart.
     let live = |settings: &AccountSettings, scoped: bool| {
-        let courier = courier(settings, &config.delivery, redis.clone())?;
+        let redis = shared_redis.as_ref().map(SharedRedis::connection);
+        let courier = courier(settings, &config.delivery, redis)?;
         let window = window.for_account(&settings.name, scoped, courier.clone());
         Ok::<_, GatewayError>(accounts::Account::new(settings.clone(), window, courier))
     };
@@ -131,7 +125,7 @@ pub async fn run(
 fn courier(
     account: &AccountSettings,
     delivery: &DeliverySettings,
-    redis: Option<redis::Client>,
+    redis: Option<redis::aio::ConnectionManager>,
 ) -> Result<Option<delivery::Courier>, GatewayError> {
     let Some(credentials) = account.credentials() else {
         return Ok(None);

@@ -37,6 +37,8 @@ pub const BUILD_INFO: &str = "doumi_build_info";
 pub const REDIS_IN_USE: &str = "doumi_redis_in_use";
 /// Per service: Redis calls not made because Redis is being skipped.
 pub const REDIS_SKIPPED: &str = "doumi_redis_skipped_total";
+/// Per service: Redis calls that failed or timed out.
+pub const REDIS_FAILURES: &str = "doumi_redis_failures_total";
 
 /// Every series this module exposes in each service (the process ones as
 /// the `metrics-process` collector names them on Linux): what dashboards and
@@ -53,6 +55,7 @@ pub const NAMES: &[&str] = &[
     BUILD_INFO,
     REDIS_IN_USE,
     REDIS_SKIPPED,
+    REDIS_FAILURES,
     "process_cpu_seconds_total",
     "process_open_fds",
     "process_max_fds",
@@ -121,6 +124,10 @@ fn describe_common() {
     metrics::describe_counter!(
         REDIS_SKIPPED,
         "Redis calls not made because Redis is being skipped after failures"
+    );
+    metrics::describe_counter!(
+        REDIS_FAILURES,
+        "Redis calls that failed or timed out (the service went on without Redis)"
     );
     metrics::describe_counter!(GRPC_SERVER_STARTED, "gRPC calls started on the server");
     metrics::describe_counter!(

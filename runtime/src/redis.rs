@@ -189,6 +189,14 @@ impl SharedRedis {
         false
     }
 
+    /// The connection itself, with this service's timeouts, for a client
+    /// that has its own answer to a failure and calls Redis rarely (the
+    /// WeChat access_token share, which fetches in-process instead): one
+    /// connection per process, not one per use.
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
     /// Whether Redis is in use, skipped, or about to be probed.
     pub fn state(&self) -> BreakerState {
         self.guard.breaker.state()
@@ -211,6 +219,7 @@ impl Guard {
     }
 
     fn failed(&self, what: &'static str, error: &dyn fmt::Display) {
+        metrics::counter!(crate::metrics::REDIS_FAILURES, "service" => self.service).increment(1);
         let was = self.breaker.state();
         self.breaker.failed();
         if let Some(held_back) = self.throttle.admit(what) {

@@ -42,6 +42,8 @@ pub use providers::{
     UpstreamPolicy,
 };
 
+use doumi_runtime::redis::SharedRedis;
+
 use crate::{api::CatalogService, cache::RedisCache};
 
 /// Why the catalog could not start or stopped.
@@ -99,8 +101,9 @@ pub async fn serve(
     let redis = match &config.redis.target {
         Some(url) => {
             tracing::info!("caching books in Redis, with an in-process tier in front");
-            let client = url.client().map_err(StartError::Redis)?;
-            Some(RedisCache::new(client, config.redis.policy).map_err(StartError::Redis)?)
+            let shared = SharedRedis::connect(url, config.redis.policy, "catalog")
+                .map_err(StartError::Redis)?;
+            Some(RedisCache::new(shared))
         }
         None => None,
     };

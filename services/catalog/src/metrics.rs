@@ -1,6 +1,6 @@
 //! The catalog's metrics in Prometheus text format: cache hits, misses, stale
 //! serves and coalesced waits; search-cache hits and misses; upstream requests by provider and outcome, and
-//! their latency; circuit and Redis state. Served with the process's other
+//! their latency; circuit state (Redis's is the runtime's `doumi_redis_*{service="catalog"}`). Served with the process's other
 //! metrics on a small HTTP listener at `/metrics`, apart from the gRPC port.
 
 use std::sync::Once;
@@ -10,8 +10,6 @@ pub const CACHE_MISSES: &str = "doumi_catalog_cache_misses_total";
 pub const CACHE_STALE_SERVED: &str = "doumi_catalog_cache_stale_served_total";
 pub const CACHE_COALESCED_WAITS: &str = "doumi_catalog_cache_coalesced_waits_total";
 pub const CACHE_REFRESHES: &str = "doumi_catalog_cache_background_refreshes_total";
-pub const REDIS_ERRORS: &str = "doumi_catalog_redis_errors_total";
-pub const REDIS_UP: &str = "doumi_catalog_redis_up";
 pub const UPSTREAM_REQUESTS: &str = "doumi_catalog_upstream_requests_total";
 pub const UPSTREAM_SKIPPED: &str = "doumi_catalog_upstream_skipped_total";
 pub const UPSTREAM_LATENCY: &str = "doumi_catalog_upstream_latency_seconds";
@@ -25,8 +23,6 @@ pub const NAMES: &[&str] = &[
     CACHE_STALE_SERVED,
     CACHE_COALESCED_WAITS,
     CACHE_REFRESHES,
-    REDIS_ERRORS,
-    REDIS_UP,
     UPSTREAM_REQUESTS,
     UPSTREAM_SKIPPED,
     UPSTREAM_LATENCY,
@@ -60,14 +56,6 @@ fn describe() {
     metrics::describe_counter!(
         CACHE_REFRESHES,
         "Background refreshes of stale entries, by result"
-    );
-    metrics::describe_counter!(
-        REDIS_ERRORS,
-        "Redis reads and writes that failed or timed out, by operation"
-    );
-    metrics::describe_gauge!(
-        REDIS_UP,
-        "1 while Redis answers, 0 while it is skipped after failures"
     );
     metrics::describe_counter!(
         UPSTREAM_REQUESTS,

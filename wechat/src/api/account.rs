@@ -36,10 +36,10 @@ impl OfficialAccount {
     pub fn new(
         base: Url,
         credentials: Credentials,
-        redis: Option<redis::Client>,
+        redis: Option<redis::aio::ConnectionManager>,
     ) -> Result<Self, AccountError> {
         let api = ApiClient::new(base)?;
-        let tokens = TokenManager::new(api.clone(), credentials, redis)?;
+        let tokens = TokenManager::new(api.clone(), credentials, redis);
         Ok(Self { api, tokens })
     }
 
@@ -139,6 +139,4 @@ impl OfficialAccount {
 pub enum AccountError {
     #[error("setting up the HTTP client failed")]
     Api(#[from] ApiError),
-    #[error("setting up the shared token store in Redis failed")]
-    Redis(#[from] redis::RedisError),
 }

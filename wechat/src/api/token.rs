@@ -11,7 +11,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use redis::{AsyncCommands, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use redis::{AsyncCommands, aio::ConnectionManager};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::Mutex, time::Instant};
@@ -122,24 +122,23 @@ struct TokenAnswer {
 }
 
 impl TokenManager {
-    /// `redis`: share the token with the other replicas; `None` = this process alone.
+    /// `redis`: share the token with the other replicas, through the
+    /// service's connection (its timeouts are the service's Redis settings);
+    /// `None` = this process alone.
     pub fn new(
         api: ApiClient,
         credentials: Credentials,
-        redis: Option<redis::Client>,
-    ) -> redis::RedisResult<Self> {
-        let shared = match redis {
-            Some(client) => Some(SharedTokens::new(client, &credentials.app_id)?),
-            None => None,
-        };
-        Ok(Self {
+        redis: Option<ConnectionManager>,
+    ) -> Self {
+        let shared = redis.map(|connection| SharedTokens::new(connection, &credentials.app_id));
+        Self {
             inner: Arc::new(Inner {
                 api,
                 credentials,
                 held: Mutex::new(Holding::default()),
                 shared,
             }),
-        })
+        }
     }
 
     /// A token to call WeChat with.
@@ -235,16 +234,12 @@ struct SharedTokens {
 }
 
 impl SharedTokens {
-    fn new(client: redis::Client, app_id: &str) -> redis::RedisResult<Self> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        Ok(Self {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+    fn new(connection: ConnectionManager, app_id: &str) -> Self {
+        Self {
+            connection,
             token_key: format!("doumi:wechat:v1:access-token:{app_id}"),
             lock_key: format!("doumi:wechat:v1:access-token-lock:{app_id}"),
-        })
+        }
     }
 
     /// The stored token unless it is `rejected`.
