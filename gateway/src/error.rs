@@ -7,58 +7,59 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use doumi_wechat::{crypto::CryptoError, inbound::ParseError};
+use doumi_wechat::{crypto::CryptoError, envelope::EnvelopeError, inbound::ParseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("missing signature, timestamp or nonce")]
-    Unsigned,
-    #[error("signature mismatch")]
-    BadSignature,
-    #[error("timestamp outside the accepted window")]
-    StaleTimestamp,
-    #[error("plaintext messages are refused: this account is in safe mode")]
-    PlaintextRefused,
-    #[error("encrypted message, but no EncodingAESKey is configured")]
-    EncryptionNotConfigured,
-    #[error("safe-mode message refused: {0}")]
-    Crypto(#[from] CryptoError),
-    #[error("not a WeChat message: {0}")]
-    BadMessage(#[from] ParseError),
+    /// The request's envelope: its signature, timestamp or safe-mode seal,
+    /// or the message inside.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
     #[error("no account is served at this path")]
     NoSuchAccount,
 }
 
+/// A message that opened but does not parse is refused like a bad envelope.
+impl From<ParseError> for Refusal {
+    fn from(error: ParseError) -> Self {
+        Self::Envelope(EnvelopeError::BadMessage(error))
+    }
+}
+
 impl Refusal {
     fn status(&self) -> StatusCode {
-        match self {
-            Self::Unsigned
-            | Self::BadSignature
-            | Self::StaleTimestamp
-            | Self::PlaintextRefused
-            | Self::Crypto(CryptoError::ValidateSignature | CryptoError::ValidateAppId) => {
+        use EnvelopeError as E;
+        let Self::Envelope(error) = self else {
+            return StatusCode::NOT_FOUND;
+        };
+        match error {
+            E::Unsigned
+            | E::BadSignature
+            | E::StaleTimestamp
+            | E::PlaintextRefused
+            | E::Crypto(CryptoError::ValidateSignature | CryptoError::ValidateAppId) => {
                 StatusCode::FORBIDDEN
             }
-            Self::EncryptionNotConfigured | Self::Crypto(_) | Self::BadMessage(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::NoSuchAccount => StatusCode::NOT_FOUND,
+            E::EncryptionNotConfigured | E::Crypto(_) | E::BadMessage(_) => StatusCode::BAD_REQUEST,
         }
     }
 
     /// A short, stable label for metrics.
     fn reason(&self) -> &'static str {
-        match self {
-            Self::Unsigned => "unsigned",
-            Self::BadSignature => "bad_signature",
-            Self::StaleTimestamp => "stale_timestamp",
-            Self::PlaintextRefused => "plaintext_refused",
-            Self::EncryptionNotConfigured => "encryption_not_configured",
-            Self::Crypto(_) => "crypto",
-            Self::BadMessage(ParseError::Doctype) => "doctype",
-            Self::BadMessage(ParseError::TooDeep | ParseError::FieldTooLong) => "too_large",
-            Self::BadMessage(_) => "malformed",
-            Self::NoSuchAccount => "no_such_route",
+        use EnvelopeError as E;
+        let Self::Envelope(error) = self else {
+            return "no_such_route";
+        };
+        match error {
+            E::Unsigned => "unsigned",
+            E::BadSignature => "bad_signature",
+            E::StaleTimestamp => "stale_timestamp",
+            E::PlaintextRefused => "plaintext_refused",
+            E::EncryptionNotConfigured => "encryption_not_configured",
+            E::Crypto(_) => "crypto",
+            E::BadMessage(ParseError::Doctype) => "doctype",
+            E::BadMessage(ParseError::TooDeep | ParseError::FieldTooLong) => "too_large",
+            E::BadMessage(_) => "malformed",
         }
     }
 }
@@ -66,14 +67,14 @@ impl Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         metrics::counter!(crate::metrics::REFUSALS, "reason" => self.reason()).increment(1);
-        if let Self::Crypto(error) = &self {
+        if let Self::Envelope(EnvelopeError::Crypto(error)) = &self {
             metrics::counter!(crate::metrics::CRYPTO_FAILURES, "code" => error.code().to_string())
                 .increment(1);
         }
         tracing::warn!(reason = %self, "request refused");
         let reason = match &self {
             // Parser details help an attacker more than an operator; the log has them.
-            Self::BadMessage(_) => "malformed message".to_owned(),
+            Self::Envelope(EnvelopeError::BadMessage(_)) => "malformed message".to_owned(),
             other => other.to_string(),
         };
         let mut response = (self.status(), reason).into_response();
@@ -102,4 +103,100 @@ pub async fn count_other_refusals(response: Response) -> Response {
         tracing::warn!(status = status.as_u16(), reason, "request refused");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What WeChat (and the dashboards) see for each refusal: status,
+    /// metric reason and body.
+    #[tokio::test]
+    async fn each_refusal_keeps_its_status_reason_and_text() {
+        use EnvelopeError as E;
+        let cases = [
+            (
+                Refusal::from(E::Unsigned),
+                403,
+                "unsigned",
+                "missing signature, timestamp or nonce",
+            ),
+            (
+                E::BadSignature.into(),
+                403,
+                "bad_signature",
+                "signature mismatch",
+            ),
+            (
+                E::StaleTimestamp.into(),
+                403,
+                "stale_timestamp",
+                "timestamp outside the accepted window",
+            ),
+            (
+                E::PlaintextRefused.into(),
+                403,
+                "plaintext_refused",
+                "plaintext messages are refused: this account is in safe mode",
+            ),
+            (
+                E::EncryptionNotConfigured.into(),
+                400,
+                "encryption_not_configured",
+                "encrypted message, but no EncodingAESKey is configured",
+            ),
+            (
+                E::Crypto(CryptoError::ValidateSignature).into(),
+                403,
+                "crypto",
+                "safe-mode message refused: -40001 msg_signature check failed",
+            ),
+            (
+                E::Crypto(CryptoError::ValidateAppId).into(),
+                403,
+                "crypto",
+                "safe-mode message refused: -40005 AppID in the message is not ours",
+            ),
+            (
+                E::Crypto(CryptoError::DecryptAes).into(),
+                400,
+                "crypto",
+                "safe-mode message refused: -40007 AES decryption failed",
+            ),
+            (
+                ParseError::Doctype.into(),
+                400,
+                "doctype",
+                "malformed message",
+            ),
+            (
+                ParseError::TooDeep.into(),
+                400,
+                "too_large",
+                "malformed message",
+            ),
+            (
+                ParseError::Missing("MsgType").into(),
+                400,
+                "malformed",
+                "malformed message",
+            ),
+            (
+                Refusal::NoSuchAccount,
+                404,
+                "no_such_route",
+                "no account is served at this path",
+            ),
+        ];
+        for (refusal, status, reason, text) in cases {
+            assert_eq!(refusal.reason(), reason, "{refusal:?}");
+            let response = refusal.into_response();
+            assert_eq!(response.status().as_u16(), status, "{reason}");
+            assert!(response.extensions().get::<Counted>().is_some());
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap_or_default();
+            assert_eq!(String::from_utf8_lossy(&body), text, "{reason}");
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! The HTTP surface WeChat and Kubernetes see: `/wechat` (the single
 //! account) or `/wechat/NAME` (an account of the accounts file) — GET
 //! verification, POST messages in plaintext, compatible or safe mode —
-//! `/healthz`, `/readyz` (with each account's standing), `/metrics`. A message flows top to bottom through `receive`:
-//! verify → decrypt (safe mode) → parse → the reply window → render →
-//! encrypt (safe mode).
+//! `/healthz`, `/readyz` (with each account's standing), `/metrics`. A
+//! message flows top to bottom through `receive`: verify → decrypt (safe
+//! mode) → parse → the reply window → render → encrypt (safe mode); the
+//! envelope's rules are `doumi_wechat::envelope`, the HTTP work is here.
 
 use std::{
     sync::{
@@ -23,18 +24,19 @@ use axum::{
 };
 use doumi_proto::bot::v1::{InboundMessage, Reply, event, inbound_message, reply};
 use doumi_runtime::{breaker::BreakerState, redis::SharedRedis, telemetry};
-use serde::Deserialize;
 use tokio::time::Instant;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use tracing::{Instrument, field::Empty};
 
 use doumi_wechat::{
+    crypto::KeyUsed,
+    envelope::SignedQuery,
     inbound,
     outbound::{self, Addressing, Rendered},
 };
 
 use crate::{
-    accounts::{Account, Directory, Signed},
+    accounts::{Account, Directory},
     error::Refusal,
     metrics as m,
     window::message_tag,
@@ -55,17 +57,6 @@ pub struct AppState {
     /// False once shutdown starts, so `/readyz` takes the pod out of rotation
     /// while in-flight messages are still answered.
     pub ready: Arc<AtomicBool>,
-}
-
-/// The query WeChat signs every request with.
-#[derive(Debug, Deserialize)]
-pub struct SignedQuery {
-    signature: Option<String>,
-    timestamp: Option<String>,
-    nonce: Option<String>,
-    echostr: Option<String>,
-    encrypt_type: Option<String>,
-    msg_signature: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -127,32 +118,6 @@ impl AppState {
     fn named(&self, name: &str) -> Result<&Arc<Account>, Refusal> {
         self.accounts.get(name).ok_or(Refusal::NoSuchAccount)
     }
-
-    /// Checks the plain signature over the account's Token, timestamp and
-    /// nonce, and that the timestamp is recent. WeChat's retries reuse all
-    /// three, and pass.
-    fn check_signed<'q>(
-        &self,
-        account: &Account,
-        query: &'q SignedQuery,
-    ) -> Result<Signed<'q>, Refusal> {
-        let (Some(signature), Some(timestamp), Some(nonce)) =
-            (&query.signature, &query.timestamp, &query.nonce)
-        else {
-            return Err(Refusal::Unsigned);
-        };
-        if !account.signed_by_us(signature, timestamp, nonce) {
-            return Err(Refusal::BadSignature);
-        }
-        let sent: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| Refusal::StaleTimestamp)?;
-        if (now_unix() - sent).unsigned_abs() > self.timestamp_tolerance.as_secs() {
-            return Err(Refusal::StaleTimestamp);
-        }
-        Ok(Signed { timestamp, nonce })
-    }
 }
 
 async fn verify_root(
@@ -170,20 +135,10 @@ async fn verify_named(
     verify_url(state.named(&name)?, query)
 }
 
-/// WeChat's server verification: echo `echostr` when the signature holds.
-/// It is signed the same way in every encryption mode.
+/// WeChat's server verification: echo `echostr` when the account's
+/// endpoint finds it signed.
 fn verify_url(account: &Account, query: SignedQuery) -> Result<String, Refusal> {
-    let (Some(signature), Some(timestamp), Some(nonce), Some(echostr)) = (
-        &query.signature,
-        &query.timestamp,
-        &query.nonce,
-        query.echostr,
-    ) else {
-        return Err(Refusal::Unsigned);
-    };
-    if !account.signed_by_us(signature, timestamp, nonce) {
-        return Err(Refusal::BadSignature);
-    }
+    let echostr = account.endpoint().verify_url(query)?;
     tracing::info!(account = &**account.name(), "url verification succeeded");
     Ok(echostr)
 }
@@ -215,13 +170,14 @@ async fn receive(
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let arrived = Instant::now();
-    let signed = tracing::debug_span!("verify").in_scope(|| state.check_signed(account, &query))?;
-    let encrypted = query
-        .encrypt_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-    let opened = tracing::debug_span!("decrypt")
-        .in_scope(|| account.open(encrypted, query.msg_signature.as_deref(), &signed, &body))?;
+    let endpoint = account.endpoint();
+    let signed = tracing::debug_span!("verify")
+        .in_scope(|| endpoint.check(&query, now_unix(), state.timestamp_tolerance))?;
+    let encrypted = signed.encrypted();
+    let opened = tracing::debug_span!("decrypt").in_scope(|| endpoint.open(&signed, &body))?;
+    if opened.key == Some(KeyUsed::Previous) {
+        metrics::counter!(m::PREVIOUS_KEY, "account" => account.name().clone()).increment(1);
+    }
     let mut message = tracing::debug_span!("parse").in_scope(|| inbound::parse(&opened.xml))?;
     message.account = account.name().to_string();
     let kind = kind_label(&message);
@@ -270,7 +226,7 @@ async fn receive(
     };
     let response = tracing::debug_span!("render").in_scope(|| {
         Ok::<_, Refusal>(match (outbound::render(Some(&reply), &to), opened.key) {
-            (Rendered::Xml(xml), Some(key)) => xml_response(account.seal(&xml, key, &signed)?),
+            (Rendered::Xml(xml), Some(key)) => xml_response(endpoint.seal(&xml, key, &signed)?),
             (Rendered::Xml(xml), None) => xml_response(xml),
             (Rendered::Success, _) => (
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -10,6 +10,7 @@ use doumi_runtime::settings::{Problems, non_empty};
 use doumi_wechat::{
     api::Credentials,
     crypto::{AesKey, KeyRing, MessageCrypto},
+    envelope::WechatToken,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -24,31 +25,6 @@ pub const SINGLE_ACCOUNT: &str = "default";
 const MAX_ACCOUNTS: usize = 64;
 /// An account takes a few hundred bytes; a larger file is not an accounts file.
 const MAX_FILE_BYTES: u64 = 256 * 1024;
-
-/// The Token shared with WeChat: 3 to 32 letters and digits, as WeChat's
-/// console requires. It never appears in logs.
-#[derive(Clone)]
-pub struct WechatToken(SecretString);
-
-impl WechatToken {
-    pub fn parse(value: &str) -> Result<Self, &'static str> {
-        let value = value.trim();
-        if !(3..=32).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err("must be 3 to 32 letters and digits, as in WeChat's console");
-        }
-        Ok(Self(SecretString::from(value.to_owned())))
-    }
-
-    pub fn expose(&self) -> &str {
-        secrecy::ExposeSecret::expose_secret(&self.0)
-    }
-}
-
-impl std::fmt::Debug for WechatToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WechatToken(***)")
-    }
-}
 
 /// One official account, validated.
 #[derive(Debug, Clone)]
