@@ -1,46 +1,15 @@
 //! The cache's behaviour against a scripted provider and a hand-moved clock.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
-use crate::providers::{BookProvider, Upstream, UpstreamPolicy};
-
-/// A provider that knows one book, counts calls, can be switched off, and
-/// holds every answer until told to release it (so callers pile up).
-struct Upstream1 {
-    calls: AtomicU32,
-    down: AtomicBool,
-    gate: tokio::sync::Semaphore,
-}
+use crate::providers::{Upstream, UpstreamPolicy, fake::FakeProvider};
 
 const KNOWN: &str = "9787121139512";
 
-#[tonic::async_trait]
-impl BookProvider for Upstream1 {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-    async fn by_isbn(&self, isbn: &Isbn13) -> Result<Book, ProviderError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let _pass = self.gate.acquire().await;
-        if self.down.load(Ordering::SeqCst) {
-            return Err(ProviderError::Unavailable("down".to_owned()));
-        }
-        if isbn.as_str() == KNOWN {
-            Ok(Book {
-                title: "浪潮之巅".to_owned(),
-                isbn13: KNOWN.to_owned(),
-                ..Book::default()
-            })
-        } else {
-            Err(ProviderError::NotFound)
-        }
-    }
-}
-
 struct Fixture {
     books: Books,
-    upstream: Arc<Upstream1>,
+    upstream: Arc<FakeProvider>,
     /// Seconds since an arbitrary start.
     clock: Arc<AtomicU64>,
 }
@@ -53,15 +22,13 @@ const POLICY: CachePolicy = CachePolicy {
 };
 
 fn fixture(open_gate: bool) -> Fixture {
-    let upstream = Arc::new(Upstream1 {
-        calls: AtomicU32::new(0),
-        down: AtomicBool::new(false),
-        gate: tokio::sync::Semaphore::new(if open_gate {
-            tokio::sync::Semaphore::MAX_PERMITS
-        } else {
-            0
-        }),
-    });
+    // Knows one book; holds every answer until released unless `open_gate`.
+    let known = FakeProvider::named("fake").knowing(vec![Book {
+        title: "浪潮之巅".to_owned(),
+        isbn13: KNOWN.to_owned(),
+        ..Book::default()
+    }]);
+    let upstream = Arc::new(if open_gate { known } else { known.held() });
     let policy = UpstreamPolicy {
         retries: 0,
         ..UpstreamPolicy::default()
@@ -84,7 +51,7 @@ fn fixture(open_gate: bool) -> Fixture {
 
 impl Fixture {
     fn calls(&self) -> u32 {
-        self.upstream.calls.load(Ordering::SeqCst)
+        self.upstream.calls()
     }
     fn advance(&self, by: Duration) {
         self.clock.fetch_add(by.as_secs(), Ordering::SeqCst);
@@ -125,9 +92,7 @@ async fn a_hundred_concurrent_asks_make_one_upstream_request() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    f.upstream
-        .gate
-        .add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    f.upstream.release();
     for ask in asks {
         assert_eq!(ask.await.unwrap().unwrap().title, "浪潮之巅");
     }
@@ -147,7 +112,7 @@ async fn fresh_entries_are_served_without_asking() {
 async fn stale_entries_are_served_at_once_while_the_upstream_is_down() {
     let f = fixture(true);
     f.ask(KNOWN).await.unwrap();
-    f.upstream.down.store(true, Ordering::SeqCst);
+    f.upstream.set_down(true);
     f.advance(Duration::from_secs(61));
     for _ in 0..3 {
         let book = f.ask(KNOWN).await.expect("stale book served");
@@ -157,7 +122,7 @@ async fn stale_entries_are_served_at_once_while_the_upstream_is_down() {
     f.until_calls(2).await;
 
     // Once the upstream is back, a refresh makes the entry fresh again.
-    f.upstream.down.store(false, Ordering::SeqCst);
+    f.upstream.set_down(false);
     let before = f.calls();
     f.ask(KNOWN).await.unwrap();
     f.until_calls(before + 1).await;
@@ -174,7 +139,7 @@ async fn stale_entries_are_served_at_once_while_the_upstream_is_down() {
 async fn past_the_hard_ttl_nothing_stale_is_served() {
     let f = fixture(true);
     f.ask(KNOWN).await.unwrap();
-    f.upstream.down.store(true, Ordering::SeqCst);
+    f.upstream.set_down(true);
     f.advance(Duration::from_secs(600));
     assert!(matches!(
         f.ask(KNOWN).await,
@@ -201,9 +166,9 @@ async fn not_found_is_cached_briefly() {
 #[tokio::test]
 async fn failures_are_not_cached() {
     let f = fixture(true);
-    f.upstream.down.store(true, Ordering::SeqCst);
+    f.upstream.set_down(true);
     assert!(f.ask(KNOWN).await.is_err());
-    f.upstream.down.store(false, Ordering::SeqCst);
+    f.upstream.set_down(false);
     assert!(f.ask(KNOWN).await.is_ok());
     assert_eq!(f.calls(), 2);
 }

@@ -131,47 +131,16 @@ impl ProviderChain {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{
-            Arc,
-            atomic::{AtomicU32, Ordering},
-        },
-        time::Duration,
-    };
+    use std::{sync::Arc, time::Duration};
 
     use super::*;
-    use crate::{providers::BookProvider, providers::upstream::UpstreamPolicy};
+    use crate::providers::{BookProvider, fake::FakeProvider, upstream::UpstreamPolicy};
 
-    /// Always gives the same answer; counts calls.
-    struct Fixed {
-        name: &'static str,
-        answer: Result<(), ProviderError>,
-        calls: AtomicU32,
+    fn fixed(name: &'static str, answer: Result<(), ProviderError>) -> Arc<FakeProvider> {
+        Arc::new(FakeProvider::named(name).answering(answer))
     }
 
-    #[tonic::async_trait]
-    impl BookProvider for Fixed {
-        fn name(&self) -> &'static str {
-            self.name
-        }
-        async fn by_isbn(&self, _isbn: &Isbn13) -> Result<Book, ProviderError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            self.answer.clone().map(|()| Book {
-                title: self.name.to_owned(),
-                ..Book::default()
-            })
-        }
-    }
-
-    fn fixed(name: &'static str, answer: Result<(), ProviderError>) -> Arc<Fixed> {
-        Arc::new(Fixed {
-            name,
-            answer,
-            calls: AtomicU32::new(0),
-        })
-    }
-
-    fn chain(providers: &[Arc<Fixed>]) -> ProviderChain {
+    fn chain(providers: &[Arc<FakeProvider>]) -> ProviderChain {
         let policy = UpstreamPolicy {
             retries: 0,
             ..UpstreamPolicy::default()
@@ -198,7 +167,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(book.title, "b");
-        let calls = [&a, &b, &c].map(|p| p.calls.load(Ordering::SeqCst));
+        let calls = [&a, &b, &c].map(|p| p.calls());
         assert_eq!(calls, [1, 1, 0]);
     }
 
@@ -241,55 +210,16 @@ mod tests {
             chain(&only_isbn).by_douban_id(&id, Deadline::NONE).await,
             Err(ProviderError::Unsupported)
         ));
-        assert_eq!(only_isbn[0].calls.load(Ordering::SeqCst), 0);
+        assert_eq!(only_isbn[0].calls(), 0);
     }
 
-    /// Searches with a fixed answer (`Some(titles)`: a page of those books;
-    /// `None`: the provider is down); counts calls.
-    struct Searcher {
-        name: &'static str,
-        titles: Option<&'static [&'static str]>,
-        calls: AtomicU32,
+    /// A provider that only searches: a page of `titles`, or down (`None`).
+    fn searcher(name: &'static str, titles: Option<&'static [&'static str]>) -> Arc<FakeProvider> {
+        let page = titles.ok_or_else(|| ProviderError::Unavailable("HTTP 503".to_owned()));
+        Arc::new(FakeProvider::named(name).searching(page))
     }
 
-    #[tonic::async_trait]
-    impl BookProvider for Searcher {
-        fn name(&self) -> &'static str {
-            self.name
-        }
-        fn can(&self, ask: Ask) -> bool {
-            ask == Ask::Search
-        }
-        async fn by_isbn(&self, _isbn: &Isbn13) -> Result<Book, ProviderError> {
-            Err(ProviderError::Unsupported)
-        }
-        async fn search(&self, _search: &SearchQuery) -> Result<SearchPage, ProviderError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let titles = self
-                .titles
-                .ok_or_else(|| ProviderError::Unavailable("HTTP 503".to_owned()))?;
-            Ok(SearchPage {
-                total: u32::try_from(titles.len()).unwrap_or(u32::MAX),
-                books: titles
-                    .iter()
-                    .map(|t| Book {
-                        title: (*t).to_owned(),
-                        ..Book::default()
-                    })
-                    .collect(),
-            })
-        }
-    }
-
-    fn searcher(name: &'static str, titles: Option<&'static [&'static str]>) -> Arc<Searcher> {
-        Arc::new(Searcher {
-            name,
-            titles,
-            calls: AtomicU32::new(0),
-        })
-    }
-
-    fn search_chain(first: Arc<dyn BookProvider>, rest: &[Arc<Searcher>]) -> ProviderChain {
+    fn search_chain(first: Arc<dyn BookProvider>, rest: &[Arc<FakeProvider>]) -> ProviderChain {
         let policy = UpstreamPolicy {
             retries: 0,
             ..UpstreamPolicy::default()
@@ -318,9 +248,9 @@ mod tests {
             &[empty.clone(), full.clone(), after.clone()],
         );
         assert_eq!(titles(&chain).await.unwrap(), ["The Final Empire"]);
-        let calls = [&empty, &full, &after].map(|p| p.calls.load(Ordering::SeqCst));
+        let calls = [&empty, &full, &after].map(|p| p.calls());
         assert_eq!(calls, [1, 1, 0]);
-        assert_eq!(isbn_only.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(isbn_only.calls(), 0);
 
         // A failing one is skipped.
         let down = searcher("down", None);
@@ -363,6 +293,6 @@ mod tests {
                 .await,
             Err(ProviderError::DeadlineExceeded)
         ));
-        assert_eq!(a.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(a.calls(), 0);
     }
 }

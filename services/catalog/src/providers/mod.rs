@@ -6,6 +6,8 @@
 pub(crate) mod book;
 mod chain;
 mod douban;
+#[cfg(test)]
+pub(crate) mod fake;
 mod googlebooks;
 mod http;
 mod openlibrary;

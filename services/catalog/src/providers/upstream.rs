@@ -229,43 +229,14 @@ impl Upstream {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Mutex,
-        atomic::{AtomicU32, Ordering},
-    };
-
     use doumi_proto::catalog::v1::Book;
 
     use super::*;
-    use crate::isbn::Isbn13;
+    use crate::{isbn::Isbn13, providers::fake::FakeProvider};
 
-    /// Answers from a script, one entry per call; counts calls.
-    struct Scripted {
-        script: Mutex<Vec<Result<Book, ProviderError>>>,
-        calls: AtomicU32,
-    }
-
-    #[tonic::async_trait]
-    impl BookProvider for Scripted {
-        fn name(&self) -> &'static str {
-            "scripted"
-        }
-        async fn by_isbn(&self, _isbn: &Isbn13) -> Result<Book, ProviderError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let mut script = self.script.lock().unwrap();
-            if script.is_empty() {
-                Ok(Book::default())
-            } else {
-                script.remove(0)
-            }
-        }
-    }
-
-    fn upstream(script: Vec<Result<Book, ProviderError>>) -> (Arc<Scripted>, Upstream) {
-        let provider = Arc::new(Scripted {
-            script: Mutex::new(script),
-            calls: AtomicU32::new(0),
-        });
+    /// An upstream over a provider that answers `script`, then finds every book.
+    fn upstream(script: Vec<Result<Book, ProviderError>>) -> (Arc<FakeProvider>, Upstream) {
+        let provider = Arc::new(FakeProvider::named("scripted").scripted(script));
         let policy = UpstreamPolicy {
             breaker: BreakerSettings {
                 failure_threshold: 2,
@@ -301,7 +272,7 @@ mod tests {
                 Err(ProviderError::RateLimited(_))
             ));
         }
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 1, "one call sent");
+        assert_eq!(provider.calls(), 1, "one call sent");
         assert_eq!(capped.circuit(), BreakerState::Closed);
         tokio::time::advance(Duration::from_millis(250)).await;
         assert!(ask(&capped, Deadline::NONE).await.is_ok(), "the next slot");
@@ -314,11 +285,11 @@ mod tests {
             ask(&up, Deadline::NONE).await.is_ok(),
             "third attempt succeeds"
         );
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(provider.calls(), 3);
 
         let (provider, up) = upstream(vec![down(), down(), down(), down()]);
         assert!(ask(&up, Deadline::NONE).await.is_err());
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 3, "1 + 2 retries");
+        assert_eq!(provider.calls(), 3, "1 + 2 retries");
     }
 
     #[tokio::test(start_paused = true)]
@@ -333,7 +304,7 @@ mod tests {
             ask(&nf, Deadline::NONE).await,
             Err(ProviderError::NotFound)
         ));
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(provider.calls(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -345,7 +316,7 @@ mod tests {
             ask(&up, deadline).await,
             Err(ProviderError::DeadlineExceeded)
         ));
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(provider.calls(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -353,7 +324,7 @@ mod tests {
         let (provider, up) = upstream(vec![down(), down()]);
         let deadline = Deadline::after(Duration::from_millis(50));
         assert!(ask(&up, deadline).await.is_err());
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(provider.calls(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -361,13 +332,13 @@ mod tests {
         let (provider, up) = upstream(vec![down(); 6]);
         assert!(ask(&up, Deadline::NONE).await.is_err());
         assert!(ask(&up, Deadline::NONE).await.is_err());
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 6);
+        assert_eq!(provider.calls(), 6);
         assert_eq!(up.circuit(), BreakerState::Open);
         assert!(matches!(
             ask(&up, Deadline::NONE).await,
             Err(ProviderError::CircuitOpen(..))
         ));
-        assert_eq!(provider.calls.load(Ordering::SeqCst), 6, "open: not asked");
+        assert_eq!(provider.calls(), 6, "open: not asked");
 
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(ask(&up, Deadline::NONE).await.is_ok(), "the probe succeeds");
