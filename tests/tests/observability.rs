@@ -45,6 +45,24 @@ fn rule_expressions() -> Vec<String> {
     expressions
 }
 
+/// Every dashboard in deploy/observability/grafana, parsed, with its path.
+fn dashboards() -> Vec<(PathBuf, serde_json::Value)> {
+    let dir = observability_dir().join("grafana");
+    let mut dashboards = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.map(|e| e.path()).unwrap_or_default();
+        if path.extension().is_some_and(|ext| ext == "json") {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let dashboard =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            dashboards.push((path, dashboard));
+        }
+    }
+    assert!(!dashboards.is_empty(), "no dashboard in {}", dir.display());
+    dashboards
+}
+
 /// The PromQL expressions of every panel target in the dashboards.
 fn dashboard_expressions() -> Vec<String> {
     fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
@@ -61,21 +79,13 @@ fn dashboard_expressions() -> Vec<String> {
             _ => {}
         }
     }
-    let dir = observability_dir().join("grafana");
     let mut expressions = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.map(|e| e.path()).unwrap_or_default();
-        if path.extension().is_some_and(|ext| ext == "json") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let dashboard: serde_json::Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            collect(&dashboard, &mut expressions);
-        }
+    for (_, dashboard) in dashboards() {
+        collect(&dashboard, &mut expressions);
     }
     assert!(
         !expressions.is_empty(),
-        "no panel queries in {}",
-        dir.display()
+        "no panel queries in the dashboards"
     );
     expressions
 }
@@ -159,6 +169,95 @@ fn every_series_the_rules_and_dashboards_use_is_exposed() {
     assert!(
         unknown.is_empty(),
         "queried but exposed by no service: {unknown:?}"
+    );
+}
+
+/// What Grafana needs to import a dashboard and run it against the
+/// operator's Prometheus: a stable uid (links and provisioning name it), the
+/// schema it was written for, a datasource variable every query uses (no
+/// datasource of the author's baked in), a query on every panel, and queries
+/// that are PromQL (promtool parses each as a recording rule).
+#[test]
+fn every_dashboard_imports_and_its_queries_parse() {
+    let mut rules = Vec::new();
+    let mut problems = Vec::new();
+    for (path, dashboard) in dashboards() {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if dashboard["uid"] != name {
+            problems.push(format!(
+                "{name}: uid is {}, not the file's name",
+                dashboard["uid"]
+            ));
+        }
+        if dashboard["schemaVersion"] != 39 {
+            problems.push(format!(
+                "{name}: schemaVersion is {}, not 39",
+                dashboard["schemaVersion"]
+            ));
+        }
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !variables
+            .iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus")
+        {
+            problems.push(format!("{name}: no datasource variable of type prometheus"));
+        }
+        let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let (title, id) = (&panel["title"], &panel["id"]);
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                problems.push(format!("{name}: panel {title} has no query"));
+            }
+            for target in targets {
+                let reference = &target["refId"];
+                if target["datasource"]["uid"] != "${datasource}" {
+                    problems.push(format!(
+                        "{name}: panel {title} query {reference} ignores $datasource"
+                    ));
+                }
+                let mut expr = target["expr"].as_str().unwrap_or_default().to_owned();
+                for variable in ["$__rate_interval", "$__interval", "$__range"] {
+                    expr = expr.replace(variable, "5m");
+                }
+                let record = format!(
+                    "dashboard:{name}:panel_{id}_{}",
+                    reference.as_str().unwrap_or("?")
+                );
+                rules.push(serde_json::json!({ "record": record.replace('-', "_"), "expr": expr }));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // A rules file is YAML, and JSON is YAML.
+    let file = std::env::temp_dir().join(format!(
+        "doumi-dashboard-queries-{}.json",
+        std::process::id()
+    ));
+    let groups = serde_json::json!({ "groups": [{ "name": "dashboard-queries", "rules": rules }] });
+    std::fs::write(&file, groups.to_string()).expect("writing the scratch rules file");
+    let promtool = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".to_owned());
+    let checked = std::process::Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&file)
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let checked = checked.unwrap_or_else(|e| {
+        panic!("{promtool}: {e} (scripts/test installs it from Debian's prometheus package)")
+    });
+    assert!(
+        checked.status.success(),
+        "a dashboard query is not PromQL:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
     );
 }
 
