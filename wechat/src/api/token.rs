@@ -125,11 +125,7 @@ impl TokenManager {
     /// `redis`: share the token with the other replicas, through the
     /// service's connection (its timeouts are the service's Redis settings);
     /// `None` = this process alone.
-    pub fn new(
-        api: ApiClient,
-        credentials: Credentials,
-        redis: Option<ConnectionManager>,
-    ) -> Self {
+    pub fn new(api: ApiClient, credentials: Credentials, redis: Option<ConnectionManager>) -> Self {
         let shared = redis.map(|connection| SharedTokens::new(connection, &credentials.app_id));
         Self {
             inner: Arc::new(Inner {
