@@ -12,10 +12,12 @@
 
 mod entry;
 mod redis_tier;
+mod rules;
 mod search;
 
 pub use doumi_runtime::redis::RedisPolicy;
 pub(crate) use redis_tier::RedisCache;
+use rules::{Clock, MAX_JOINS};
 
 use std::{
     collections::HashSet,
@@ -73,13 +75,6 @@ impl Default for CachePolicy {
         Self::DEFAULT
     }
 }
-
-/// The wall clock, replaceable so tests can move time past a TTL.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-
-/// A coalesced fetch that ran out of the first caller's time is retried for
-/// waiters that still have time, this many times at most.
-pub(crate) const MAX_JOINS: usize = 3;
 
 /// Books by ISBN, Douban id and keywords; cheap to clone.
 #[derive(Clone)]

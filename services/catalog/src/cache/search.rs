@@ -21,7 +21,7 @@ use std::{
 use doumi_runtime::deadline::Deadline;
 
 use crate::{
-    cache::{Clock, MAX_JOINS},
+    cache::rules::{Clock, MAX_JOINS},
     metrics as m,
     providers::{ProviderError, SearchPage, SearchQuery},
 };

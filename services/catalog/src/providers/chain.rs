@@ -134,7 +134,7 @@ mod tests {
     use std::{sync::Arc, time::Duration};
 
     use super::*;
-    use crate::providers::{BookProvider, fake::FakeProvider, upstream::UpstreamPolicy};
+    use crate::providers::{fake::FakeProvider, provider::BookProvider, upstream::UpstreamPolicy};
 
     fn fixed(name: &'static str, answer: Result<(), ProviderError>) -> Arc<FakeProvider> {
         Arc::new(FakeProvider::named(name).answering(answer))
