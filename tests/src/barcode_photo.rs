@@ -175,7 +175,7 @@ fn photograph(label: &GrayImage, scene: &Scene) -> anyhow::Result<Vec<u8>> {
         let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
         let lx = (cos * dx + sin * dy) / scale + lw / 2.0 - 0.5;
         let ly = (-sin * dx + cos * dy) / scale + lh / 2.0 - 0.5;
-        match bilinear(label, lx, ly) {
+        match imageops::interpolate_bilinear(label, lx, ly).map(|p| f32::from(p.0[0])) {
             // The label is paper: warm white, shaded a little across the photo.
             Some(v) => {
                 let shade = 1.0 - 0.12 * (x as f32 / scene.width as f32);
@@ -217,23 +217,6 @@ fn cover(x: u32, y: u32, phase: f32) -> Rgb<u8> {
     };
     let base = 90.0 + stripes + wave + band + block;
     Rgb([base * 1.15, base * 0.8, base * 0.55].map(|c| c.clamp(0.0, 255.0) as u8))
-}
-
-fn bilinear(image: &GrayImage, x: f32, y: f32) -> Option<f32> {
-    let (w, h) = (image.width() as f32, image.height() as f32);
-    if x < 0.0 || y < 0.0 || x > w - 1.0 || y > h - 1.0 {
-        return None;
-    }
-    let (x0, y0) = (x.floor() as u32, y.floor() as u32);
-    let (x1, y1) = (
-        (x0 + 1).min(image.width() - 1),
-        (y0 + 1).min(image.height() - 1),
-    );
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let p = |x, y| f32::from(image.get_pixel(x, y).0[0]);
-    let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
-    let bottom = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
-    Some(top * (1.0 - fy) + bottom * fy)
 }
 
 /// A tiny deterministic generator, so every run draws the same photos.

@@ -134,27 +134,12 @@ fn rotate(image: &GrayImage, angle: f32) -> GrayImage {
     let out_h = (w * sin.abs() + h * cos.abs()).ceil() as u32;
     let (cx, cy) = (w / 2.0, h / 2.0);
     let (ox, oy) = (out_w as f32 / 2.0, out_h as f32 / 2.0);
-    let sample = |x: f32, y: f32| -> Option<f32> {
-        if x < 0.0 || y < 0.0 || x > w - 1.0 || y > h - 1.0 {
-            return None;
-        }
-        let (x0, y0) = (x.floor() as u32, y.floor() as u32);
-        let (x1, y1) = (
-            (x0 + 1).min(image.width() - 1),
-            (y0 + 1).min(image.height() - 1),
-        );
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let p = |x, y| f32::from(image.get_pixel(x, y).0[0]);
-        let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
-        let bottom = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
-        Some(top * (1.0 - fy) + bottom * fy)
-    };
     GrayImage::from_fn(out_w, out_h, |x, y| {
         // The source point that lands on (x, y): the inverse rotation.
         let (dx, dy) = (x as f32 + 0.5 - ox, y as f32 + 0.5 - oy);
         let sx = cos * dx + sin * dy + cx - 0.5;
         let sy = -sin * dx + cos * dy + cy - 0.5;
-        image::Luma([sample(sx, sy).map_or(255, |v| v.round().clamp(0.0, 255.0) as u8)])
+        imageops::interpolate_bilinear(image, sx, sy).unwrap_or(image::Luma([255]))
     })
 }
 
