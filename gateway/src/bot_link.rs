@@ -8,7 +8,7 @@ use std::{
 };
 
 use doumi_proto::bot::v1::{InboundMessage, Reply, ReplyRequest, bot_client::BotClient};
-use doumi_runtime::{grpc::Channel, throttle::LogThrottle};
+use doumi_runtime::{grpc::Channel, metrics::Histograms, throttle::LogThrottle};
 
 /// What the reader sees when the bot is down or too slow.
 pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再发一次。";
@@ -19,6 +19,7 @@ pub struct BotLink {
     client: BotClient<Channel>,
     /// A bot outage fails every message: its lines are summarised.
     failures: Arc<LogThrottle>,
+    latency: Arc<Histograms<0>>,
 }
 
 impl BotLink {
@@ -26,6 +27,7 @@ impl BotLink {
         Self {
             client: BotClient::new(channel),
             failures: Arc::new(LogThrottle::default()),
+            latency: Arc::new(Histograms::new(crate::metrics::BOT_LATENCY, [], Vec::new())),
         }
     }
 
@@ -39,7 +41,7 @@ impl BotLink {
         // catalog behind it can plan for it, and is enforced here too.
         request.set_timeout(deadline);
         let result = tokio::time::timeout(deadline, self.client.clone().reply(request)).await;
-        metrics::histogram!(crate::metrics::BOT_LATENCY).record(started.elapsed().as_secs_f64());
+        self.latency.record([], started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),
             Ok(Err(status)) => {

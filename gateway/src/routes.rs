@@ -195,13 +195,7 @@ async fn receive(
         .answer(message, arrived)
         .instrument(tracing::debug_span!("window"))
         .await;
-    metrics::counter!(
-        m::REQUESTS,
-        "account" => account.name().clone(),
-        "kind" => kind,
-        "outcome" => outcome.as_str()
-    )
-    .increment(1);
+    account.count_request(kind, outcome.as_str());
     let Some(reply) = reply else {
         tracing::info!(
             kind,
@@ -211,12 +205,7 @@ async fn receive(
         );
         return Ok(abandoned());
     };
-    metrics::counter!(
-        m::REPLIES,
-        "account" => account.name().clone(),
-        "kind" => reply_label(&reply)
-    )
-    .increment(1);
+    account.count_reply(reply_label(&reply));
     tracing::info!(kind, outcome = outcome.as_str(), encrypted, "answered");
 
     let to = Addressing {
@@ -235,7 +224,7 @@ async fn receive(
                 .into_response(),
         })
     })?;
-    metrics::histogram!(m::ATTEMPT_LATENCY).record(arrived.elapsed().as_secs_f64());
+    account.time_attempt(arrived.elapsed());
     Ok(response)
 }
 

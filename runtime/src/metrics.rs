@@ -4,9 +4,10 @@
 //! service exposes: process metrics, a build-info gauge and the gRPC series.
 
 use std::{
+    collections::HashMap,
     future::Future,
     net::SocketAddr,
-    sync::{Once, OnceLock},
+    sync::{Once, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -65,6 +66,86 @@ pub const NAMES: &[&str] = &[
     "process_start_time_seconds",
     "process_threads",
 ];
+
+/// A series on a message's path, told apart by labels whose values are few
+/// and fixed (a message's kind, an outcome; none at all), each registered the
+/// first time it is used and kept: a message then costs a small map lookup
+/// and an atomic add, not the registry's hashing of the name and every label.
+/// Registered on first use, so a series made before the recorder is installed
+/// still counts. `fixed` labels (an account's name) are the same on all.
+pub struct Series<H, const N: usize> {
+    name: &'static str,
+    keys: [&'static str; N],
+    fixed: Vec<metrics::Label>,
+    seen: RwLock<HashMap<[&'static str; N], H>>,
+}
+
+/// Counters kept by [`Series`].
+pub type Counters<const N: usize> = Series<metrics::Counter, N>;
+/// Histograms kept by [`Series`].
+pub type Histograms<const N: usize> = Series<metrics::Histogram, N>;
+
+/// A handle [`Series`] registers and keeps.
+pub trait Handle: Sized {
+    fn register(name: &'static str, labels: Vec<metrics::Label>) -> Self;
+}
+
+impl Handle for metrics::Counter {
+    fn register(name: &'static str, labels: Vec<metrics::Label>) -> Self {
+        metrics::counter!(name, labels)
+    }
+}
+
+impl Handle for metrics::Histogram {
+    fn register(name: &'static str, labels: Vec<metrics::Label>) -> Self {
+        metrics::histogram!(name, labels)
+    }
+}
+
+impl<H: Handle, const N: usize> Series<H, N> {
+    pub fn new(name: &'static str, keys: [&'static str; N], fixed: Vec<metrics::Label>) -> Self {
+        Self {
+            name,
+            keys,
+            fixed,
+            seen: RwLock::default(),
+        }
+    }
+
+    /// Hands `update` the series labelled `values` (in the order of the keys).
+    fn with(&self, values: [&'static str; N], update: impl FnOnce(&H)) {
+        if let Ok(seen) = self.seen.read()
+            && let Some(handle) = seen.get(&values)
+        {
+            return update(handle);
+        }
+        let labels = self.fixed.iter().cloned().chain(
+            self.keys
+                .iter()
+                .zip(values)
+                .map(|(key, value)| metrics::Label::from_static_parts(key, value)),
+        );
+        let handle = H::register(self.name, labels.collect());
+        update(&handle);
+        if let Ok(mut seen) = self.seen.write() {
+            seen.insert(values, handle);
+        }
+    }
+}
+
+impl<const N: usize> Counters<N> {
+    /// Adds one to the series labelled `values`.
+    pub fn increment(&self, values: [&'static str; N]) {
+        self.with(values, |counter| counter.increment(1));
+    }
+}
+
+impl<const N: usize> Histograms<N> {
+    /// Records `value` in the series labelled `values`.
+    pub fn record(&self, values: [&'static str; N], value: f64) {
+        self.with(values, |histogram| histogram.record(value));
+    }
+}
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -9,6 +9,7 @@ mod settings;
 
 use std::{collections::HashMap, fmt::Write, sync::Arc};
 
+use doumi_runtime::metrics::{Counters, Histograms};
 use doumi_wechat::envelope::Endpoint;
 
 pub use doumi_wechat::envelope::WechatToken;
@@ -16,7 +17,7 @@ pub use settings::{
     ACCOUNTS_FILE_VAR, AccountSettings, Accounts, Origin, RawAccount, SINGLE_ACCOUNT, load_file,
 };
 
-use crate::{delivery::Courier, window::ReplyWindow};
+use crate::{delivery::Courier, metrics as m, window::ReplyWindow};
 
 /// One account, live.
 pub struct Account {
@@ -24,16 +25,41 @@ pub struct Account {
     endpoint: Endpoint,
     window: ReplyWindow,
     courier: Option<Courier>,
+    /// Its attempts by message kind and outcome, and its replies by kind.
+    requests: Counters<2>,
+    replies: Counters<1>,
+    /// How long each attempt took to answer (one series for every account).
+    attempt_latency: Histograms<0>,
 }
 
 impl Account {
     pub fn new(settings: AccountSettings, window: ReplyWindow, courier: Option<Courier>) -> Self {
+        let name: Arc<str> = settings.name.into();
+        let account = || vec![metrics::Label::new("account", name.to_string())];
         Self {
-            name: settings.name.into(),
             endpoint: Endpoint::new(settings.token, settings.keys, settings.require_encryption),
             window,
             courier,
+            requests: Counters::new(m::REQUESTS, ["kind", "outcome"], account()),
+            replies: Counters::new(m::REPLIES, ["kind"], account()),
+            attempt_latency: Histograms::new(m::ATTEMPT_LATENCY, [], Vec::new()),
+            name,
         }
+    }
+
+    /// Counts one of WeChat's attempts: the message's kind and what became of it.
+    pub fn count_request(&self, kind: &'static str, outcome: &'static str) {
+        self.requests.increment([kind, outcome]);
+    }
+
+    /// Counts a reply given, by its kind.
+    pub fn count_reply(&self, kind: &'static str) {
+        self.replies.increment([kind]);
+    }
+
+    /// Records how long an attempt took, from arrival to the reply's bytes.
+    pub fn time_attempt(&self, took: std::time::Duration) {
+        self.attempt_latency.record([], took.as_secs_f64());
     }
 
     pub fn name(&self) -> &Arc<str> {

@@ -8,7 +8,7 @@ use doumi_proto::{
 };
 use std::time::Duration;
 
-use doumi_runtime::{grpc::Channel, telemetry};
+use doumi_runtime::{grpc::Channel, metrics::Counters, telemetry};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 
@@ -40,6 +40,8 @@ pub struct BotService {
     /// Reads the barcode on a photo.
     barcodes: BarcodeReader,
     book_reply: BookReply,
+    /// Messages by what they ask for.
+    intents: Counters<1>,
 }
 
 impl BotService {
@@ -52,6 +54,7 @@ impl BotService {
         book_reply: BookReply,
     ) -> Self {
         Self {
+            intents: Counters::new(crate::metrics::INTENTS, ["intent"], Vec::new()),
             catalog: CatalogLink::new(catalog),
             catalog_timeout,
             limiter,
@@ -212,19 +215,19 @@ impl BotService {
                 Command::Next | Command::Previous => "page",
             };
             span.record("intent", label);
-            metrics::counter!(crate::metrics::INTENTS, "intent" => label).increment(1);
+            self.intents.increment([label]);
             return self
                 .continue_search(reader, session, command, deadline)
                 .await;
         }
         if let Some(inbound_message::Kind::Image(image)) = &message.kind {
             span.record("intent", "photo");
-            metrics::counter!(crate::metrics::INTENTS, "intent" => "photo").increment(1);
+            self.intents.increment(["photo"]);
             return self.photo(reader, &image.pic_url, deadline).await;
         }
         let intent = intent::classify(message);
         span.record("intent", intent.label());
-        metrics::counter!(crate::metrics::INTENTS, "intent" => intent.label()).increment(1);
+        self.intents.increment([intent.label()]);
         match intent {
             Intent::Welcome => Reply::text(answer::welcome()),
             Intent::Help => Reply::text(answer::help()),

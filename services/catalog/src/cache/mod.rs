@@ -32,7 +32,7 @@ use doumi_proto::catalog::v1::Book;
 use moka::Expiry;
 use tracing::Instrument;
 
-use doumi_runtime::deadline::Deadline;
+use doumi_runtime::{deadline::Deadline, metrics::Counters};
 
 use crate::{
     cache::entry::{Answer, CacheEntry, Freshness},
@@ -91,6 +91,8 @@ struct Inner {
     /// Keys with a background refresh in flight: one refresh per key.
     refreshing: Mutex<HashSet<BookKey>>,
     searches: SearchCache,
+    /// Fresh answers by the tier that gave them.
+    hits: Counters<1>,
 }
 
 /// Memory entries live until their hard TTL (the freshness checks use the
@@ -151,6 +153,7 @@ impl Books {
                 clock,
                 refreshing: Mutex::new(HashSet::new()),
                 searches,
+                hits: Counters::new(m::CACHE_HITS, ["tier"], Vec::new()),
             }),
         }
     }
@@ -214,7 +217,7 @@ impl Books {
             tracing::Span::current().record("tier", "memory");
             match entry.freshness(self.now()) {
                 Freshness::Fresh => {
-                    metrics::counter!(m::CACHE_HITS, "tier" => "memory").increment(1);
+                    self.inner.hits.increment(["memory"]);
                     return answer(entry);
                 }
                 Freshness::Stale => {
@@ -274,7 +277,7 @@ impl Books {
                 tracing::Span::current().record("tier", "redis");
                 match entry.freshness(now) {
                     Freshness::Fresh => {
-                        metrics::counter!(m::CACHE_HITS, "tier" => "redis").increment(1);
+                        self.inner.hits.increment(["redis"]);
                         return Ok(entry);
                     }
                     Freshness::Stale => {
