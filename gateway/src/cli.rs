@@ -4,7 +4,10 @@
 
 use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
-use crate::{GatewayArgs, GatewayConfig};
+use crate::{
+    config::{GatewayArgs, GatewayConfig},
+    startup,
+};
 
 /// doumi's WeChat gateway (HTTP: /wechat, /healthz, /readyz, /metrics).
 #[derive(Debug, clap::Parser)]
@@ -27,7 +30,7 @@ impl Cli {
             &self.telemetry,
             |problems| self.config(problems),
             |config| config.listen,
-            crate::run,
+            startup::run,
         )
         .await;
     }

@@ -4,7 +4,10 @@
 
 use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
-use crate::{BotArgs, BotConfig};
+use crate::{
+    config::{BotArgs, BotConfig},
+    startup,
+};
 
 /// doumi's bot (gRPC: doumi.bot.v1.Bot).
 #[derive(Debug, clap::Parser)]
@@ -27,7 +30,7 @@ impl Cli {
             &self.telemetry,
             |problems| self.config(problems),
             |config| config.listen,
-            crate::run,
+            startup::run,
         )
         .await;
     }

@@ -4,7 +4,10 @@
 
 use doumi_runtime::{redis::RedisArgs, settings::Problems, telemetry::TelemetryArgs};
 
-use crate::CatalogArgs;
+use crate::{
+    config::{CatalogArgs, CatalogConfig},
+    startup,
+};
 
 /// doumi's book catalog (gRPC: doumi.catalog.v1.BookCatalog).
 #[derive(Debug, clap::Parser)]
@@ -27,7 +30,7 @@ impl Cli {
             &self.telemetry,
             |problems| self.config(problems),
             |config| config.listen,
-            crate::run,
+            startup::run,
         )
         .await;
     }
@@ -35,7 +38,7 @@ impl Cli {
 
 impl Cli {
     /// The catalog's settings with Redis's, every problem recorded.
-    pub fn config(&self, problems: &mut Problems) -> Option<crate::CatalogConfig> {
+    pub fn config(&self, problems: &mut Problems) -> Option<CatalogConfig> {
         let redis = self.redis.settings(problems);
         self.catalog.config(problems, redis)
     }
