@@ -45,16 +45,42 @@ redis.call('SET', KEYS[1], next, 'PX', math.max(next - now, 1))
 return 1
 ";
 
+/// A reader's entry lives until their bucket is full again, and not a
+/// moment longer: past that a missing entry says the same (a full bucket),
+/// so a reader who looked up once takes a slot for one interval (3 s at
+/// 20/min), not for a whole burst's worth.
+struct UntilFull;
+
+impl moka::Expiry<String, Instant> for UntilFull {
+    fn expire_after_create(
+        &self,
+        _reader: &String,
+        full_at: &Instant,
+        _created_at: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        Some(full_at.saturating_duration_since(Instant::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _reader: &String,
+        full_at: &Instant,
+        _updated_at: std::time::Instant,
+        _left: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        Some(full_at.saturating_duration_since(Instant::now()))
+    }
+}
+
 impl ReaderLimiter {
     /// `shared`: share the limit across replicas; `None` = this process alone.
     pub fn new(limit: RateLimit, shared: Option<SharedRedis>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limit,
-                // A reader whose bucket is full again needs no entry at all.
                 local: moka::sync::Cache::builder()
                     .max_capacity(TRACKED_READERS)
-                    .time_to_live(limit.interval() * limit.burst)
+                    .expire_after(UntilFull)
                     .build(),
                 shared,
             }),
