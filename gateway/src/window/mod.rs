@@ -351,7 +351,7 @@ impl ReplyWindow {
             return Some(reply);
         }
         let reply = self.shared.as_ref()?.finished(key).await?;
-        slot.reply.send_replace(Some(reply.clone()));
+        slot.reply.publish(reply.clone());
         Some(reply)
     }
 
@@ -404,14 +404,7 @@ impl ReplyWindow {
     /// replica) to decide how it reaches the reader; `None` when WeChat's
     /// last attempt is past and none did.
     async fn decided_fate(&self, slot: &Slot, key: &str) -> Option<Fate> {
-        let mut local = slot.fate.subscribe();
-        let from_local = async {
-            local
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|fate| *fate)
-        };
+        let from_local = async { Some(slot.fate.wait().await) };
         // Only an attempt on another replica leaves the local fate open, so
         // the shared store is asked after a pause, not at once.
         let from_shared = async {
@@ -473,7 +466,7 @@ impl ReplyWindow {
             // Published (here first: a slow Redis must not delay the attempts
             // waiting in this process) before any fate is settled, so an
             // attempt that loses the race below finds the reply.
-            slot.reply.send_replace(Some(reply.clone()));
+            slot.reply.publish(reply.clone());
             if let Some(shared) = &window.shared {
                 shared.finish(&key, &reply).await;
             }
@@ -525,7 +518,7 @@ impl ReplyWindow {
         if let Some(shared) = &self.shared {
             shared.release(key).await;
         }
-        if slot.fate.borrow().is_some_and(|fate| fate == Fate::Late) {
+        if slot.fate.get() == Some(Fate::Late) {
             metrics::counter!(crate::metrics::PROMISES, "account" => self.account.clone(), "outcome" => "handed_off")
                 .increment(1);
         }
@@ -619,14 +612,7 @@ impl ReplyWindow {
 
     /// Waits until the reply exists or `deadline` passes.
     async fn wait(&self, slot: &Slot, key: &str, deadline: Instant) -> Option<Reply> {
-        let mut local = slot.reply.subscribe();
-        let from_local = async {
-            local
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|reply| reply.clone())
-        };
+        let from_local = async { Some(slot.reply.wait().await) };
         let from_shared = async {
             loop {
                 if slot.remote.load(Ordering::SeqCst)

@@ -19,7 +19,7 @@ use std::{
 use doumi_proto::bot::v1::{InboundMessage, Reply};
 use prost::Message;
 use sha1::{Digest, Sha1};
-use tokio::{sync::watch, time::Instant};
+use tokio::{sync::Notify, time::Instant};
 
 /// How a message's reply reaches the reader, decided once: by an attempt
 /// giving it (answered passively), or by an attempt giving up on it or the
@@ -55,9 +55,9 @@ pub(super) struct Slot {
     pub(super) started: AtomicBool,
     /// The work runs on another replica: poll the shared store for its reply.
     pub(super) remote: AtomicBool,
-    pub(super) reply: watch::Sender<Option<Reply>>,
-    /// The [`Fate`] as this process knows it; `None` while undecided.
-    pub(super) fate: watch::Sender<Option<Fate>>,
+    pub(super) reply: Published<Reply>,
+    /// The [`Fate`] as this process knows it; unset while undecided.
+    pub(super) fate: Published<Fate>,
     /// When this process first saw the message: WeChat's attempts end
     /// [`super::WECHAT_PATIENCE`] after that.
     pub(super) first_seen: Instant,
@@ -69,30 +69,81 @@ impl Slot {
             attempts: AtomicU32::new(0),
             started: AtomicBool::new(false),
             remote: AtomicBool::new(false),
-            reply: watch::Sender::new(None),
-            fate: watch::Sender::new(None),
+            reply: Published::new(),
+            fate: Published::new(),
             first_seen: Instant::now(),
         }
     }
 
     /// Decides the fate here, unless it was decided already; the winner.
     pub(super) fn settle(&self, fate: Fate) -> Fate {
-        let mut winner = fate;
-        self.fate.send_if_modified(|decided| match decided {
-            Some(earlier) => {
-                winner = *earlier;
-                false
-            }
-            None => {
-                *decided = Some(fate);
-                true
-            }
-        });
-        winner
+        self.fate.publish_first(fate)
     }
 
     pub(super) fn finished(&self) -> Option<Reply> {
-        self.reply.borrow().clone()
+        self.reply.get()
+    }
+}
+
+/// A value a message's attempts wait for: published by the work (a reply)
+/// or by whichever attempt decides first (a fate), read by every attempt.
+/// A watch channel would do the same, but carries eight wakers for
+/// contention one message never has (about 500 bytes each); a slot holds two,
+/// and the window up to 20,000 slots.
+pub(super) struct Published<T> {
+    value: Mutex<Option<T>>,
+    published: Notify,
+}
+
+impl<T: Clone> Published<T> {
+    fn new() -> Self {
+        Self {
+            value: Mutex::new(None),
+            published: Notify::new(),
+        }
+    }
+
+    pub(super) fn get(&self) -> Option<T> {
+        self.lock().clone()
+    }
+
+    /// Sets (or replaces) the value and wakes every waiter.
+    pub(super) fn publish(&self, value: T) {
+        *self.lock() = Some(value);
+        self.published.notify_waiters();
+    }
+
+    /// Sets the value unless one is set already; the value that stands.
+    fn publish_first(&self, value: T) -> T {
+        let mut current = self.lock();
+        if let Some(earlier) = &*current {
+            return earlier.clone();
+        }
+        *current = Some(value.clone());
+        drop(current);
+        self.published.notify_waiters();
+        value
+    }
+
+    /// The value, once there is one.
+    pub(super) async fn wait(&self) -> T {
+        loop {
+            let notified = self.published.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a value published in between
+            // still wakes this waiter.
+            notified.as_mut().enable();
+            if let Some(value) = self.get() {
+                return value;
+            }
+            notified.await;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        self.value
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -194,6 +245,27 @@ pub fn message_key(message: &InboundMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_waiter_gets_the_reply_and_the_first_fate_stands() {
+        let slot = Arc::new(Slot::new());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let slot = slot.clone();
+                tokio::spawn(async move { slot.reply.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        slot.reply.publish(Reply::text("《浪潮之巅》"));
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Reply::text("《浪潮之巅》"));
+        }
+        assert_eq!(slot.finished(), Some(Reply::text("《浪潮之巅》")));
+
+        assert_eq!(slot.settle(Fate::Late), Fate::Late);
+        assert_eq!(slot.settle(Fate::Answered), Fate::Late, "decided once");
+        assert_eq!(slot.fate.wait().await, Fate::Late);
+    }
 
     #[test]
     fn a_flood_of_distinct_messages_stays_within_the_bound() {
