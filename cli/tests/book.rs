@@ -160,3 +160,26 @@ async fn help_lists_the_exit_statuses_and_exits_0() {
     );
     assert!(stdout(&output).contains("69  unavailable"));
 }
+
+/// `doumi book … | head -1`: once the reader of the output has gone, the rest
+/// is dropped quietly and the exit status still says what was found.
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_no_error() {
+    let catalog = spawn_catalog().await;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_doumi"))
+        .args(["book", "isbn", CLEAN_CODE, "--catalog-url", &catalog.url])
+        .env_remove("DOUMI_CATALOG_URL")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

@@ -10,7 +10,7 @@ mod exit;
 mod json;
 mod text;
 
-use std::time::Duration;
+use std::{fmt::Write as _, io::Write as _, time::Duration};
 
 use doumi_proto::catalog::v1::{
     BatchGetBooksByIsbnRequest, Book, BookResult, GetBookByIsbnRequest, GetBookRequest,
@@ -128,9 +128,9 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
                 .map_err(status)?
                 .into_inner();
             if args.json {
-                println!("{}", to_json(&response)?);
+                emit(&to_json(&response)?)?;
             } else {
-                print_batch(&response.results);
+                emit(&batch_text(&response.results))?;
             }
             if Exit::of_batch(&response.results) != Exit::Found {
                 let missing = response
@@ -164,9 +164,9 @@ pub async fn run(args: BookArgs) -> anyhow::Result<()> {
                 .map_err(status)?
                 .into_inner();
             if args.json {
-                println!("{}", to_json(&page)?);
+                emit(&to_json(&page)?)?;
             } else {
-                print_page(&page, &page_token);
+                emit(&page_text(&page, &page_token))?;
             }
             if page.books.is_empty() {
                 return Err(Failure::new(Exit::NotFound, "no book matches").into());
@@ -201,31 +201,36 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 
 fn print_book(book: &Book, as_json: bool) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", to_json(book)?);
+        emit(&to_json(book)?)
     } else {
-        println!("{}", describe(book));
+        emit(&describe(book))
     }
-    Ok(())
 }
 
-fn print_batch(results: &[BookResult]) {
+fn batch_text(results: &[BookResult]) -> String {
+    let mut text = String::new();
     for result in results {
-        match &result.result {
-            Some(book_result::Result::Book(book)) => println!("{}", describe(book)),
+        let _ = match &result.result {
+            Some(book_result::Result::Book(book)) => writeln!(text, "{}", describe(book)),
             Some(book_result::Result::Error(error)) => {
-                println!("{}: {}\n", result.isbn, Failure::from_item(error));
+                writeln!(text, "{}: {}\n", result.isbn, Failure::from_item(error))
             }
-            None => println!("{}: no answer\n", result.isbn),
-        }
+            None => writeln!(text, "{}: no answer\n", result.isbn),
+        };
     }
+    // `emit` ends the output with the newline the last line had.
+    text.pop();
+    text
 }
 
-fn print_page(page: &SearchBooksResponse, page_token: &str) {
+fn page_text(page: &SearchBooksResponse, page_token: &str) -> String {
     let start: usize = page_token.parse().unwrap_or(0);
+    let mut text = String::new();
     for (i, book) in page.books.iter().enumerate() {
-        println!("{:>3}. {}", start + i + 1, one_line(book));
+        let _ = writeln!(text, "{:>3}. {}", start + i + 1, one_line(book));
     }
-    println!(
+    let _ = write!(
+        text,
         "{} of {} matches{}",
         page.books.len(),
         page.total_size,
@@ -235,6 +240,21 @@ fn print_page(page: &SearchBooksResponse, page_token: &str) {
             format!("; next page: --page-token {}", page.next_page_token)
         }
     );
+    text
+}
+
+/// Prints `text` and a newline. A reader that stopped reading (`| head`) is
+/// no error: the rest is dropped quietly, as other Unix tools do.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 #[cfg(test)]
