@@ -16,21 +16,8 @@ dir=deploy/observability
 
 die() { printf 'check-observability: %s\n' "$*" >&2; exit 1; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-  echo "installing $* from the distribution's packages" >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-if ! command -v promtool >/dev/null 2>&1; then
-  apt_install prometheus
-  # The package starts a system-wide Prometheus; nothing here needs it.
-  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
-fi
+. scripts/lib/packages.sh
+need_tool promtool prometheus prometheus
 
 # --- 1. rules --------------------------------------------------------------------------------------
 promtool check rules "$dir/alerts.yaml" || die "$dir/alerts.yaml is not a valid rules file"
