@@ -453,20 +453,17 @@ fn is_xml_space(c: char) -> bool {
 /// Removes characters XML 1.0 forbids (C0 controls except tab, LF, CR).
 pub fn strip_illegal_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    // Every message (and every field of every reply) passes here: two scans
-    // without early exit (the compiler vectorises them) settle the usual
-    // case without decoding a character. U+FFFE and U+FFFF are EF BF BE/BF.
+    // Every message (and every field of every reply) passes here, so the
+    // usual case is settled without decoding a character: one scan for C0
+    // controls without early exit (the compiler vectorises it), and a
+    // byte search for the lead of U+FFFE/U+FFFF (EF BF BE/BF), which only
+    // the few full-width forms (EF BC/BD xx) share in Chinese text.
     let bytes = text.as_bytes();
     let control = bytes.iter().fold(false, |found, &b| {
         found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
     });
-    let noncharacter = bytes
-        .iter()
-        .zip(bytes.get(1..).unwrap_or_default())
-        .zip(bytes.get(2..).unwrap_or_default())
-        .fold(false, |found, ((&a, &b), &c)| {
-            found | ((a == 0xEF) & (b == 0xBF) & (c >= 0xBE))
-        });
+    let noncharacter = memchr::memchr_iter(0xEF, bytes)
+        .any(|at| matches!(bytes.get(at + 1..at + 3), Some([0xBF, 0xBE | 0xBF])));
     if !control && !noncharacter {
         return text.into();
     }

@@ -8,7 +8,7 @@
 //! before sending, because WeChat answers a violation with "该公众号暂时
 //! 无法提供服务" rather than an error we could see.
 
-use std::fmt::Write as _;
+use std::{borrow::Cow, fmt::Write as _};
 
 use doumi_proto::bot::v1::{Reply, reply::Kind};
 
@@ -54,11 +54,14 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Rendered {
         None | Some(Kind::None(_)) => return Rendered::Success,
         Some(kind) => kind,
     };
+    // A text reply's words, cleaned once here for the blank check and the XML.
+    let content = match kind {
+        Kind::Text(text) => strip_illegal_chars(&text.content),
+        _ => Cow::Borrowed(""),
+    };
     let msg_type = match kind {
         // Cutting keeps a prefix and marks the cut: blank only when blank whole.
-        Kind::Text(text) if strip_illegal_chars(&text.content).trim().is_empty() => {
-            return Rendered::Success;
-        }
+        Kind::Text(_) if content.trim().is_empty() => return Rendered::Success,
         Kind::Text(_) => "text",
         Kind::News(news) if news.articles.is_empty() => return Rendered::Success,
         Kind::News(_) => "news",
@@ -75,10 +78,7 @@ pub fn render(reply: Option<&Reply>, to: &Addressing<'_>) -> Rendered {
     xml.number("CreateTime", to.now);
     xml.text("MsgType", msg_type);
     match kind {
-        Kind::Text(text) => {
-            let content = strip_illegal_chars(&text.content);
-            xml.text("Content", &truncate_utf8(&content, MAX_TEXT_BYTES));
-        }
+        Kind::Text(_) => xml.clean_text("Content", &truncate_utf8(&content, MAX_TEXT_BYTES)),
         Kind::News(news) => {
             let articles = &news.articles[..news.articles.len().min(MAX_ARTICLES)];
             xml.number("ArticleCount", articles.len());
@@ -172,10 +172,14 @@ impl Xml {
     /// `<name><![CDATA[text]]></name>`; a `]]>` in `text` ends one CDATA
     /// section and starts the next between its `]]` and `>`.
     fn text(&mut self, name: &str, text: &str) {
-        let text = strip_illegal_chars(text);
+        self.clean_text(name, &strip_illegal_chars(text));
+    }
+
+    /// [`Self::text`] for a `text` already stripped of what XML forbids.
+    fn clean_text(&mut self, name: &str, text: &str) {
         self.open(name);
         self.0.push_str("<![CDATA[");
-        let mut rest = &*text;
+        let mut rest = text;
         while let Some(at) = rest.find("]]>") {
             self.0.push_str(&rest[..at + 2]);
             self.0.push_str("]]><![CDATA[");

@@ -8,20 +8,31 @@ use subtle::ConstantTimeEq;
 /// plaintext messages sign `[token, timestamp, nonce]`; safe mode adds the
 /// `Encrypt` payload.
 pub fn compute(parts: &[&str]) -> String {
+    hex::encode(digest(parts))
+}
+
+/// True when `given` is the signature of `parts`. Hex case is ignored.
+pub fn verify(given: &str, parts: &[&str]) -> bool {
+    // Every message is checked: compared as bytes on the stack, with no
+    // hex string or lowercased copy made for it.
+    let Ok(given) = <[u8; 40]>::try_from(given.trim().as_bytes()) else {
+        return false;
+    };
+    let mut expected = [0u8; 40];
+    if hex::encode_to_slice(digest(parts), &mut expected).is_err() {
+        return false;
+    }
+    bool::from(given.map(|b| b.to_ascii_lowercase()).ct_eq(&expected))
+}
+
+fn digest(parts: &[&str]) -> [u8; 20] {
     let mut sorted = parts.to_vec();
     sorted.sort_unstable();
     let mut hasher = Sha1::new();
     for part in sorted {
         hasher.update(part.as_bytes());
     }
-    hex::encode(hasher.finalize())
-}
-
-/// True when `given` is the signature of `parts`. Hex case is ignored.
-pub fn verify(given: &str, parts: &[&str]) -> bool {
-    let expected = compute(parts);
-    let given = given.trim().to_ascii_lowercase();
-    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
