@@ -54,6 +54,13 @@ impl RateLimit {
     pub fn tolerance(&self) -> Duration {
         self.interval() * (self.burst - 1)
     }
+
+    /// GCRA's one step: with the bucket full again at `full_at`, whether one
+    /// more call fits `now`, and if so when the bucket is full after it.
+    pub fn admit(&self, full_at: Instant, now: Instant) -> Option<Instant> {
+        let booked = full_at.max(now);
+        (booked.duration_since(now) <= self.tolerance()).then(|| booked + self.interval())
+    }
 }
 
 /// One stream's bucket, in this process.
@@ -74,14 +81,14 @@ impl Pacer {
 
     /// True when one more call fits now (and counts it).
     pub fn allow(&self) -> bool {
-        let now = Instant::now();
         let mut full_at = self.full_at.lock().unwrap_or_else(PoisonError::into_inner);
-        let booked = (*full_at).max(now);
-        if booked.duration_since(now) > self.limit.tolerance() {
-            return false;
+        match self.limit.admit(*full_at, Instant::now()) {
+            Some(next) => {
+                *full_at = next;
+                true
+            }
+            None => false,
         }
-        *full_at = booked + self.limit.interval();
-        true
     }
 }
 
