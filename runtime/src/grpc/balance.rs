@@ -63,22 +63,9 @@ const FIRST_RESOLUTION_WAIT: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Headers whose value is new on (nearly) every call. HPACK would add each
-/// value to both ends' dynamic tables, where it only pushes out the values
-/// that do repeat and lengthens every later lookup by that name (measured:
-/// ~10,000 instructions to encode one call's headers once the table is full
-/// of message tags); sent as never-indexed literals they cost their bytes.
-static PER_CALL_HEADERS: [&http::HeaderName; 4] = [
-    &GRPC_TIMEOUT,
-    &super::observe::MESSAGE_TAG,
-    &TRACEPARENT,
-    &TRACESTATE,
-];
 /// Who calls, as gRPC clients say it.
 static USER_AGENT: http::HeaderValue =
     http::HeaderValue::from_static(concat!("doumi/", env!("CARGO_PKG_VERSION")));
-static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// How a [`Replicas`] dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,11 +366,6 @@ fn attempt(
         && let Ok(value) = http::HeaderValue::try_from(format!("{}m", left.as_millis()))
     {
         request.headers_mut().insert(GRPC_TIMEOUT.clone(), value);
-    }
-    for name in &PER_CALL_HEADERS {
-        if let Some(value) = request.headers_mut().get_mut(*name) {
-            value.set_sensitive(true);
-        }
     }
     request
 }
