@@ -14,18 +14,18 @@ use std::{
 };
 
 use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::body::Body;
 
-use super::hop::{CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW};
+use super::hop::{
+    CONNECTION_WINDOW, GRPC_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES,
+    STREAM_WINDOW,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long dialling a replica may take before the call moves on.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Idle connections are pinged this often, so a replica that vanished
-/// without a FIN is noticed before a call waits on it.
-const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Headers whose value is new on (nearly) every call. HPACK would add each
 /// value to both ends' dynamic tables, where it only pushes out the values
@@ -137,15 +137,17 @@ impl Link {
                 return Err(unavailable(self.addr, timed_out));
             }
         };
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES);
         stream
             .set_nodelay(true)
+            .and_then(|()| socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive))
             .map_err(|error| unavailable(self.addr, error))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
-            .keep_alive_interval(KEEPALIVE)
-            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| unavailable(self.addr, error))?;

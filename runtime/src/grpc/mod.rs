@@ -11,7 +11,10 @@ mod target;
 
 pub use balance::{DialSettings, MAX_RETRIES};
 
-use hop::{CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW, parse_grpc_timeout};
+use hop::{
+    CONNECTION_WINDOW, GRPC_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES,
+    STREAM_WINDOW, parse_grpc_timeout,
+};
 pub use target::{Target, TargetError};
 
 use std::{convert::Infallible, future::Future, time::Duration};
@@ -94,7 +97,11 @@ where
         // grpcurl before 1.8.8 (still what many package managers ship) only
         // speaks the v1alpha protocol.
         .add_service(reflection().build_v1alpha()?);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(KEEPALIVE_IDLE))
+        .with_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .with_keepalive_retries(Some(KEEPALIVE_PROBES));
     let drain = async move {
         shutdown.await;
         reporter
@@ -115,7 +122,6 @@ where
         .load_shed(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Clients re-resolve and spread over new replicas instead of pinning
         // one HTTP/2 connection forever.
         .max_connection_age(Duration::from_secs(300))
