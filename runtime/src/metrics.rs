@@ -77,7 +77,8 @@ pub struct Series<H, const N: usize> {
     name: &'static str,
     keys: [&'static str; N],
     fixed: Vec<metrics::Label>,
-    seen: RwLock<HashMap<[&'static str; N], H>>,
+    /// Keyed by doumi's own label values, never by input: hashed fast.
+    seen: RwLock<HashMap<[&'static str; N], H, rustc_hash::FxBuildHasher>>,
 }
 
 /// Counters kept by [`Series`].

@@ -180,7 +180,7 @@ impl Xml {
         self.open(name);
         self.0.push_str("<![CDATA[");
         let mut rest = text;
-        while let Some(at) = rest.find("]]>") {
+        while let Some(at) = cdata_end(rest) {
             self.0.push_str(&rest[..at + 2]);
             self.0.push_str("]]><![CDATA[");
             rest = &rest[at + 2..];
@@ -212,6 +212,14 @@ impl Xml {
         self.0.push_str("</xml>");
         self.0
     }
+}
+
+/// Where the first `]]>` in `text` starts. A byte search for `]` (rare in
+/// replies) rather than `str::find`, whose substring searcher is set up anew
+/// for every field of every reply.
+fn cdata_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b']', bytes).find(|&at| bytes.get(at + 1..at + 3) == Some(&b"]>"[..]))
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
@@ -251,6 +259,13 @@ mod tests {
         match rendered {
             Rendered::Xml(xml) => xml,
             Rendered::Success => panic!("expected XML"),
+        }
+    }
+
+    #[test]
+    fn a_cdata_end_is_found_where_str_find_finds_it() {
+        for text in ["", "]", "]]", "]]>", "]]]>", "a]b]]>c]]>", "《书》]", "]>]]"] {
+            assert_eq!(cdata_end(text), text.find("]]>"), "{text:?}");
         }
     }
 

@@ -86,7 +86,9 @@ impl Observed {
 struct Methods {
     series: &'static Series,
     services: Vec<&'static str>,
-    seen: RwLock<HashMap<String, Arc<Observed>>>,
+    /// At most [`MAX_METHODS`] entries, so a caller's invented paths cannot
+    /// make lookups slow: hashed fast.
+    seen: RwLock<HashMap<String, Arc<Observed>, rustc_hash::FxBuildHasher>>,
     unknown: Arc<Observed>,
 }
 
