@@ -264,7 +264,16 @@ mod tests {
 
     #[test]
     fn a_cdata_end_is_found_where_str_find_finds_it() {
-        for text in ["", "]", "]]", "]]>", "]]]>", "a]b]]>c]]>", "《书》]", "]>]]"] {
+        for text in [
+            "",
+            "]",
+            "]]",
+            "]]>",
+            "]]]>",
+            "a]b]]>c]]>",
+            "《书》]",
+            "]>]]",
+        ] {
             assert_eq!(cdata_end(text), text.find("]]>"), "{text:?}");
         }
     }
