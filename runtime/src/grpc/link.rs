@@ -52,7 +52,8 @@ pub(super) struct Link {
     /// The open connection's handle; `None` before the first call and after
     /// it closed. Dialling holds the lock, so concurrent calls share one dial.
     open: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
-    /// Whether the open connection has carried [`PER_CALL_HEADERS`]' names.
+    /// Whether the open connection has carried [`PER_CALL_HEADERS`]' names
+    /// (a call has been handed it to send them).
     named: AtomicBool,
 }
 
@@ -84,8 +85,7 @@ impl Link {
         &self,
         mut request: http::Request<Body>,
     ) -> Result<http::Response<Body>, BoxError> {
-        let mut sender = self.sender().await?;
-        let indexed = !self.named.swap(true, Ordering::Relaxed);
+        let (mut sender, indexed) = self.sender().await?;
         for name in &PER_CALL_HEADERS {
             if let Some(value) = request.headers_mut().get_mut(*name) {
                 value.set_sensitive(!indexed);
@@ -102,19 +102,22 @@ impl Link {
         }
     }
 
-    /// The open connection's handle, dialled first when there is none.
-    async fn sender(&self) -> Result<http2::SendRequest<Body>, BoxError> {
+    /// The open connection's handle, dialled first when there is none, and
+    /// whether this call is the first on it to carry [`PER_CALL_HEADERS`].
+    /// Both are decided under the lock, so a call still holding a replaced
+    /// connection's handle cannot mark the new one as named.
+    async fn sender(&self) -> Result<(http2::SendRequest<Body>, bool), BoxError> {
         let mut open = self.open.lock().await;
         if let Some(sender) = open.as_ref().filter(|sender| !sender.is_closed()) {
-            return Ok(sender.clone());
+            return Ok((sender.clone(), !self.named.swap(true, Ordering::Relaxed)));
         }
         *open = None;
         // Boxed: the handshake's state is large, and every call's future
         // would otherwise carry (and copy) it.
         let sender = Box::pin(self.dial()).await?;
-        self.named.store(false, Ordering::Relaxed);
+        self.named.store(true, Ordering::Relaxed);
         *open = Some(sender.clone());
-        Ok(sender)
+        Ok((sender, true))
     }
 
     /// Drops the handle of a connection that closed (not a newer one that
