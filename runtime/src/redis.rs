@@ -123,6 +123,16 @@ impl SharedRedis {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let connection = ConnectionManager::new_lazy_with_config(target.client()?, config)?;
+        // Dialled now, in the background: a call waits at most the timeout
+        // (100 ms by default), and the first one would otherwise pay for the
+        // connection and its TLS handshake too, and lose its state to a
+        // slow start. A Redis that is away meanwhile costs nothing here.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut warm = connection.clone();
+            runtime.spawn(async move {
+                let _ = ::redis::cmd("PING").query_async::<String>(&mut warm).await;
+            });
+        }
         metrics::gauge!(crate::metrics::REDIS_IN_USE, "service" => service).set(1.0);
         Ok(Self {
             connection,
