@@ -117,6 +117,9 @@ pub struct StackOptions {
     /// A Redis URL (a [`crate::RedisServer`]) for the catalog's cache and
     /// the bot's reader pace; `None` = in-process.
     pub redis: Option<RedisTarget>,
+    /// Longest each service's Redis calls (and connecting) may take; `None`
+    /// = the services' default (100 ms).
+    pub redis_timeout: Option<Duration>,
     /// How the bot answers a single book; `None` = the default (a card).
     pub book_reply: Option<BookReply>,
     /// Hosts the bot may fetch photos from; `None` = the default (WeChat's CDN).
@@ -148,6 +151,10 @@ impl TestStack {
 
         let mut catalog_config = CatalogConfig::offline(catalog);
         catalog_config.redis.target = options.redis.clone();
+        let redis_timeout = options.redis_timeout;
+        if let Some(timeout) = redis_timeout {
+            catalog_config.redis.policy.timeout = timeout;
+        }
         if let Some(base_url) = options.douban_url {
             // Longer than any delay the tests give the fake Douban: the
             // deadlines down the chain are what must cut a slow lookup.
@@ -157,6 +164,9 @@ impl TestStack {
         }
         let mut bot_config = BotConfig::new(bot, catalog.into());
         bot_config.redis.target = options.redis.clone();
+        if let Some(timeout) = redis_timeout {
+            bot_config.redis.policy.timeout = timeout;
+        }
         bot_config.book_reply = options.book_reply.unwrap_or(bot_config.book_reply);
         if let Some(hosts) = options.image_hosts {
             bot_config.image_hosts = hosts;
@@ -175,6 +185,9 @@ impl TestStack {
         }
         gateway_config.window = options.window.unwrap_or(gateway_config.window);
         gateway_config.redis.target = options.redis.clone();
+        if let Some(timeout) = redis_timeout {
+            gateway_config.redis.policy.timeout = timeout;
+        }
         gateway_config.max_in_flight = options
             .max_in_flight
             .unwrap_or(gateway_config.max_in_flight);
