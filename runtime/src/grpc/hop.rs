@@ -17,9 +17,21 @@ pub(super) const CONNECTION_WINDOW: u32 = 8 << 20;
 /// keep-alive reads the clock and takes a lock on every frame of every call
 /// (~1,000 instructions a message per connection end, measured); the
 /// kernel's costs nothing while data flows.
-pub(super) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-pub(super) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-pub(super) const KEEPALIVE_PROBES: u32 = 3;
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// Sets both ends' socket options on a hop's connection: no Nagle delay
+/// (a call is one small write and waits for its answer) and the keepalive
+/// above.
+pub(super) fn tune(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    stream.set_nodelay(true)?;
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
 
 /// The header a gRPC call's deadline travels in. Named once, as a value:
 /// looking a header up by a string parses the name on every call.

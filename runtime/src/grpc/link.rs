@@ -17,10 +17,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::body::Body;
 
-use super::hop::{
-    CONNECTION_WINDOW, GRPC_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES,
-    STREAM_WINDOW,
-};
+use super::hop::{self, CONNECTION_WINDOW, GRPC_TIMEOUT, STREAM_WINDOW};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -140,14 +137,7 @@ impl Link {
                 return Err(unavailable(self.addr, timed_out));
             }
         };
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(KEEPALIVE_IDLE)
-            .with_interval(KEEPALIVE_INTERVAL)
-            .with_retries(KEEPALIVE_PROBES);
-        stream
-            .set_nodelay(true)
-            .and_then(|()| socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive))
-            .map_err(|error| unavailable(self.addr, error))?;
+        hop::tune(&stream).map_err(|error| unavailable(self.addr, error))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)

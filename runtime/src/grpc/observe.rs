@@ -229,35 +229,19 @@ fn take_ready<S: Clone>(service: &mut S) -> S {
 
 /// The server side: wraps every service a doumi gRPC server serves.
 #[derive(Clone)]
-pub struct ServerLayer {
-    methods: Arc<Methods>,
-}
-
-impl ServerLayer {
-    /// Labels calls to `services` by method; other paths are `unknown`.
-    pub fn new(services: Vec<&'static str>) -> Self {
-        Self {
-            methods: Arc::new(Methods::new(&SERVER, services)),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ServerLayer {
-    type Service = Server<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Server {
-            inner,
-            methods: self.methods.clone(),
-        }
-    }
-}
-
-/// See [`ServerLayer`].
-#[derive(Clone)]
 pub struct Server<S> {
     inner: S,
     methods: Arc<Methods>,
+}
+
+impl<S> Server<S> {
+    /// Labels calls to `services` by method; other paths are `unknown`.
+    pub fn new(services: Vec<&'static str>, inner: S) -> Self {
+        Self {
+            inner,
+            methods: Arc::new(Methods::new(&SERVER, services)),
+        }
+    }
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for Server<S>
