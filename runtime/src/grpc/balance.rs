@@ -35,7 +35,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use rand::Rng;
 use tokio::{
     sync::{Notify, watch},
@@ -348,15 +348,10 @@ fn record_endpoints(target: &str, members: &[Arc<Member>]) {
         .set(members.len() as f64);
 }
 
-/// The call to send (again) to `member`: the same method, path, headers and
-/// message, with the time that is left as its `grpc-timeout`.
-fn attempt(
-    member: &Member,
-    parts: &http::request::Parts,
-    body: &Bytes,
-    deadline: Deadline,
-) -> http::Request<Body> {
-    let mut request = http::Request::new(Body::new(Full::new(body.clone())));
+/// The head of the call to send (again) to `member`: the same method, path
+/// and headers, with the time that is left as its `grpc-timeout`.
+fn attempt(member: &Member, parts: &http::request::Parts, deadline: Deadline) -> http::Request<()> {
+    let mut request = http::Request::new(());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = member.link.uri(parts.uri.path_and_query());
     *request.version_mut() = parts.version;
@@ -400,8 +395,8 @@ impl tower::Service<http::Request<Body>> for Replicas {
             let mut tried = Vec::new();
             loop {
                 let member = shared.pick(&tried, deadline).await?;
-                let request = attempt(&member, &parts, &body, deadline);
-                let error = match member.link.send(request).await {
+                let request = attempt(&member, &parts, deadline);
+                let error = match member.link.send(request, body.clone()).await {
                     Ok(response) => {
                         if member.down.load(Ordering::Relaxed) {
                             member.down.store(false, Ordering::Relaxed);

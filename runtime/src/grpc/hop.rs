@@ -10,6 +10,10 @@ use std::time::Duration;
 pub(super) const STREAM_WINDOW: u32 = 1 << 20;
 pub(super) const CONNECTION_WINDOW: u32 = 8 << 20;
 
+/// The most header bytes either end accepts with one call or answer (what
+/// hyper allows by default): a call's headers are a few hundred bytes.
+pub(super) const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
+
 /// How both ends notice a peer that vanished without a FIN (its node gone, a
 /// partition): the kernel probes a connection idle for `KEEPALIVE_IDLE`,
 /// every `KEEPALIVE_INTERVAL`, and closes it after `KEEPALIVE_PROBES`

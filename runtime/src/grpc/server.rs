@@ -37,7 +37,7 @@ use tower::{Service, util::BoxCloneSyncService};
 pub use tonic_health::server::HealthReporter;
 
 use super::{
-    hop::{self, CONNECTION_WINDOW, STREAM_WINDOW},
+    hop::{self, CONNECTION_WINDOW, MAX_HEADER_LIST_SIZE, STREAM_WINDOW},
     observe,
 };
 use crate::throttle::LogThrottle;
@@ -116,6 +116,7 @@ where
     let mut http = http2::Builder::new(TokioExecutor::new());
     http.initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
         // The limit is ours (MAX_CALLS_PER_CONNECTION, answered with a gRPC
         // status); HTTP/2's own would refuse streams without one.
         .max_concurrent_streams(None);
@@ -348,6 +349,7 @@ impl Drop for Slot {
 mod tests {
     use std::net::SocketAddr;
 
+    use bytes::Bytes;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     use super::*;
@@ -398,9 +400,9 @@ mod tests {
         let path = http::uri::PathAndQuery::try_from(path).unwrap();
         let request = http::Request::post(link.uri(Some(&path)))
             .header("content-type", "application/grpc")
-            .body(Body::empty())
+            .body(())
             .unwrap();
-        let response = link.send(request).await.unwrap();
+        let response = link.send(request, Bytes::new()).await.unwrap();
         let status = response.headers().get("grpc-status")?;
         Some(status.to_str().unwrap().to_owned())
     }
@@ -467,10 +469,8 @@ mod tests {
         // The open connection is asked to go (GOAWAY) and closes.
         let path = http::uri::PathAndQuery::from_static("/no.Such/Thing");
         loop {
-            let request = http::Request::post(link.uri(Some(&path)))
-                .body(Body::empty())
-                .unwrap();
-            if link.send(request).await.is_err() {
+            let request = http::Request::post(link.uri(Some(&path))).body(()).unwrap();
+            if link.send(request, Bytes::new()).await.is_err() {
                 break;
             }
         }
