@@ -7,6 +7,7 @@
 //! envelope's rules are `doumi_wechat::envelope`, the HTTP work is here.
 
 use std::{
+    convert::Infallible,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,7 +18,7 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, Query, State},
+    extract::{DefaultBodyLimit, Path, Query, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -59,10 +60,17 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route, behind the layers each request passes through once: its
+/// span, the refusal counter, the request timeout and the body limit.
+pub fn router(
+    state: AppState,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
++ Clone
++ Send
++ 'static {
     // One shared copy: axum clones the state for every request.
     let state = Arc::new(state);
-    Router::new()
+    let routes = Router::new()
         .route("/wechat", get(verify_root).post(receive_root))
         .route("/wechat/{account}", get(verify_named).post(receive_named))
         .route("/healthz", get(|| async { "ok" }))
@@ -71,16 +79,21 @@ pub fn router(state: AppState) -> Router {
             "/metrics",
             get(|| async { doumi_runtime::metrics::render() }),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    // Around the router, not `Router::layer`: that wraps each route in each
+    // layer, every layer boxed, so a request passed four boxes more.
+    tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::map_response(
+            crate::error::count_other_refusals,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::map_response(
-            crate::error::count_other_refusals,
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .service(routes)
 }
 
 /// The span of one request: a message's root span on `/wechat` (joined to

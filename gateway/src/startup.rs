@@ -10,6 +10,7 @@ use std::{
     },
 };
 
+use axum::ServiceExt;
 use doumi_runtime::redis::SharedRedis;
 use tokio::net::TcpListener;
 
@@ -79,7 +80,7 @@ pub async fn run(
     };
     metrics::install();
     tracing::info!(addr = ?listener.local_addr().ok(), bot = %config.bot, "gateway listening");
-    axum::serve(listener, routes::router(state))
+    axum::serve(listener, routes::router(state).into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
             ready.store(false, Ordering::Relaxed);
