@@ -40,7 +40,9 @@ impl Refusal {
             | E::Crypto(CryptoError::ValidateSignature | CryptoError::ValidateAppId) => {
                 StatusCode::FORBIDDEN
             }
-            E::EncryptionNotConfigured | E::Crypto(_) | E::BadMessage(_) => StatusCode::BAD_REQUEST,
+            E::RepeatedParameter | E::EncryptionNotConfigured | E::Crypto(_) | E::BadMessage(_) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -52,6 +54,7 @@ impl Refusal {
         };
         match error {
             E::Unsigned => "unsigned",
+            E::RepeatedParameter => "malformed",
             E::BadSignature => "bad_signature",
             E::StaleTimestamp => "stale_timestamp",
             E::PlaintextRefused => "plaintext_refused",
@@ -120,6 +123,12 @@ mod tests {
                 403,
                 "unsigned",
                 "missing signature, timestamp or nonce",
+            ),
+            (
+                E::RepeatedParameter.into(),
+                400,
+                "malformed",
+                "a query parameter is given twice",
             ),
             (
                 E::BadSignature.into(),

@@ -18,7 +18,8 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, Query, Request, State},
+    extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State},
+    http::request::Parts,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -133,9 +134,21 @@ impl AppState {
     }
 }
 
+/// A callback's signed query, read straight from the URI.
+struct Callback(SignedQuery);
+
+impl<S: Sync> FromRequestParts<S> for Callback {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Refusal> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(Self(SignedQuery::parse(query)?))
+    }
+}
+
 async fn verify_root(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<SignedQuery>,
+    Callback(query): Callback,
 ) -> Result<String, Refusal> {
     verify_url(state.root()?, query)
 }
@@ -143,7 +156,7 @@ async fn verify_root(
 async fn verify_named(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(query): Query<SignedQuery>,
+    Callback(query): Callback,
 ) -> Result<String, Refusal> {
     verify_url(state.named(&name)?, query)
 }
@@ -158,7 +171,7 @@ fn verify_url(account: &Account, query: SignedQuery) -> Result<String, Refusal> 
 
 async fn receive_root(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<SignedQuery>,
+    Callback(query): Callback,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let account = state.root()?;
@@ -168,7 +181,7 @@ async fn receive_root(
 async fn receive_named(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(query): Query<SignedQuery>,
+    Callback(query): Callback,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let account = state.named(&name)?;

@@ -3,10 +3,9 @@
 //! into message XML and a reply back into what WeChat accepts. What a
 //! refusal looks like on the wire (statuses, metrics) is the server's part.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use crate::{
     crypto::{CryptoError, KeyRing, KeyUsed, MessageCrypto},
@@ -16,7 +15,7 @@ use crate::{
 
 /// The query WeChat signs every callback with. Raw strings: nothing in it is
 /// trusted until [`Endpoint::check`] or [`Endpoint::verify_url`] says so.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub struct SignedQuery {
     pub signature: Option<String>,
     pub timestamp: Option<String>,
@@ -30,6 +29,39 @@ pub struct SignedQuery {
 }
 
 impl SignedQuery {
+    /// Reads a callback's query string. Only the parameters the envelope
+    /// uses are kept (the reader's `openid` is not one), and a pair is
+    /// decoded (`%XX`, `+`) only when it is encoded, which WeChat's never
+    /// are: a general form decoder decoded (and copied) every pair of every
+    /// message. A parameter given twice is refused: which one was signed?
+    pub fn parse(query: &str) -> Result<Self, EnvelopeError> {
+        let mut parsed = Self::default();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value): (Cow<'_, str>, Cow<'_, str>) = if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+                match url::form_urlencoded::parse(pair.as_bytes()).next() {
+                    Some(decoded) => decoded,
+                    None => continue,
+                }
+            } else {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.into(), value.into())
+            };
+            let field = match &*name {
+                "signature" => &mut parsed.signature,
+                "timestamp" => &mut parsed.timestamp,
+                "nonce" => &mut parsed.nonce,
+                "echostr" => &mut parsed.echostr,
+                "encrypt_type" => &mut parsed.encrypt_type,
+                "msg_signature" => &mut parsed.msg_signature,
+                _ => continue,
+            };
+            if field.replace(value.into_owned()).is_some() {
+                return Err(EnvelopeError::RepeatedParameter);
+            }
+        }
+        Ok(parsed)
+    }
+
     /// Whether WeChat says the body is sealed. Compatible mode also sends a
     /// plaintext copy beside it, which is never read.
     pub fn encrypted(&self) -> bool {
@@ -70,6 +102,8 @@ impl std::fmt::Debug for WechatToken {
 pub enum EnvelopeError {
     #[error("missing signature, timestamp or nonce")]
     Unsigned,
+    #[error("a query parameter is given twice")]
+    RepeatedParameter,
     #[error("signature mismatch")]
     BadSignature,
     #[error("timestamp outside the accepted window")]
@@ -289,21 +323,39 @@ mod tests {
 
     /// A query string as `peer` writes it (WeChat's side), read back.
     fn query(text: &str) -> SignedQuery {
-        let mut query = SignedQuery::default();
-        for pair in text.split('&') {
-            let (name, value) = pair.split_once('=').unwrap();
-            let value = Some(value.to_owned());
-            match name {
-                "signature" => query.signature = value,
-                "timestamp" => query.timestamp = value,
-                "nonce" => query.nonce = value,
-                "echostr" => query.echostr = value,
-                "encrypt_type" => query.encrypt_type = value,
-                "msg_signature" => query.msg_signature = value,
-                other => panic!("unexpected query parameter {other}"),
-            }
+        SignedQuery::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_query_keeps_what_the_envelope_uses_decoded() {
+        let query = SignedQuery::parse(
+            "signature=ab12&timestamp=1700000000&nonce=42&openid=o_Reader-1&&\
+             encrypt_type=aes&msg_signature=cd34&echostr=a%2Bb%3D+c",
+        )
+        .unwrap();
+        assert_eq!(query.signature.as_deref(), Some("ab12"));
+        assert_eq!(query.timestamp.as_deref(), Some("1700000000"));
+        assert_eq!(query.nonce.as_deref(), Some("42"));
+        assert_eq!(query.msg_signature.as_deref(), Some("cd34"));
+        assert!(query.encrypted());
+        // Form encoding: %XX is the byte, `+` a space.
+        assert_eq!(query.echostr.as_deref(), Some("a+b= c"));
+        assert_eq!(
+            SignedQuery::parse("nonce").unwrap().nonce.as_deref(),
+            Some("")
+        );
+        assert!(SignedQuery::parse("").unwrap().signature.is_none());
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_refused() {
+        for query in ["nonce=1&nonce=1", "signature=a&sign%61ture=b"] {
+            assert_eq!(
+                SignedQuery::parse(query).unwrap_err(),
+                EnvelopeError::RepeatedParameter,
+                "{query}"
+            );
         }
-        query
     }
 
     fn signed_at(timestamp: i64) -> SignedQuery {
