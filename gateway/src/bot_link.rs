@@ -40,7 +40,11 @@ impl BotLink {
         // The deadline travels with the call (grpc-timeout) so the bot and the
         // catalog behind it can plan for it, and is enforced here too.
         request.set_timeout(deadline);
-        let result = tokio::time::timeout(deadline, self.client.clone().reply(request)).await;
+        // Boxed: tonic's call future is large, and each of its moves inside
+        // this one would copy it whole.
+        let mut client = self.client.clone();
+        let call = Box::pin(client.reply(request));
+        let result = tokio::time::timeout(deadline, call).await;
         self.latency.record([], started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),

@@ -37,15 +37,16 @@ impl SignedQuery {
     pub fn parse(query: &str) -> Result<Self, EnvelopeError> {
         let mut parsed = Self::default();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value): (Cow<'_, str>, Cow<'_, str>) = if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
-                match url::form_urlencoded::parse(pair.as_bytes()).next() {
-                    Some(decoded) => decoded,
-                    None => continue,
-                }
-            } else {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name.into(), value.into())
-            };
+            let (name, value): (Cow<'_, str>, Cow<'_, str>) =
+                if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+                    match url::form_urlencoded::parse(pair.as_bytes()).next() {
+                        Some(decoded) => decoded,
+                        None => continue,
+                    }
+                } else {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (name.into(), value.into())
+                };
             let field = match &*name {
                 "signature" => &mut parsed.signature,
                 "timestamp" => &mut parsed.timestamp,

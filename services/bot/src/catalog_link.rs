@@ -118,11 +118,14 @@ impl CatalogLink {
 
 /// Enforces the deadline here too: the header only binds a catalog that
 /// answers, not a connection still resolving a name or being set up.
+///
+/// The call is boxed: tonic's call future is large, and each of its moves
+/// inside the lookup's future would copy it whole.
 async fn within<T>(
     deadline: Duration,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    tokio::time::timeout(deadline, call)
+    tokio::time::timeout(deadline, Box::pin(call))
         .await
         .unwrap_or_else(|_elapsed| {
             Err(Status::deadline_exceeded(
