@@ -404,6 +404,9 @@ impl ReplyWindow {
     /// replica) to decide how it reaches the reader; `None` when WeChat's
     /// last attempt is past and none did.
     async fn decided_fate(&self, slot: &Slot, key: &str) -> Option<Fate> {
+        if let Some(fate) = slot.fate.get() {
+            return Some(fate);
+        }
         let from_local = async { Some(slot.fate.wait().await) };
         // Only an attempt on another replica leaves the local fate open, so
         // the shared store is asked after a pause, not at once.
@@ -476,6 +479,10 @@ impl ReplyWindow {
             // that never settled (its connection dropped, its count lost),
             // and a replica that stops meanwhile: its last chance to deliver.
             if window.courier().is_some() {
+                // The attempt the reply just woke usually gives it at once:
+                // letting it run first spares this work a wait (and a timer)
+                // for a fate that is then already decided.
+                tokio::task::yield_now().await;
                 let decided = tokio::select! {
                     fate = window.decided_fate(&slot, &key) => fate,
                     never = window.keep_lease(&key) => match never {},
@@ -614,6 +621,11 @@ impl ReplyWindow {
     async fn wait(&self, slot: &Slot, key: &str, deadline: Instant) -> Option<Reply> {
         let from_local = async { Some(slot.reply.wait().await) };
         let from_shared = async {
+            // Alone, the reply can only come from this process: no poll, and
+            // no timer per attempt for one.
+            if self.shared.is_none() {
+                return std::future::pending().await;
+            }
             loop {
                 if slot.remote.load(Ordering::SeqCst)
                     && let Some(reply) = self.finished(slot, key).await

@@ -355,8 +355,9 @@ fn attempt(member: &Member, parts: &http::request::Parts, deadline: Deadline) ->
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = member.link.uri(parts.uri.path_and_query());
     *request.version_mut() = parts.version;
+    // Not the extensions: HTTP/2 reads none of tonic's, and copying them
+    // cost a map and a box per call.
     *request.headers_mut() = parts.headers.clone();
-    *request.extensions_mut() = parts.extensions.clone();
     if let Some(left) = deadline.remaining()
         && let Ok(value) = http::HeaderValue::try_from(format!("{}m", left.as_millis()))
     {

@@ -70,12 +70,21 @@ struct Open {
 }
 
 impl Open {
-    /// Whether new calls may open streams here: not once the connection
-    /// ended, nor after the replica's GOAWAY (it is restarting, or closing an
-    /// old connection), which h2 reports at once rather than on a call.
-    fn takes_calls(&self) -> bool {
-        !self.closed.load(Ordering::Relaxed)
-            && !matches!(self.sender.clone().ready().now_or_never(), Some(Err(_)))
+    /// A handle for one more call, unless the connection takes no new
+    /// calls: it ended, or the replica sent GOAWAY (it is restarting, or
+    /// closing an old connection), which h2 reports at once rather than on
+    /// a call. Polled once here, for the check and the call alike: each
+    /// handle cloned or polled takes the connection's lock.
+    fn handle(&self) -> Option<SendRequest<Bytes>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.sender.clone().ready().now_or_never() {
+            Some(Ok(ready)) => Some(ready),
+            Some(Err(_)) => None,
+            // At the replica's limit of streams: the call waits its turn.
+            None => Some(self.sender.clone()),
+        }
     }
 }
 
@@ -146,11 +155,8 @@ impl Link {
     /// mark the new one as named.
     async fn sender(&self) -> Result<(SendRequest<Bytes>, bool), BoxError> {
         let mut open = self.open.lock().await;
-        if let Some(open) = open.as_ref().filter(|open| open.takes_calls()) {
-            return Ok((
-                open.sender.clone(),
-                !self.named.swap(true, Ordering::Relaxed),
-            ));
+        if let Some(sender) = open.as_ref().and_then(Open::handle) {
+            return Ok((sender, !self.named.swap(true, Ordering::Relaxed)));
         }
         *open = None;
         // Boxed: the handshake's state is large, and every call's future

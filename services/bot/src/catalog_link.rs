@@ -119,19 +119,22 @@ impl CatalogLink {
 /// Enforces the deadline here too: the header only binds a catalog that
 /// answers, not a connection still resolving a name or being set up.
 ///
-/// The call is boxed: tonic's call future is large, and each of its moves
-/// inside the lookup's future would copy it whole.
-async fn within<T>(
+/// Not an `async fn`: the call is boxed before the caller's first await, so
+/// tonic's large call future never becomes part of the lookup's state (every
+/// future around it, up to the one the server boxes per call, would carry
+/// and copy it whole).
+fn within<'a, T: 'a>(
     deadline: Duration,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    tokio::time::timeout(deadline, Box::pin(call))
-        .await
-        .unwrap_or_else(|_elapsed| {
+    call: impl Future<Output = Result<T, Status>> + 'a,
+) -> impl Future<Output = Result<T, Status>> + 'a {
+    let call = tokio::time::timeout(deadline, Box::pin(call));
+    async move {
+        call.await.unwrap_or_else(|_elapsed| {
             Err(Status::deadline_exceeded(
                 "the catalog did not answer in time",
             ))
         })
+    }
 }
 
 /// The deadline travels with the request (`grpc-timeout`) for the catalog
