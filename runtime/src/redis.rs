@@ -13,6 +13,7 @@
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -151,36 +152,43 @@ impl SharedRedis {
     /// What `call` gives with a connection, within the timeout; `None` when
     /// Redis is being skipped, failed or was too slow (the caller goes on
     /// without it, as it would without Redis configured).
-    pub async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Option<T>
+    ///
+    /// Boxed: a Redis call's state is hundreds of bytes, and as part of the
+    /// hot path's futures (the window's attempt, the bot's lookup) it was
+    /// carried and copied on every message, Redis configured or not.
+    pub fn call<'a, T, F, Fut>(&'a self, what: &'static str, call: F) -> BoxFuture<'a, Option<T>>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = ::redis::RedisResult<T>>,
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'a,
+        Fut: Future<Output = ::redis::RedisResult<T>> + Send + 'a,
+        T: Send + 'a,
     {
-        let guard = &self.guard;
-        let probing = guard.breaker.state() != BreakerState::Closed;
-        if !guard.breaker.allow() {
-            metrics::counter!(crate::metrics::REDIS_SKIPPED, "service" => guard.service)
-                .increment(1);
-            return None;
-        }
-        if probing && !self.answers_ping().await {
-            guard.failed("Redis probe", &"no answer to PING");
-            return None;
-        }
-        match tokio::time::timeout(guard.policy.timeout, call(self.connection.clone())).await {
-            Ok(Ok(value)) => {
-                guard.succeeded();
-                Some(value)
+        Box::pin(async move {
+            let guard = &self.guard;
+            let probing = guard.breaker.state() != BreakerState::Closed;
+            if !guard.breaker.allow() {
+                metrics::counter!(crate::metrics::REDIS_SKIPPED, "service" => guard.service)
+                    .increment(1);
+                return None;
             }
-            Ok(Err(error)) => {
-                guard.failed(what, &error);
-                None
+            if probing && !self.answers_ping().await {
+                guard.failed("Redis probe", &"no answer to PING");
+                return None;
             }
-            Err(_) => {
-                guard.failed(what, &"timed out");
-                None
+            match tokio::time::timeout(guard.policy.timeout, call(self.connection.clone())).await {
+                Ok(Ok(value)) => {
+                    guard.succeeded();
+                    Some(value)
+                }
+                Ok(Err(error)) => {
+                    guard.failed(what, &error);
+                    None
+                }
+                Err(_) => {
+                    guard.failed(what, &"timed out");
+                    None
+                }
             }
-        }
+        })
     }
 
     /// Whether Redis answers a PING. A connection that an outage broke is

@@ -199,7 +199,9 @@ impl BotService {
         }
     }
 
-    /// What the reader's message asks for, answered.
+    /// What the reader's message asks for, answered. Every way but a lookup
+    /// by ISBN is boxed: this future is part of the one the server boxes for
+    /// each call, so it is as large as its largest branch, copied whole.
     async fn answer(
         &self,
         message: &doumi_proto::bot::v1::InboundMessage,
@@ -216,14 +218,12 @@ impl BotService {
             };
             span.record("intent", label);
             self.intents.increment([label]);
-            return self
-                .continue_search(reader, session, command, deadline)
-                .await;
+            return Box::pin(self.continue_search(reader, session, command, deadline)).await;
         }
         if let Some(inbound_message::Kind::Image(image)) = &message.kind {
             span.record("intent", "photo");
             self.intents.increment(["photo"]);
-            return self.photo(reader, &image.pic_url, deadline).await;
+            return Box::pin(self.photo(reader, &image.pic_url, deadline)).await;
         }
         let intent = intent::classify(message);
         span.record("intent", intent.label());
@@ -238,7 +238,7 @@ impl BotService {
                 Reply::text(answer::too_fast())
             }
             Intent::LookupIsbn(isbn) => self.lookup(isbn.to_string(), deadline).await,
-            Intent::Search(query) => self.search(reader, query, deadline).await,
+            Intent::Search(query) => Box::pin(self.search(reader, query, deadline)).await,
             Intent::Ignore => Reply::none(),
         }
     }
