@@ -492,8 +492,11 @@ impl ReplyWindow {
                     Some(fate) => fate,
                     None => window.settle(&slot, &key, Fate::Late).await,
                 };
+                // Boxed: a delivery (an HTTPS call to WeChat) is the largest
+                // state here and the rare case; inline, every message's work
+                // would carry it.
                 if fate == Fate::Late {
-                    window.deliver(&key, &reader, &reply).await;
+                    Box::pin(window.deliver(&key, &reader, &reply)).await;
                 }
             }
             // Given, delivered or past delivering: the work is over.

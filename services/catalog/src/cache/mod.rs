@@ -225,10 +225,19 @@ impl Books {
                     self.refresh_in_background(key);
                     return answer(entry);
                 }
-                Freshness::Expired => memory.invalidate(&key).await,
+                // Boxed, like the miss below: rare, and larger than a hit.
+                Freshness::Expired => Box::pin(memory.invalidate(&key)).await,
             }
         }
+        // Boxed: the miss's state (moka's coalescing, Redis, the provider's
+        // HTTP call) is kilobytes, and inline every lookup, hits included,
+        // would carry it up to the future the server boxes for each call.
+        Box::pin(self.fill(key, deadline)).await
+    }
 
+    /// A miss in memory, filled once however many lookups wait for it.
+    async fn fill(&self, key: BookKey, deadline: Deadline) -> Result<Arc<Book>, ProviderError> {
+        let memory = &self.inner.memory;
         let mut joins = 0;
         loop {
             let fetched_here = AtomicBool::new(false);
