@@ -3,7 +3,8 @@
 //! WeChat waits 5 s for a reply, drops the connection and sends the *same*
 //! request again — three attempts in all. doumi turns that into a ~14 s budget
 //! for slow lookups: the work for a message starts once, runs to the end even
-//! when WeChat hangs up (it is spawned, not tied to the request), and every
+//! when WeChat hangs up (the attempt that started it drives it while it
+//! waits, and hands what is left to a task when it ends first), and every
 //! retry **joins** it instead of asking the bot again.
 //!
 //! Under `hold`, an attempt that is not the last never answers with anything
@@ -35,7 +36,8 @@
 //! Past 600 lines on purpose: this file is one state machine (an attempt's
 //! answer, the work, its fate, its delivery, the sweep of promises), read
 //! top to bottom; what stands on its own is beside it — `settings.rs`, the
-//! memory of messages (`slots.rs`), the Redis side (`shared_store.rs`).
+//! memory of messages (`slots.rs`), the Redis side (`shared_store.rs`), who
+//! drives a message's work (`work.rs`).
 
 use std::{
     convert::Infallible,
@@ -59,6 +61,7 @@ use crate::{
 mod settings;
 mod shared_store;
 mod slots;
+mod work;
 
 pub use settings::{DEFAULT_CAPACITY, Interim, ReplyPolicy, WindowSettings};
 pub use shared_store::SharedStore;
@@ -66,6 +69,7 @@ pub use slots::{message_key, message_tag};
 
 use shared_store::Pending;
 use slots::{Fate, Slot, Slots};
+use work::Work;
 
 /// WeChat gives up on an attempt after this long.
 pub const WECHAT_WINDOW: Duration = Duration::from_secs(5);
@@ -277,13 +281,16 @@ impl ReplyWindow {
         };
         let owner = permit.is_some() && self.take_work(&slot, &key).await;
         let reader = message.from_user.clone();
+        // The work this attempt started: driven while it waits for the
+        // reply, a task of its own from when the attempt ends.
+        let mut work = None;
         // Kept (when promises are shared) so that a promise can be recorded
         // with the message, for any replica to keep.
         let message = match (owner, permit) {
             (true, Some(permit)) => {
                 let kept = self.shares_promises().then(|| message.clone());
                 let deadline = self.work_deadline();
-                self.spawn_work(message, key.clone(), slot.clone(), permit, deadline, None);
+                work = Some(self.work(message, key.clone(), slot.clone(), permit, deadline, None));
                 kept
             }
             _ => Some(message),
@@ -296,12 +303,13 @@ impl ReplyWindow {
 
         let last = attempt >= WECHAT_ATTEMPTS || self.settings.policy == ReplyPolicy::Immediate;
         if !last {
-            return match self.wait(&slot, &key, arrived + HOLD).await {
+            return match self.wait(&slot, &key, arrived + HOLD, work.as_mut()).await {
                 Some(reply) => self.give(&slot, &key, reply, outcome).await,
                 None => (None, Outcome::Held),
             };
         }
-        if let Some(reply) = self.wait(&slot, &key, arrived + self.settings.budget).await {
+        let budget = arrived + self.settings.budget;
+        if let Some(reply) = self.wait(&slot, &key, budget, work.as_mut()).await {
             return self.give(&slot, &key, reply, outcome).await;
         }
         let Some(courier) = self.courier() else {
@@ -428,10 +436,10 @@ impl ReplyWindow {
         }
     }
 
-    /// Runs a message's work to its end in the background: the bot's reply
-    /// within `deadline` (unless `ready`, a reply another replica made), then,
-    /// with delivery on, its fate and its delivery.
-    fn spawn_work(
+    /// A message's work, to run to its end whoever drives it: the bot's
+    /// reply within `deadline` (unless `ready`, a reply another replica
+    /// made), then, with delivery on, its fate and its delivery.
+    fn work(
         &self,
         message: InboundMessage,
         key: String,
@@ -439,14 +447,14 @@ impl ReplyWindow {
         permit: OwnedSemaphorePermit,
         deadline: Duration,
         ready: Option<Reply>,
-    ) {
+    ) -> Work {
         let window = self.clone();
         // A child of the attempt that started it, in the same trace, though
         // it may outlive that attempt; calls made inside carry the tag.
         let span = tracing::info_span!("work");
         let tag = message_tag(&message);
-        // Spawned so that it runs to the end even when WeChat drops the
-        // connection of the attempt that started it.
+        // Never tied to an attempt: it runs to the end even when WeChat drops
+        // the connection of the attempt that started it.
         let work = async move {
             let reader = message.from_user.clone();
             let reply = async {
@@ -507,8 +515,10 @@ impl ReplyWindow {
         // would otherwise copy it whole — measured at ~80,000 instructions of
         // memcpy per message; moving a box costs a pointer.
         let work = Box::pin(work);
-        self.tracker
-            .spawn(doumi_runtime::telemetry::for_message(tag, work).instrument(span));
+        Work::new(
+            &self.tracker,
+            Box::pin(doumi_runtime::telemetry::for_message(tag, work).instrument(span)),
+        )
     }
 
     /// Renews this replica's lease on the message's work for as long as it
@@ -617,11 +627,19 @@ impl ReplyWindow {
             message = %message_tag(&pending.message),
             "took over a promised reply whose replica stopped"
         );
-        self.spawn_work(pending.message, key, slot, permit, left, ready);
+        self.work(pending.message, key, slot, permit, left, ready)
+            .detach();
     }
 
-    /// Waits until the reply exists or `deadline` passes.
-    async fn wait(&self, slot: &Slot, key: &str, deadline: Instant) -> Option<Reply> {
+    /// Waits until the reply exists or `deadline` passes, driving `work`
+    /// (the message's, when this attempt started it) meanwhile.
+    async fn wait(
+        &self,
+        slot: &Slot,
+        key: &str,
+        deadline: Instant,
+        work: Option<&mut Work>,
+    ) -> Option<Reply> {
         let from_local = async { Some(slot.reply.wait().await) };
         let from_shared = async {
             // Alone, the reply can only come from this process: no poll, and
@@ -638,9 +656,16 @@ impl ReplyWindow {
                 tokio::time::sleep(SHARED_POLL).await;
             }
         };
+        let driven = async {
+            match work {
+                Some(work) => work.drive().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             reply = from_local => reply,
             reply = from_shared => reply,
+            never = driven => match never {},
             () = tokio::time::sleep_until(deadline) => None,
         }
     }
