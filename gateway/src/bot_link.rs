@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use doumi_proto::bot::v1::{InboundMessage, Reply, ReplyRequest, bot_client::BotClient};
+use doumi_proto::bot::v1::{InboundMessage, REPLY, Reply, ReplyRequest};
 use doumi_runtime::{grpc::Channel, metrics::Histograms, throttle::LogThrottle};
 
 /// What the reader sees when the bot is down or too slow.
@@ -16,7 +16,7 @@ pub const BOT_UNAVAILABLE: &str = "抱歉，豆米暂时有点忙，请稍后再
 /// A lazily connected client for the bot.
 #[derive(Clone)]
 pub struct BotLink {
-    client: BotClient<Channel>,
+    channel: Channel,
     /// A bot outage fails every message: its lines are summarised.
     failures: Arc<LogThrottle>,
     latency: Arc<Histograms<0>>,
@@ -25,7 +25,7 @@ pub struct BotLink {
 impl BotLink {
     pub fn new(channel: Channel) -> Self {
         Self {
-            client: BotClient::new(channel),
+            channel,
             failures: Arc::new(LogThrottle::default()),
             latency: Arc::new(Histograms::new(crate::metrics::BOT_LATENCY, [], Vec::new())),
         }
@@ -34,21 +34,23 @@ impl BotLink {
     /// The bot's reply to `message`, or an apology when it fails or misses `deadline`.
     pub async fn reply(&self, message: InboundMessage, deadline: Duration) -> Reply {
         let started = Instant::now();
-        let mut request = tonic::Request::new(ReplyRequest {
+        let request = ReplyRequest {
             message: Some(message),
-        });
+        };
         // The deadline travels with the call (grpc-timeout) so the bot and the
         // catalog behind it can plan for it, and is enforced here too.
-        request.set_timeout(deadline);
-        // Boxed: tonic's call future is large, and each of its moves inside
-        // this one would copy it whole.
-        let mut client = self.client.clone();
-        let call = Box::pin(client.reply(request));
-        let result = tokio::time::timeout(deadline, call).await;
+        let result = self.channel.unary(&REPLY, &request, deadline).await;
         self.latency.record([], started.elapsed().as_secs_f64());
         match result {
-            Ok(Ok(response)) => response.into_inner().reply.unwrap_or_default(),
-            Ok(Err(status)) => {
+            Ok(answer) => answer.reply.unwrap_or_default(),
+            Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                metrics::counter!(crate::metrics::DEADLINE_HITS).increment(1);
+                if let Some(held_back) = self.failures.admit("deadline") {
+                    tracing::warn!(?deadline, held_back, "bot did not answer in time");
+                }
+                busy()
+            }
+            Err(status) => {
                 metrics::counter!(crate::metrics::BOT_ERRORS).increment(1);
                 if let Some(held_back) = self.failures.admit(status.code().description()) {
                     tracing::warn!(
@@ -57,13 +59,6 @@ impl BotLink {
                         held_back,
                         "bot call failed"
                     );
-                }
-                busy()
-            }
-            Err(_elapsed) => {
-                metrics::counter!(crate::metrics::DEADLINE_HITS).increment(1);
-                if let Some(held_back) = self.failures.admit("deadline") {
-                    tracing::warn!(?deadline, held_back, "bot did not answer in time");
                 }
                 busy()
             }

@@ -44,7 +44,11 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::body::Body;
 
-use super::{hop::GRPC_TIMEOUT, link::Link, target::Target};
+use super::{
+    hop::GRPC_TIMEOUT,
+    link::{Answer, Link},
+    target::Target,
+};
 use crate::{deadline::Deadline, throttle::LogThrottle};
 
 /// Times a call is sent again after its replica never started it.
@@ -383,41 +387,58 @@ impl tower::Service<http::Request<Body>> for Replicas {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
+        let replicas = self.clone();
         Box::pin(async move {
             let deadline = super::caller_deadline(request.headers());
             // Unary calls: the encoded message is small and kept, so that it
             // can be sent again.
-            let (mut parts, body) = request.into_parts();
+            let (parts, body) = request.into_parts();
             let body: Bytes = body.collect().await?.to_bytes();
-            parts
-                .headers
-                .insert(http::header::USER_AGENT, USER_AGENT.clone());
-            let mut tried = Vec::new();
-            loop {
-                let member = shared.pick(&tried, deadline).await?;
-                let request = attempt(&member, &parts, deadline);
-                let error = match member.link.send(request, body.clone()).await {
-                    Ok(response) => {
-                        if member.down.load(Ordering::Relaxed) {
-                            member.down.store(false, Ordering::Relaxed);
-                        }
-                        return Ok(response);
-                    }
-                    Err(error) => error,
-                };
-                shared.failed(&member, &error);
-                tried.push(member.addr);
-                let retry = tried.len() as u32;
-                let pause = backoff(retry);
-                if retry > MAX_RETRIES || deadline.remaining().is_some_and(|left| left <= pause) {
-                    return Err(error);
-                }
-                metrics::counter!(crate::metrics::GRPC_CLIENT_RETRIES, "target" => shared.target.to_string())
-                    .increment(1);
-                tokio::time::sleep(pause).await;
-            }
+            let response = replicas.send(parts, body, deadline).await?;
+            Ok(response.map(|answer| Body::new(Answer(answer))))
         })
+    }
+}
+
+impl Replicas {
+    /// Sends a unary call, `parts` with its encoded `message`, to the next
+    /// replica, and again to another while no replica started it (at most
+    /// [`MAX_RETRIES`] times, within `deadline`); the answer's head and the
+    /// stream of the rest.
+    pub(super) async fn send(
+        &self,
+        mut parts: http::request::Parts,
+        message: Bytes,
+        deadline: Deadline,
+    ) -> Result<http::Response<h2::RecvStream>, BoxError> {
+        let shared = &self.shared;
+        parts
+            .headers
+            .insert(http::header::USER_AGENT, USER_AGENT.clone());
+        let mut tried = Vec::new();
+        loop {
+            let member = shared.pick(&tried, deadline).await?;
+            let request = attempt(&member, &parts, deadline);
+            let error = match member.link.send(request, message.clone()).await {
+                Ok(response) => {
+                    if member.down.load(Ordering::Relaxed) {
+                        member.down.store(false, Ordering::Relaxed);
+                    }
+                    return Ok(response);
+                }
+                Err(error) => error,
+            };
+            shared.failed(&member, &error);
+            tried.push(member.addr);
+            let retry = tried.len() as u32;
+            let pause = backoff(retry);
+            if retry > MAX_RETRIES || deadline.remaining().is_some_and(|left| left <= pause) {
+                return Err(error);
+            }
+            metrics::counter!(crate::metrics::GRPC_CLIENT_RETRIES, "target" => shared.target.to_string())
+                .increment(1);
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 

@@ -23,7 +23,6 @@ use bytes::Bytes;
 use futures::FutureExt;
 use h2::{RecvStream, client::SendRequest};
 use http_body::Frame;
-use tonic::body::Body;
 
 use super::hop::{self, CONNECTION_WINDOW, GRPC_TIMEOUT, MAX_HEADER_LIST_SIZE, STREAM_WINDOW};
 
@@ -110,14 +109,14 @@ impl Link {
     }
 
     /// Sends a unary call, `request`'s head with its encoded `message`, to
-    /// the replica. An error means the replica never answered it (no
-    /// connection, a closed or refused stream): the call may be sent again
-    /// elsewhere.
+    /// the replica; the answer's head, and its stream to read the rest from.
+    /// An error means the replica never answered it (no connection, a closed
+    /// or refused stream): the call may be sent again elsewhere.
     pub(super) async fn send(
         &self,
         mut request: http::Request<()>,
         message: Bytes,
-    ) -> Result<http::Response<Body>, BoxError> {
+    ) -> Result<http::Response<RecvStream>, BoxError> {
         let (sender, indexed) = self.sender().await?;
         for name in &PER_CALL_HEADERS {
             if let Some(value) = request.headers_mut().get_mut(*name) {
@@ -126,7 +125,6 @@ impl Link {
         }
         Self::exchange(sender, request, message)
             .await
-            .map(|response| response.map(|answer| Body::new(Answer(answer))))
             .map_err(|error| unavailable(self.addr, error))
     }
 
@@ -201,10 +199,10 @@ impl Link {
     }
 }
 
-/// A response's body as it arrives: the message, then the trailers (the
-/// call's status). Each piece read is given back to the flow-control
-/// windows, so the replica can send the next.
-struct Answer(RecvStream);
+/// A response's body as it arrives, for tonic's clients: the message, then
+/// the trailers (the call's status). Each piece read is given back to the
+/// flow-control windows, so the replica can send the next.
+pub(super) struct Answer(pub(super) RecvStream);
 
 impl http_body::Body for Answer {
     type Data = Bytes;
@@ -292,7 +290,7 @@ mod tests {
         for _ in 0..3 {
             let request = http::Request::post(link.uri(Some(&path))).body(()).unwrap();
             let answer = link.send(request, Bytes::from_static(b"call")).await;
-            let trailers_only = answer.unwrap().into_body().collect().await.unwrap();
+            let trailers_only = Answer(answer.unwrap().into_body()).collect().await.unwrap();
             assert!(trailers_only.to_bytes().is_empty());
         }
         // Each call found its connection closing and dialled a new one.

@@ -9,6 +9,7 @@ mod link;
 pub mod observe;
 mod server;
 mod target;
+mod unary;
 
 pub use balance::{DialSettings, MAX_RETRIES};
 

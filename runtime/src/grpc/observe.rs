@@ -302,7 +302,7 @@ where
 /// The client side: wraps a channel to another doumi service.
 #[derive(Clone)]
 pub struct Client<S> {
-    inner: S,
+    pub(super) inner: S,
     methods: Arc<Methods>,
 }
 
@@ -312,6 +312,49 @@ impl<S> Client<S> {
             inner,
             methods: Arc::new(Methods::new(&CLIENT, Vec::new())),
         }
+    }
+
+    /// A call to `path` starts: its span, its trace and message tag added to
+    /// `headers`, its method's `started` counted.
+    pub(super) fn start(&self, path: &str, headers: &mut http::HeaderMap) -> ClientCall {
+        let observed = self.methods.label(path);
+        let method = observed.method;
+        let span = tracing::debug_span!(
+            "grpc.client",
+            otel.name = method.name,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.method = method.name,
+            rpc.grpc.status_code = Empty,
+        );
+        telemetry::inject_trace(&span, headers);
+        if let Some(tag) = telemetry::message_tag()
+            && let Ok(value) = http::HeaderValue::from_str(&tag)
+        {
+            headers.insert(MESSAGE_TAG.clone(), value);
+        }
+        observed.started.increment(1);
+        ClientCall {
+            methods: self.methods.clone(),
+            observed,
+            span,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A client's call under way, until [`ClientCall::end`] records how it ended.
+pub(super) struct ClientCall {
+    methods: Arc<Methods>,
+    observed: Arc<Observed>,
+    pub(super) span: tracing::Span,
+    started: Instant,
+}
+
+impl ClientCall {
+    pub(super) fn end(self, code: tonic::Code) {
+        self.methods
+            .finish(&self.observed, code, self.started, &self.span);
     }
 }
 
@@ -329,29 +372,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let observed = self.methods.label(request.uri().path());
-        let method = observed.method;
-        let span = tracing::debug_span!(
-            "grpc.client",
-            otel.name = method.name,
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.method = method.name,
-            rpc.grpc.status_code = Empty,
-        );
-        telemetry::inject_trace(&span, request.headers_mut());
-        if let Some(tag) = telemetry::message_tag()
-            && let Ok(value) = http::HeaderValue::from_str(&tag)
-        {
-            request.headers_mut().insert(MESSAGE_TAG.clone(), value);
-        }
-        observed.started.increment(1);
-        let started = Instant::now();
-        let methods = self.methods.clone();
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let observed = self.start(parts.uri.path(), &mut parts.headers);
         let call = take_ready(&mut self.inner)
-            .call(request)
-            .instrument(span.clone());
+            .call(http::Request::from_parts(parts, body))
+            .instrument(observed.span.clone());
         Box::pin(async move {
             let result = call.await;
             let code = match &result {
@@ -359,7 +385,7 @@ where
                 // No connection: what tonic reports for a transport failure.
                 Err(_) => tonic::Code::Unavailable,
             };
-            methods.finish(&observed, code, started, &span);
+            observed.end(code);
             result
         })
     }

@@ -2,14 +2,14 @@
 //! search page, the deadline sent along and enforced here too, and the one
 //! place a catalog status becomes what a reader hears.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use doumi_proto::catalog::v1::{
-    Book, GetBookByIsbnRequest, GetBookRequest, SearchBooksRequest, SearchBooksResponse,
-    book_catalog_client::BookCatalogClient,
+    Book, GET_BOOK, GET_BOOK_BY_ISBN, GetBookByIsbnRequest, GetBookRequest, SEARCH_BOOKS,
+    SearchBooksRequest, SearchBooksResponse,
 };
 use doumi_runtime::{grpc::Channel, throttle::LogThrottle};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use crate::answer;
 
@@ -26,15 +26,15 @@ pub enum Missed {
 
 /// A lazily connected client for the catalog.
 pub struct CatalogLink {
-    client: BookCatalogClient<Channel>,
+    channel: Channel,
     /// A catalog outage fails every message: its lines are summarised.
     failures: LogThrottle,
 }
 
 impl CatalogLink {
-    pub fn new(client: BookCatalogClient<Channel>) -> Self {
+    pub fn new(channel: Channel) -> Self {
         Self {
-            client,
+            channel,
             failures: LogThrottle::default(),
         }
     }
@@ -45,12 +45,9 @@ impl CatalogLink {
             isbn: isbn.to_owned(),
             read_mask: Some(field_mask(answer::BOOK_FIELDS)),
         };
-        let mut client = self.client.clone();
-        let call = client.get_book_by_isbn(with_deadline(request, deadline));
-        let response = within(deadline, call)
-            .await
-            .map_err(|s| self.missed(&s, true))?;
-        response.into_inner().book.ok_or(Missed::NotFound)
+        let call = self.channel.unary(&GET_BOOK_BY_ISBN, &request, deadline);
+        let answer = boxed(call).await.map_err(|s| self.missed(&s, true))?;
+        answer.book.ok_or(Missed::NotFound)
     }
 
     /// A search result without an ISBN, by its Douban id.
@@ -59,12 +56,9 @@ impl CatalogLink {
             id,
             read_mask: Some(field_mask(answer::BOOK_FIELDS)),
         };
-        let mut client = self.client.clone();
-        let call = client.get_book(with_deadline(request, deadline));
-        let response = within(deadline, call)
-            .await
-            .map_err(|s| self.missed(&s, false))?;
-        response.into_inner().book.ok_or(Missed::NotFound)
+        let call = self.channel.unary(&GET_BOOK, &request, deadline);
+        let answer = boxed(call).await.map_err(|s| self.missed(&s, false))?;
+        answer.book.ok_or(Missed::NotFound)
     }
 
     /// One page of a keyword search, `page_size` books with the fields a
@@ -82,14 +76,10 @@ impl CatalogLink {
             page_token: token,
             read_mask: Some(field_mask(answer::SEARCH_FIELDS)),
         };
-        let mut client = self.client.clone();
-        let call = client.search_books(with_deadline(request, deadline));
+        let call = self.channel.unary(&SEARCH_BOOKS, &request, deadline);
         // Everything a search sends came from the reader's words or the
         // catalog itself: a refusal is a failure here, never the reader's.
-        let response = within(deadline, call)
-            .await
-            .map_err(|s| self.missed(&s, false))?;
-        Ok(response.into_inner())
+        boxed(call).await.map_err(|s| self.missed(&s, false))
     }
 
     /// A status as the reader hears it (`InvalidArgument` as [`Missed::Invalid`]
@@ -116,33 +106,13 @@ impl CatalogLink {
     }
 }
 
-/// Enforces the deadline here too: the header only binds a catalog that
-/// answers, not a connection still resolving a name or being set up.
-///
-/// Not an `async fn`: the call is boxed before the caller's first await, so
-/// tonic's large call future never becomes part of the lookup's state (every
-/// future around it, up to the one the server boxes per call, would carry
-/// and copy it whole).
-fn within<'a, T: 'a>(
-    deadline: Duration,
-    call: impl Future<Output = Result<T, Status>> + 'a,
-) -> impl Future<Output = Result<T, Status>> + 'a {
-    let call = tokio::time::timeout(deadline, Box::pin(call));
-    async move {
-        call.await.unwrap_or_else(|_elapsed| {
-            Err(Status::deadline_exceeded(
-                "the catalog did not answer in time",
-            ))
-        })
-    }
-}
-
-/// The deadline travels with the request (`grpc-timeout`) for the catalog
-/// to plan with.
-fn with_deadline<T>(message: T, deadline: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(deadline);
-    request
+/// The call, boxed before the caller's first await, so the call's future
+/// never becomes part of the lookup's state: every future around it, up to
+/// the one the server boxes per call, would carry and copy it whole.
+fn boxed<'a, T: 'a>(
+    call: impl Future<Output = Result<T, Status>> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>> {
+    Box::pin(call)
 }
 
 fn field_mask(fields: &[&str]) -> prost_types::FieldMask {

@@ -4,7 +4,7 @@
 
 use doumi_proto::{
     bot::v1::{Reply, ReplyRequest, ReplyResponse, bot_server::Bot, inbound_message},
-    catalog::v1::{Book, book_catalog_client::BookCatalogClient},
+    catalog::v1::Book,
 };
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub struct BotService {
 
 impl BotService {
     pub fn new(
-        catalog: BookCatalogClient<Channel>,
+        catalog: Channel,
         catalog_timeout: Duration,
         limiter: Option<ReaderLimiter>,
         conversations: Conversations,
@@ -329,7 +329,7 @@ mod tests {
         drop(dead);
         let channel = doumi_runtime::grpc::channel(&target, DialSettings::DEFAULT);
         BotService::new(
-            BookCatalogClient::new(channel),
+            channel,
             Duration::from_secs(2),
             None,
             Conversations::new(None),

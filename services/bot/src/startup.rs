@@ -4,9 +4,7 @@
 
 use std::future::Future;
 
-use doumi_proto::{
-    bot::v1::bot_server::BotServer, catalog::v1::book_catalog_client::BookCatalogClient,
-};
+use doumi_proto::bot::v1::bot_server::BotServer;
 use tokio::net::TcpListener;
 
 use crate::{barcode, config::BotConfig, conversation, metrics, rate_limit, service};
@@ -54,7 +52,7 @@ pub async fn run(
     let barcodes =
         barcode::BarcodeReader::new(config.image_hosts.clone()).map_err(BotError::ImageClient)?;
     let service = service::BotService::new(
-        BookCatalogClient::new(channel),
+        channel,
         config.catalog_timeout,
         limiter,
         conversations,
