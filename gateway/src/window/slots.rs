@@ -17,6 +17,7 @@ use std::{
 };
 
 use doumi_proto::bot::v1::{InboundMessage, Reply};
+use doumi_runtime::metrics::Counters;
 use prost::Message;
 use sha1::{Digest, Sha1};
 use tokio::{sync::Notify, time::Instant};
@@ -152,6 +153,9 @@ pub(super) struct Slots {
     capacity: usize,
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Kept: a full window forgets a message for every new one, so under
+    /// load this counts on every message.
+    evictions: Counters<0>,
 }
 
 #[derive(Default)]
@@ -168,6 +172,7 @@ impl Slots {
             capacity: capacity.max(1),
             ttl,
             inner: Mutex::new(Inner::default()),
+            evictions: Counters::new(crate::metrics::WINDOW_EVICTIONS, [], Vec::new()),
         }
     }
 
@@ -185,7 +190,7 @@ impl Slots {
         }
         while inner.by_key.len() >= self.capacity {
             inner.forget_oldest();
-            metrics::counter!(crate::metrics::WINDOW_EVICTIONS).increment(1);
+            self.evictions.increment([]);
         }
         let key: Arc<str> = Arc::from(key);
         let slot = Arc::new(Slot::new());
