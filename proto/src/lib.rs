@@ -28,13 +28,18 @@ pub mod catalog {
     pub mod v1 {
         tonic::include_proto!("doumi.catalog.v1");
 
-        /// The catalog's methods the bot calls.
+        /// The catalog's methods, as the bot calls them and the catalog
+        /// answers them.
         pub const GET_BOOK_BY_ISBN: crate::Unary<GetBookByIsbnRequest, GetBookByIsbnResponse> =
             crate::Unary::new("/doumi.catalog.v1.BookCatalog/GetBookByIsbn");
         pub const GET_BOOK: crate::Unary<GetBookRequest, GetBookResponse> =
             crate::Unary::new("/doumi.catalog.v1.BookCatalog/GetBook");
         pub const SEARCH_BOOKS: crate::Unary<SearchBooksRequest, SearchBooksResponse> =
             crate::Unary::new("/doumi.catalog.v1.BookCatalog/SearchBooks");
+        pub const BATCH_GET_BOOKS_BY_ISBN: crate::Unary<
+            BatchGetBooksByIsbnRequest,
+            BatchGetBooksByIsbnResponse,
+        > = crate::Unary::new("/doumi.catalog.v1.BookCatalog/BatchGetBooksByIsbn");
 
         /// Encoded descriptors of `doumi.catalog.v1`, for gRPC reflection.
         pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -48,7 +53,7 @@ pub mod bot {
     pub mod v1 {
         tonic::include_proto!("doumi.bot.v1");
 
-        /// The bot's one method, which the gateway calls.
+        /// The bot's one method, which the gateway calls and the bot answers.
         pub const REPLY: crate::Unary<ReplyRequest, ReplyResponse> =
             crate::Unary::new("/doumi.bot.v1.Bot/Reply");
 
@@ -97,6 +102,7 @@ mod tests {
             (catalog::GET_BOOK_BY_ISBN.path, "GetBookByIsbn"),
             (catalog::GET_BOOK.path, "GetBook"),
             (catalog::SEARCH_BOOKS.path, "SearchBooks"),
+            (catalog::BATCH_GET_BOOKS_BY_ISBN.path, "BatchGetBooksByIsbn"),
         ] {
             assert_eq!(path, format!("/{catalog_service}/{method}"));
         }

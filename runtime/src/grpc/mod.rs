@@ -1,16 +1,19 @@
 //! The frame every doumi gRPC server runs in: standard health checking,
-//! reflection for grpcurl, traces and metrics on every call (`observe`), and
-//! a graceful drain on shutdown; and the one way doumi's services dial each
-//! other.
+//! reflection for grpcurl, traces and metrics on every call (`observe`), a
+//! graceful drain on shutdown, each service's unary methods answered directly
+//! (`answer`); and the one way doumi's services dial each other.
 
+mod answer;
 mod balance;
 mod hop;
 mod link;
+mod message;
 pub mod observe;
 mod server;
 mod target;
 mod unary;
 
+pub use answer::{Answer, Answering, Answers, Call, answer, unimplemented};
 pub use balance::{DialSettings, MAX_RETRIES};
 
 use hop::{GRPC_TIMEOUT, parse_grpc_timeout};

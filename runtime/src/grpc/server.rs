@@ -23,20 +23,24 @@ use std::{
     time::Duration,
 };
 
-use futures::future::{Either, Ready, ready};
-use hyper::{body::Incoming, server::conn::http2};
+use futures::{
+    FutureExt,
+    future::{Either, Ready, ready},
+};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::watch,
 };
-use tonic::{body::Body, server::NamedService};
+use tonic::server::NamedService;
 use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthService};
 use tower::{Service, util::BoxCloneSyncService};
 
 pub use tonic_health::server::HealthReporter;
 
 use super::{
+    answer::{Answer, Answering, Answers, Call},
     hop::{self, CONNECTION_WINDOW, MAX_HEADER_LIST_SIZE, STREAM_WINDOW},
     observe,
 };
@@ -56,9 +60,9 @@ const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// so a failure that repeats cannot spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-type Call = http::Request<Incoming>;
-type Reply = http::Response<Body>;
-type Standard = BoxCloneSyncService<Call, Reply, Infallible>;
+type Standard = BoxCloneSyncService<Call, Answer, Infallible>;
+/// A call to the service's own methods under way, as a `Service` future.
+type Answered = futures::future::Map<Answering, fn(Answer) -> Result<Answer, Infallible>>;
 
 /// Why a gRPC server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,24 +78,17 @@ pub enum ServeError {
 /// shutdown begins, so load balancers stop sending work while in-flight calls
 /// finish. `reporter` is the caller's when it also reports the health of what
 /// it depends on (`HealthReporter::new()` otherwise).
-pub async fn serve<S>(
-    service: S,
+pub async fn serve<S: Answers>(
+    service: Arc<S>,
     descriptors: &[u8],
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
     reporter: HealthReporter,
-) -> Result<(), ServeError>
-where
-    S: Service<Call, Response = Reply, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + Unpin + 'static,
-{
+) -> Result<(), ServeError> {
     let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-    reporter.set_serving::<S>().await;
+    reporter
+        .set_service_status(S::NAME, ServingStatus::Serving)
+        .await;
     let routes = Routes::new(service, health, descriptors)?;
     let observed = observe::Server::new(routes.names(), routes);
 
@@ -100,7 +97,9 @@ where
         reporter
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        reporter.set_not_serving::<S>().await;
+        reporter
+            .set_service_status(S::NAME, ServingStatus::NotServing)
+            .await;
     };
     accept(listener, observed, drain).await;
     Ok(())
@@ -110,7 +109,7 @@ where
 /// asks every connection to finish (GOAWAY) and waits until they have.
 async fn accept<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
 where
-    S: Service<Call, Response = Reply, Error = Infallible> + Clone + Send + Sync + 'static,
+    S: Service<Call, Response = Answer, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + Unpin + 'static,
 {
     let mut http = http2::Builder::new(TokioExecutor::new());
@@ -163,7 +162,7 @@ async fn serve_connection<S>(
     connection: http2::Connection<TokioIo<TcpStream>, Connection<S>, TokioExecutor>,
     mut draining: watch::Receiver<bool>,
 ) where
-    S: Service<Call, Response = Reply, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Call, Response = Answer, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + Unpin + 'static,
 {
     let mut connection = pin!(connection);
@@ -189,15 +188,23 @@ async fn serve_connection<S>(
 
 /// The services one server answers: doumi's own, found first, and the
 /// standard ones beside it (health, reflection for grpcurl).
-#[derive(Clone)]
 struct Routes<S> {
-    service: S,
+    service: Arc<S>,
     standard: Arc<[(&'static str, Standard)]>,
 }
 
-impl<S: NamedService> Routes<S> {
+impl<S> Clone for Routes<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            standard: self.standard.clone(),
+        }
+    }
+}
+
+impl<S: Answers> Routes<S> {
     fn new(
-        service: S,
+        service: Arc<S>,
         health: HealthServer<HealthService>,
         descriptors: &[u8],
     ) -> Result<Self, ServeError> {
@@ -232,7 +239,7 @@ impl<S: NamedService> Routes<S> {
 
 fn named<T>(service: T) -> (&'static str, Standard)
 where
-    T: Service<Call, Response = Reply, Error = Infallible>
+    T: Service<Call, Response = Answer, Error = Infallible>
         + NamedService
         + Clone
         + Send
@@ -243,18 +250,15 @@ where
     (T::NAME, BoxCloneSyncService::new(service))
 }
 
-impl<S> Service<Call> for Routes<S>
-where
-    S: Service<Call, Response = Reply, Error = Infallible> + NamedService,
-{
-    type Response = Reply;
+impl<S: Answers> Service<Call> for Routes<S> {
+    type Response = Answer;
     type Error = Infallible;
     type Future = Either<
-        S::Future,
-        Either<<Standard as Service<Call>>::Future, Ready<Result<Reply, Infallible>>>,
+        Answered,
+        Either<<Standard as Service<Call>>::Future, Ready<Result<Answer, Infallible>>>,
     >;
 
-    /// Generated gRPC services are always ready; so is this.
+    /// Every service here is always ready; so is this.
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
@@ -267,7 +271,8 @@ where
             .and_then(|path| path.split_once('/'))
             .map(|(service, _method)| service);
         if name == Some(S::NAME) {
-            return Either::Left(self.service.call(call));
+            let answered: fn(Answer) -> Result<Answer, Infallible> = Ok;
+            return Either::Left(self.service.clone().answer(call).map(answered));
         }
         match self
             .standard
@@ -292,12 +297,12 @@ struct Connection<S> {
 
 impl<S> hyper::service::Service<Call> for Connection<S>
 where
-    S: Service<Call, Response = Reply, Error = Infallible> + Clone,
+    S: Service<Call, Response = Answer, Error = Infallible> + Clone,
     S::Future: Unpin,
 {
-    type Response = Reply;
+    type Response = Answer;
     type Error = Infallible;
-    type Future = Either<Counted<S::Future>, Ready<Result<Reply, Infallible>>>;
+    type Future = Either<Counted<S::Future>, Ready<Result<Answer, Infallible>>>;
 
     fn call(&self, call: Call) -> Self::Future {
         match Slot::take(&self.in_flight) {
@@ -359,24 +364,13 @@ mod tests {
     use crate::grpc::link::Link;
 
     /// A service whose calls never end, to fill a connection.
-    #[derive(Clone)]
     struct Stalled;
 
-    impl NamedService for Stalled {
+    impl Answers for Stalled {
         const NAME: &'static str = "test.Stalled";
-    }
 
-    impl Service<Call> for Stalled {
-        type Response = Reply;
-        type Error = Infallible;
-        type Future = futures::future::Pending<Result<Reply, Infallible>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: Call) -> Self::Future {
-            futures::future::pending()
+        fn answer(self: Arc<Self>, _: Call) -> Answering {
+            Box::pin(futures::future::pending())
         }
     }
 
@@ -389,7 +383,7 @@ mod tests {
             let _ = stopped.await;
         };
         tokio::spawn(serve(
-            Stalled,
+            Arc::new(Stalled),
             &[],
             listener,
             shutdown,

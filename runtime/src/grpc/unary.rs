@@ -11,21 +11,17 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use doumi_proto::Unary;
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-use super::Channel;
+use super::{
+    Channel,
+    message::{CONTENT_TYPE, frame, whole_message},
+};
 use crate::deadline::Deadline;
 
-/// The largest answer read, as tonic's clients allow by default: past it
-/// the call fails rather than buffer what a broken peer sends.
-const MAX_ANSWER: usize = 4 << 20;
-/// A message's prefix on the wire: a compression flag and a 4-byte length.
-const PREFIX: usize = 5;
-
-static CONTENT_TYPE: http::HeaderValue = http::HeaderValue::from_static("application/grpc");
 static TE: http::HeaderValue = http::HeaderValue::from_static("trailers");
 
 impl Channel {
@@ -79,20 +75,6 @@ impl Channel {
     }
 }
 
-/// `message` as it goes on the wire: uncompressed, after its length.
-fn frame(message: &impl prost::Message) -> Result<Bytes, Status> {
-    let length = message.encoded_len();
-    let prefix = u32::try_from(length)
-        .map_err(|_| Status::invalid_argument("the request is too large to send"))?;
-    let mut framed = BytesMut::with_capacity(PREFIX + length);
-    framed.put_u8(0);
-    framed.put_u32(prefix);
-    message
-        .encode(&mut framed)
-        .map_err(|error| Status::internal(format!("the request did not encode: {error}")))?;
-    Ok(framed.freeze())
-}
-
 /// The answer's one message, once its status says the call succeeded.
 async fn read_answer<Answer: prost::Message + Default>(
     answer: http::Response<h2::RecvStream>,
@@ -110,7 +92,7 @@ async fn read_answer<Answer: prost::Message + Default>(
     }
     let mut received = BytesMut::new();
     let message = loop {
-        if let Some(message) = whole_message(&mut received)? {
+        if let Some(message) = whole_message(&mut received, "the answer")? {
             break message;
         }
         match stream.data().await {
@@ -146,29 +128,6 @@ async fn read_answer<Answer: prost::Message + Default>(
         .map_err(|error| Status::internal(format!("the answer did not decode: {error}")))
 }
 
-/// The message, once `received` holds all of it.
-fn whole_message(received: &mut BytesMut) -> Result<Option<Bytes>, Status> {
-    let Some(prefix) = received.get(..PREFIX) else {
-        return Ok(None);
-    };
-    if prefix[0] != 0 {
-        return Err(Status::internal(
-            "the answer is compressed, which was not asked for",
-        ));
-    }
-    let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-    if length > MAX_ANSWER {
-        return Err(Status::resource_exhausted(format!(
-            "the answer is {length} bytes, more than the {MAX_ANSWER} read"
-        )));
-    }
-    if received.len() < PREFIX + length {
-        return Ok(None);
-    }
-    let mut message = received.split_to(PREFIX + length);
-    Ok(Some(message.split_off(PREFIX).freeze()))
-}
-
 /// The status of an answer that is not gRPC's (a proxy's error page), as
 /// gRPC maps HTTP statuses.
 fn from_http(status: http::StatusCode) -> Status {
@@ -189,8 +148,6 @@ fn from_http(status: http::StatusCode) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
-
     use super::*;
 
     use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response};
@@ -244,30 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_read_whole_however_it_arrives() {
-        let framed = frame(&"浪潮之巅".to_owned()).unwrap();
-        let mut received = BytesMut::new();
-        for byte in framed.iter() {
-            assert_eq!(whole_message(&mut received).unwrap(), None);
-            received.put_u8(*byte);
-        }
-        let message = whole_message(&mut received).unwrap().unwrap();
-        assert_eq!(String::decode(message).unwrap(), "浪潮之巅");
-        assert!(received.is_empty());
-    }
-
-    #[test]
-    fn answers_that_break_the_protocol_are_refused() {
-        let mut compressed = BytesMut::from(&[1u8, 0, 0, 0, 0][..]);
-        assert_eq!(
-            whole_message(&mut compressed).unwrap_err().code(),
-            Code::Internal
-        );
-        let mut huge = BytesMut::from(&[0u8, 0xff, 0xff, 0xff, 0xff][..]);
-        assert_eq!(
-            whole_message(&mut huge).unwrap_err().code(),
-            Code::ResourceExhausted
-        );
+    fn answers_that_are_not_grpc_get_grpcs_status() {
         assert_eq!(
             from_http(http::StatusCode::SERVICE_UNAVAILABLE).code(),
             Code::Unavailable

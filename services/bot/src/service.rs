@@ -3,12 +3,20 @@
 //! when a book is wanted, and always produce something to say.
 
 use doumi_proto::{
-    bot::v1::{Reply, ReplyRequest, ReplyResponse, bot_server::Bot, inbound_message},
+    bot::v1::{
+        REPLY, Reply, ReplyRequest, ReplyResponse,
+        bot_server::{self, Bot},
+        inbound_message,
+    },
     catalog::v1::Book,
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use doumi_runtime::{grpc::Channel, metrics::Counters, telemetry};
+use doumi_runtime::{
+    grpc::{self, Answering, Answers, Call, Channel},
+    metrics::Counters,
+    telemetry,
+};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 
@@ -289,6 +297,20 @@ impl Bot for BotService {
         );
         let reply = self.answer(&message, deadline).instrument(span).await;
         Ok(Response::new(ReplyResponse { reply: Some(reply) }))
+    }
+}
+
+/// The bot's one method answered directly (`doumi_runtime::grpc::answer`).
+impl Answers for BotService {
+    const NAME: &'static str = bot_server::SERVICE_NAME;
+
+    fn answer(self: Arc<Self>, call: Call) -> Answering {
+        Box::pin(async move {
+            if call.uri().path() != REPLY.path {
+                return grpc::unimplemented();
+            }
+            grpc::answer(call, |request| self.reply(request)).await
+        })
     }
 }
 

@@ -2,9 +2,8 @@
 //! the catalog's channel, Redis when replicas share one, each reader's pace
 //! and conversation, the barcode reader, the gRPC server.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use doumi_proto::bot::v1::bot_server::BotServer;
 use tokio::net::TcpListener;
 
 use crate::{barcode, config::BotConfig, conversation, metrics, rate_limit, service};
@@ -61,7 +60,7 @@ pub async fn run(
     );
     tracing::info!(addr = ?listener.local_addr().ok(), catalog = %config.catalog, "bot listening");
     doumi_runtime::grpc::serve(
-        BotServer::new(service),
+        Arc::new(service),
         doumi_proto::bot::v1::FILE_DESCRIPTOR_SET,
         listener,
         shutdown,

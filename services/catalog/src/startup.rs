@@ -4,7 +4,6 @@
 
 use std::{future::Future, sync::Arc};
 
-use doumi_proto::catalog::v1::book_catalog_server::BookCatalogServer;
 use doumi_runtime::redis::SharedRedis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +96,7 @@ pub async fn serve(
     let service = CatalogService::new(books);
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "catalog listening");
     doumi_runtime::grpc::serve(
-        BookCatalogServer::new(service),
+        Arc::new(service),
         doumi_proto::catalog::v1::FILE_DESCRIPTOR_SET,
         listeners.grpc,
         shutdown,

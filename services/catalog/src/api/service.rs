@@ -3,10 +3,13 @@
 //! codes.
 
 use doumi_proto::catalog::v1::{
-    BatchGetBooksByIsbnRequest, BatchGetBooksByIsbnResponse, BookError, BookResult,
-    GetBookByIsbnRequest, GetBookByIsbnResponse, GetBookRequest, GetBookResponse,
-    SearchBooksRequest, SearchBooksResponse, book_catalog_server::BookCatalog, book_result,
+    BATCH_GET_BOOKS_BY_ISBN, BatchGetBooksByIsbnRequest, BatchGetBooksByIsbnResponse, BookError,
+    BookResult, GET_BOOK, GET_BOOK_BY_ISBN, GetBookByIsbnRequest, GetBookByIsbnResponse,
+    GetBookRequest, GetBookResponse, SEARCH_BOOKS, SearchBooksRequest, SearchBooksResponse,
+    book_catalog_server::{self, BookCatalog},
+    book_result,
 };
+use doumi_runtime::grpc::{self, Answering, Answers, Call};
 use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
@@ -93,6 +96,29 @@ impl BookCatalog for CatalogService {
             .await
             .map(Response::new)
             .map_err(Status::from)
+    }
+}
+
+/// Every method answered directly (`doumi_runtime::grpc::answer`), through
+/// the generated trait above.
+impl Answers for CatalogService {
+    const NAME: &'static str = book_catalog_server::SERVICE_NAME;
+
+    fn answer(self: Arc<Self>, call: Call) -> Answering {
+        Box::pin(async move {
+            let path = call.uri().path();
+            if path == GET_BOOK_BY_ISBN.path {
+                grpc::answer(call, |request| self.get_book_by_isbn(request)).await
+            } else if path == GET_BOOK.path {
+                grpc::answer(call, |request| self.get_book(request)).await
+            } else if path == SEARCH_BOOKS.path {
+                grpc::answer(call, |request| self.search_books(request)).await
+            } else if path == BATCH_GET_BOOKS_BY_ISBN.path {
+                grpc::answer(call, |request| self.batch_get_books_by_isbn(request)).await
+            } else {
+                grpc::unimplemented()
+            }
+        })
     }
 }
 
