@@ -93,7 +93,7 @@ struct Counted;
 /// Logs and counts the refusals axum makes before a handler runs (a body
 /// over the limit, a query that does not parse, an unknown path or method),
 /// so every 4xx leaves a trace, not only ours.
-pub async fn count_other_refusals(response: Response) -> Response {
+pub fn count_other_refusals(response: Response) -> Response {
     let status = response.status();
     if status.is_client_error() && response.extensions().get::<Counted>().is_none() {
         let reason = match status {

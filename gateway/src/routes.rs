@@ -86,9 +86,8 @@ pub fn router(
     tower::ServiceBuilder::new()
         .map_response(IntoResponse::into_response)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(axum::middleware::map_response(
-            crate::error::count_other_refusals,
-        ))
+        // tower's `map_response`, not axum's: that boxes every request's future.
+        .map_response(crate::error::count_other_refusals)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
