@@ -1,13 +1,23 @@
 //! Why the gateway refused a request, and the one place refusals become HTTP
-//! statuses. Every refusal is a 4xx with a short reason, a log line and a
-//! counter; a slow or broken bot is never a refusal (it gets an apology).
+//! statuses. Every refusal is a 4xx with a short reason and a counter, and
+//! shows in the log; a slow or broken bot is never a refusal (it gets an
+//! apology).
+
+use std::sync::LazyLock;
 
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 
+use doumi_runtime::throttle::LogThrottle;
 use doumi_wechat::{crypto::CryptoError, envelope::EnvelopeError, inbound::ParseError};
+
+/// Refusals answer whatever anyone sends to a public address: the first of
+/// each reason is logged at once, then a line a minute with how many were
+/// held back, so a flood of forged or malformed requests cannot flood the
+/// log too (the counter still counts every one).
+static LOGGED: LazyLock<LogThrottle> = LazyLock::new(LogThrottle::default);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -74,7 +84,9 @@ impl IntoResponse for Refusal {
             metrics::counter!(crate::metrics::CRYPTO_FAILURES, "code" => error.code().to_string())
                 .increment(1);
         }
-        tracing::warn!(reason = %self, "request refused");
+        if let Some(held_back) = LOGGED.admit(self.reason()) {
+            tracing::warn!(reason = %self, held_back, "request refused");
+        }
         let reason = match &self {
             // Parser details help an attacker more than an operator; the log has them.
             Self::Envelope(EnvelopeError::BadMessage(_)) => "malformed message".to_owned(),
@@ -103,7 +115,14 @@ pub fn count_other_refusals(response: Response) -> Response {
             _ => "malformed",
         };
         metrics::counter!(crate::metrics::REFUSALS, "reason" => reason).increment(1);
-        tracing::warn!(status = status.as_u16(), reason, "request refused");
+        if let Some(held_back) = LOGGED.admit(reason) {
+            tracing::warn!(
+                status = status.as_u16(),
+                reason,
+                held_back,
+                "request refused"
+            );
+        }
     }
     response
 }
