@@ -16,14 +16,14 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
+use bytes::Bytes;
+use futures::{TryStreamExt, future::BoxFuture};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tonic::{Status, body::Body, metadata::MetadataMap};
 
-use super::message::{CONTENT_TYPE, frame, whole_message};
+use super::message::{CONTENT_TYPE, frame, one_message};
 
 /// A call as it arrives.
 pub type Call = http::Request<Incoming>;
@@ -82,28 +82,12 @@ pub fn unimplemented() -> Answer {
 
 /// The request's one message.
 async fn read_request<Request: prost::Message + Default>(
-    mut body: Incoming,
+    body: Incoming,
 ) -> Result<Request, Status> {
-    let mut received = BytesMut::new();
-    let message = loop {
-        if let Some(message) = whole_message(&mut received, "the request")? {
-            break message;
-        }
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    received.extend_from_slice(&data);
-                }
-            }
-            Some(Err(error)) => return Err(Status::from_error(Box::new(error))),
-            None => return Err(Status::internal("the request ended before its message")),
-        }
-    };
-    if !received.is_empty() {
-        return Err(Status::internal(
-            "a unary call carried more than one message",
-        ));
-    }
+    let chunks = body
+        .into_data_stream()
+        .map_err(|error| Status::from_error(Box::new(error)));
+    let message = one_message("the request", chunks).await?;
     Request::decode(message)
         .map_err(|error| Status::internal(format!("the request did not decode: {error}")))
 }
@@ -161,6 +145,8 @@ mod tests {
     use doumi_proto::Unary;
     use tonic::Code;
     use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+    use bytes::BytesMut;
 
     use super::*;
     use crate::grpc::{DialSettings, HealthReporter, Target, link::Link, serve};

@@ -2,6 +2,7 @@
 //! 4-byte length before each message's bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
 use tonic::Status;
 
 /// The largest message read, as tonic allows by default: past it the call
@@ -28,10 +29,36 @@ pub(super) fn frame(message: &impl prost::Message) -> Result<Bytes, Status> {
     Ok(framed.freeze())
 }
 
-/// The first message, once `received` holds all of it; `what` names it in
-/// the errors ("the answer", "the request"). Neither end of a doumi hop asks
-/// for compression, so a compressed message breaks the protocol.
-pub(super) fn whole_message(received: &mut BytesMut, what: &str) -> Result<Option<Bytes>, Status> {
+/// A unary call's one message, read off its data as it arrives; `what`
+/// names it in the errors ("the answer", "the request"). Refused when the
+/// data ends before it, or holds more than one message.
+pub(super) async fn one_message(
+    what: &str,
+    mut chunks: impl Stream<Item = Result<Bytes, Status>> + Unpin,
+) -> Result<Bytes, Status> {
+    let mut received = BytesMut::new();
+    loop {
+        if let Some(message) = whole_message(&mut received, what)? {
+            if !received.is_empty() {
+                return Err(Status::internal(format!(
+                    "{what} carried more than one message"
+                )));
+            }
+            return Ok(message);
+        }
+        match chunks.next().await {
+            Some(chunk) => received.extend_from_slice(&chunk?),
+            None => {
+                return Err(Status::internal(format!("{what} ended before its message")));
+            }
+        }
+    }
+}
+
+/// The first message, once `received` holds all of it. Neither end of a
+/// doumi hop asks for compression, so a compressed message breaks the
+/// protocol.
+fn whole_message(received: &mut BytesMut, what: &str) -> Result<Option<Bytes>, Status> {
     let Some(prefix) = received.get(..PREFIX) else {
         return Ok(None);
     };

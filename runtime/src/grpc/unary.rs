@@ -11,14 +11,13 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use doumi_proto::Unary;
 use tonic::{Code, Status};
 use tracing::Instrument;
 
 use super::{
     Channel,
-    message::{CONTENT_TYPE, frame, whole_message},
+    message::{CONTENT_TYPE, frame, one_message},
 };
 use crate::deadline::Deadline;
 
@@ -90,22 +89,17 @@ async fn read_answer<Answer: prost::Message + Default>(
     if head.status != http::StatusCode::OK {
         return Err(from_http(head.status));
     }
-    let mut received = BytesMut::new();
-    let message = loop {
-        if let Some(message) = whole_message(&mut received, "the answer")? {
-            break message;
-        }
-        match stream.data().await {
-            Some(Ok(data)) => {
-                // Given back to the flow-control windows; fails only when the
-                // stream is gone, which the next read reports.
-                let _ = stream.flow_control().release_capacity(data.len());
-                received.extend_from_slice(&data);
-            }
-            Some(Err(error)) => return Err(Status::from_error(Box::new(error))),
-            None => return Err(Status::internal("the answer ended before its message")),
-        }
-    };
+    let chunks = futures::stream::poll_fn(|cx| {
+        let chunk = std::task::ready!(stream.poll_data(cx));
+        std::task::Poll::Ready(chunk.map(|data| {
+            let data = data.map_err(|error| Status::from_error(Box::new(error)))?;
+            // Given back to the flow-control windows; fails only when the
+            // stream is gone, which the next read reports.
+            let _ = stream.flow_control().release_capacity(data.len());
+            Ok(data)
+        }))
+    });
+    let message = one_message("the answer", chunks).await?;
     // The rest of the stream is its trailers; a unary call has no more data.
     while let Some(more) = stream.data().await {
         let more = more.map_err(|error| Status::from_error(Box::new(error)))?;
